@@ -1,0 +1,95 @@
+import { cpus } from 'node:os';
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/**
+ * The shape every benchmark writes to bench/results/<name>.json. Metrics are measured in the
+ * same run as their baseline; ratios are metric / baseline (or as the benchmark documents).
+ */
+export interface BenchResult {
+  name: string;
+  metrics: Record<string, number>;
+  baseline: Record<string, number>;
+  ratios: Record<string, number>;
+  targets?: Record<string, { value: number; op: '>=' | '<='; met: boolean }>;
+  notes?: string[];
+  env: { node: string; cpu: string; cores: number; date: string };
+}
+
+export type Benchmark = (args: string[]) => Promise<Omit<BenchResult, 'env' | 'name'>>;
+
+const resultsDir = join(dirname(fileURLToPath(import.meta.url)), 'results');
+
+export function environment(): BenchResult['env'] {
+  const cpu = cpus();
+  return { node: process.version, cpu: cpu[0]?.model ?? 'unknown', cores: cpu.length, date: new Date().toISOString() };
+}
+
+/** Runs `fn` repeatedly for about `ms` milliseconds (after a warm-up) and returns ops/s. */
+export function opsPerSecond(fn: () => unknown, ms = 500, batch = 16): number {
+  const warmEnd = performance.now() + Math.min(200, ms / 4);
+  while (performance.now() < warmEnd) for (let i = 0; i < batch; i++) fn();
+  let ops = 0;
+  const start = performance.now();
+  let now = start;
+  while (now - start < ms) {
+    for (let i = 0; i < batch; i++) fn();
+    ops += batch;
+    now = performance.now();
+  }
+  return (ops * 1000) / (now - start);
+}
+
+/** Async variant: awaits each call. */
+export async function opsPerSecondAsync(fn: () => Promise<unknown>, ms = 500): Promise<number> {
+  const warmEnd = performance.now() + Math.min(200, ms / 4);
+  while (performance.now() < warmEnd) await fn();
+  let ops = 0;
+  const start = performance.now();
+  while (performance.now() - start < ms) {
+    await fn();
+    ops++;
+  }
+  return (ops * 1000) / (performance.now() - start);
+}
+
+/** Percentile (0..100) of a list of samples, nearest-rank. */
+export function percentile(samples: number[], p: number): number {
+  if (samples.length === 0) return NaN;
+  const sorted = [...samples].sort((a, b) => a - b);
+  const rank = Math.min(sorted.length - 1, Math.max(0, Math.ceil((p / 100) * sorted.length) - 1));
+  return sorted[rank]!;
+}
+
+export function target(value: number, op: '>=' | '<=', limit: number) {
+  return { value: limit, op, met: op === '>=' ? value >= limit : value <= limit };
+}
+
+export function writeResult(name: string, result: Omit<BenchResult, 'env' | 'name'>): BenchResult {
+  const full: BenchResult = { name, ...result, env: environment() };
+  mkdirSync(resultsDir, { recursive: true });
+  writeFileSync(join(resultsDir, `${name}.json`), JSON.stringify(full, null, 2) + '\n');
+  return full;
+}
+
+const fmt = (n: number) =>
+  Math.abs(n) >= 1000 ? Math.round(n).toLocaleString('en-US') : Number(n.toPrecision(4)).toString();
+
+export function printTable(result: BenchResult): void {
+  const rows: [string, string, string, string][] = [['metric', 'value', 'baseline', 'ratio']];
+  for (const [k, v] of Object.entries(result.metrics)) {
+    const base = result.baseline[k];
+    const ratio = result.ratios[k];
+    rows.push([k, fmt(v), base === undefined ? '' : fmt(base), ratio === undefined ? '' : `${fmt(ratio)}x`]);
+  }
+  for (const [k, r] of Object.entries(result.ratios)) {
+    if (!(k in result.metrics)) rows.push([k, '', '', `${fmt(r)}x`]);
+  }
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) console.log(r.map((c, i) => (i === 0 ? c.padEnd(widths[i]!) : c.padStart(widths[i]!))).join('  '));
+  for (const [k, t] of Object.entries(result.targets ?? {})) {
+    console.log(`target ${k} ${t.op} ${fmt(t.value)}: ${t.met ? 'met' : 'NOT MET'}`);
+  }
+  for (const n of result.notes ?? []) console.log(`note: ${n}`);
+}

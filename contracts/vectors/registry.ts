@@ -1,0 +1,15 @@
+/**
+ * Every golden vector file, by file name, with the generator that derives it from fixed seeds.
+ * Each protocol domain contributes one generator; add yours here.
+ */
+type Generator = () => unknown;
+
+const generators: Record<string, Generator> = {};
+
+export function goldenVectorFiles(): Record<string, unknown> {
+  return Object.fromEntries(Object.entries(generators).map(([file, generate]) => [file, generate()]));
+}
+
+export function serializeVectors(content: unknown): string {
+  return JSON.stringify(content, null, 2) + '\n';
+}

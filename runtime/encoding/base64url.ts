@@ -1,0 +1,52 @@
+import { EncodingError } from '../errors.ts';
+
+/**
+ * base64url without padding (RFC 4648 section 5), decoded strictly: every byte string has
+ * exactly one accepted encoding. Refused: padding, whitespace, '+' and '/', a length of
+ * 1 mod 4, and non-zero unused trailing bits. Node's Buffer decoder accepts all of these.
+ */
+const ALPHABET = /^[A-Za-z0-9_-]*$/;
+const VALUE: Record<string, number> = {};
+'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_'
+  .split('')
+  .forEach((c, i) => (VALUE[c] = i));
+
+export function toB64u(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
+}
+
+export function fromB64u(text: string, expectedLength?: number): Uint8Array {
+  if (typeof text !== 'string' || !ALPHABET.test(text)) {
+    throw new EncodingError('bad_base64url', 'not unpadded base64url');
+  }
+  const rem = text.length % 4;
+  if (rem === 1) throw new EncodingError('bad_base64url', 'base64url length is impossible');
+  if (rem !== 0) {
+    // The last character carries 4 (rem 2) or 2 (rem 3) unused low bits, which must be zero.
+    const unusedMask = rem === 2 ? 0x0f : 0x03;
+    if ((VALUE[text[text.length - 1]!]! & unusedMask) !== 0) {
+      throw new EncodingError('bad_base64url', 'base64url has non-zero trailing bits');
+    }
+  }
+  const out = new Uint8Array(Buffer.from(text, 'base64url'));
+  if (expectedLength !== undefined && out.length !== expectedLength) {
+    throw new EncodingError('bad_length', `expected ${expectedLength} bytes, got ${out.length}`);
+  }
+  return out;
+}
+
+/** Standard base64 with padding, as C2SP signed notes write it. Decoded strictly. */
+const STD = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+
+export function toB64(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+}
+
+export function fromB64(text: string): Uint8Array {
+  if (typeof text !== 'string' || !STD.test(text)) {
+    throw new EncodingError('bad_base64', 'not padded standard base64');
+  }
+  const out = new Uint8Array(Buffer.from(text, 'base64'));
+  if (toB64(out) !== text) throw new EncodingError('bad_base64', 'base64 is not canonical');
+  return out;
+}

@@ -1,0 +1,58 @@
+import { EncodingError } from '../errors.ts';
+
+const encoder = new TextEncoder();
+const strictDecoder = new TextDecoder('utf-8', { fatal: true });
+
+export const utf8 = (s: string): Uint8Array => encoder.encode(s);
+
+/** Decodes UTF-8, refusing invalid sequences instead of replacing them. */
+export function fromUtf8(bytes: Uint8Array): string {
+  try {
+    return strictDecoder.decode(bytes);
+  } catch {
+    throw new EncodingError('bad_utf8', 'bytes are not valid UTF-8');
+  }
+}
+
+export function concatBytes(...parts: Uint8Array[]): Uint8Array {
+  let length = 0;
+  for (const p of parts) length += p.length;
+  const out = new Uint8Array(length);
+  let offset = 0;
+  for (const p of parts) {
+    out.set(p, offset);
+    offset += p.length;
+  }
+  return out;
+}
+
+export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  let diff = 0;
+  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
+  return diff === 0;
+}
+
+const HEX = /^(?:[0-9a-f]{2})*$/;
+
+export function toHex(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+}
+
+/** Lower-case hex only, even length. */
+export function fromHex(hex: string): Uint8Array {
+  if (!HEX.test(hex)) throw new EncodingError('bad_hex', 'not lower-case hex of even length');
+  return new Uint8Array(Buffer.from(hex, 'hex'));
+}
+
+/** Big-endian unsigned 32-bit integer (PROTOCOL.md section 1). */
+export function writeU32(out: Uint8Array, offset: number, value: number): void {
+  if (!Number.isInteger(value) || value < 0 || value > 0xffffffff) {
+    throw new EncodingError('bad_u32', 'value is not an unsigned 32-bit integer');
+  }
+  new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(offset, value, false);
+}
+
+export function readU32(bytes: Uint8Array, offset: number): number {
+  return new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength).getUint32(offset, false);
+}
