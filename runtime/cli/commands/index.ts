@@ -1,0 +1,6 @@
+import type { CliCommand } from '../command.ts';
+
+/** Every `talos` command, gathered from the command modules of each area. */
+export function allCommands(): CliCommand[] {
+  return [];
+}

@@ -1,0 +1,128 @@
+import { parseArgs } from 'node:util';
+import { TalosError } from '../errors.ts';
+import { UsageError, type CliCommand, type CliContext } from './command.ts';
+import { allCommands } from './commands/index.ts';
+
+/**
+ * The `talos` command line: finds the longest command name matching the leading words, parses
+ * its options strictly, and turns typed errors into a message and an exit code
+ * (1: the operation was refused or failed; 2: the command was used wrongly).
+ */
+const GLOBAL_OPTIONS = {
+  help: { type: 'boolean', short: 'h' },
+  json: { type: 'boolean' },
+} as const;
+
+export function findCommand(commands: CliCommand[], words: string[]): { command?: CliCommand; rest: string[] } {
+  let best: CliCommand | undefined;
+  let bestLength = 0;
+  for (const c of commands) {
+    const parts = c.name.split(' ');
+    if (parts.length > bestLength && parts.every((p, i) => words[i] === p)) {
+      best = c;
+      bestLength = parts.length;
+    }
+  }
+  return { command: best, rest: words.slice(bestLength) };
+}
+
+export function commandHelp(c: CliCommand): string {
+  const lines = [`talos ${c.name}: ${c.summary}`, '', `usage: ${c.usage}`, ''];
+  if (c.options.length) {
+    lines.push('options:');
+    for (const o of c.options) {
+      const flag = `${o.short ? `-${o.short}, ` : ''}--${o.name}${o.type === 'string' ? ' <value>' : ''}`;
+      const def = o.default !== undefined ? ` (default: ${String(o.default)})` : '';
+      lines.push(`  ${flag.padEnd(28)} ${o.description}${o.multiple ? ' (repeatable)' : ''}${def}`);
+    }
+  }
+  lines.push('  --json                       machine-readable output', '  -h, --help                   this help', '');
+  lines.push('examples:', ...c.examples.map((e) => `  ${e}`));
+  return lines.join('\n') + '\n';
+}
+
+export function overviewHelp(commands: CliCommand[]): string {
+  const width = Math.max(...commands.map((c) => c.name.length));
+  return [
+    'talos: the trust layer for AI agents (identities, encrypted sessions, capabilities, audit)',
+    '',
+    'usage: talos <command> [options]     talos <command> --help for details and examples',
+    '',
+    'commands:',
+    ...[...commands].sort((a, b) => a.name.localeCompare(b.name)).map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+  ].join('\n');
+}
+
+export async function runCli(argv: string[], ctx: CliContext, commands = allCommands()): Promise<number> {
+  const words = argv.filter((a) => !a.startsWith('-'));
+  const { command, rest: _rest } = findCommand(commands, words);
+  const wantsHelp = argv.includes('--help') || argv.includes('-h');
+  if (!command) {
+    if (argv.length === 0 || wantsHelp || argv[0] === 'help') {
+      ctx.stdout(overviewHelp(commands));
+      return 0;
+    }
+    ctx.stderr(`error: unknown command "${words.join(' ')}"\n\n${overviewHelp(commands)}`);
+    return 2;
+  }
+  if (wantsHelp) {
+    ctx.stdout(commandHelp(command));
+    return 0;
+  }
+  const nameLength = command.name.split(' ').length;
+  // Drop the command's own words (they are the first non-option arguments).
+  const args: string[] = [];
+  let skipped = 0;
+  for (const a of argv) {
+    if (skipped < nameLength && !a.startsWith('-')) skipped++;
+    else args.push(a);
+  }
+  try {
+    const options = Object.fromEntries(
+      command.options.map((o) => [
+        o.name,
+        { type: o.type, ...(o.short ? { short: o.short } : {}), ...(o.multiple ? { multiple: true } : {}) },
+      ]),
+    );
+    let parsed;
+    try {
+      parsed = parseArgs({ args, options: { ...options, ...GLOBAL_OPTIONS }, allowPositionals: true, strict: true });
+    } catch (err) {
+      throw new UsageError((err as Error).message);
+    }
+    const values: Record<string, string | boolean | string[] | undefined> = { ...parsed.values };
+    for (const o of command.options) if (values[o.name] === undefined && o.default !== undefined) values[o.name] = o.default;
+    const expected = command.positionals ?? [];
+    const required = expected.filter((p) => !p.endsWith('?') && !p.endsWith('...'));
+    if (parsed.positionals.length < required.length) {
+      throw new UsageError(`missing ${required.slice(parsed.positionals.length).map((p) => `<${p}>`).join(' ')}`);
+    }
+    if (!expected.some((p) => p.endsWith('...')) && parsed.positionals.length > expected.length) {
+      throw new UsageError(`unexpected argument "${parsed.positionals[expected.length]}"`);
+    }
+    return await command.run({ options: values, positionals: parsed.positionals }, { ...ctx, json: Boolean(values.json) || ctx.json });
+  } catch (err) {
+    if (err instanceof UsageError) {
+      ctx.stderr(`error: ${err.message}\n\nusage: ${command.usage}\nrun "talos ${command.name} --help" for options and examples\n`);
+      return 2;
+    }
+    if (err instanceof TalosError) {
+      if (ctx.json || argv.includes('--json')) ctx.stdout(JSON.stringify({ error: { code: err.code, message: err.message } }) + '\n');
+      ctx.stderr(`error [${err.code}]: ${err.message}\n`);
+      return 1;
+    }
+    throw err;
+  }
+}
+
+export function processContext(): CliContext {
+  return {
+    stdout: (s) => process.stdout.write(s),
+    stderr: (s) => process.stderr.write(s),
+    env: process.env,
+    cwd: process.cwd(),
+    json: false,
+    interactive: Boolean(process.stderr.isTTY),
+  };
+}
