@@ -4,11 +4,57 @@ import { CryptoError } from '../errors.ts';
 import { concatBytes } from '../encoding/bytes.ts';
 import { decodeCanonicalPoint, isValidEd25519PublicKey } from './ed25519-points.ts';
 
+/**
+ * Input checks shared by both providers, so that every refusal carries the same code whichever
+ * provider runs. Messages name the expected shape, never the bytes given.
+ */
 export function checkLength(bytes: Uint8Array, length: number, code: string): Uint8Array {
   if (!(bytes instanceof Uint8Array) || bytes.length !== length) {
     throw new CryptoError(code, `expected ${length} bytes`);
   }
   return bytes;
+}
+
+/** Arbitrary-length byte inputs (messages, plaintexts, AAD, HKDF inputs, MAC keys). */
+export function checkBytes(bytes: unknown, what: string): Uint8Array {
+  if (!(bytes instanceof Uint8Array)) throw new CryptoError('crypto_bad_input', `${what} must be a Uint8Array`);
+  return bytes;
+}
+
+/** Largest single randomBytes request: far above any key or nonce, small enough to refuse mistakes. */
+export const MAX_RANDOM_BYTES = 1 << 20;
+
+export function checkRandomLength(length: number): number {
+  if (!Number.isInteger(length) || length < 0 || length > MAX_RANDOM_BYTES) {
+    throw new CryptoError('random_bad_length', `random length must be an integer in 0..${MAX_RANDOM_BYTES}`);
+  }
+  return length;
+}
+
+/** An injected random source that returns the wrong shape is a fault, never silently used. */
+export function checkRandomOutput(bytes: unknown, length: number): Uint8Array {
+  if (!(bytes instanceof Uint8Array) || bytes.length !== length) {
+    throw new CryptoError('random_source_failed', `random source did not return ${length} bytes`);
+  }
+  return bytes;
+}
+
+/** RFC 5869: L <= 255 * HashLen. Talos also refuses L = 0 (no caller needs an empty key). */
+export const HKDF_SHA256_MAX_LENGTH = 255 * 32;
+
+export function checkHkdfLength(length: number): number {
+  if (!Number.isInteger(length) || length < 1 || length > HKDF_SHA256_MAX_LENGTH) {
+    throw new CryptoError('hkdf_bad_length', `HKDF-SHA-256 output length must be 1..${HKDF_SHA256_MAX_LENGTH}`);
+  }
+  return length;
+}
+
+/** Verification inputs of the wrong shape make a signature invalid rather than an error. */
+export function ed25519VerifyShapeOk(publicKey: unknown, message: unknown, signature: unknown): boolean {
+  checkBytes(message, 'message');
+  return (
+    publicKey instanceof Uint8Array && publicKey.length === 32 && signature instanceof Uint8Array && signature.length === 64
+  );
 }
 
 export function isAllZero(bytes: Uint8Array): boolean {
@@ -31,7 +77,7 @@ export function edVerifyStrict(
   signature: Uint8Array,
   sha512: (m: Uint8Array) => Uint8Array,
 ): boolean {
-  if (publicKey.length !== 32 || signature.length !== 64) return false;
+  if (!ed25519VerifyShapeOk(publicKey, message, signature)) return false;
   const A = decodeCanonicalPoint(publicKey);
   if (!A || A.isSmallOrder()) return false;
   const rBytes = signature.subarray(0, 32);

@@ -7,11 +7,22 @@ import { ml_kem768 } from '@noble/post-quantum/ml-kem.js';
 import { randomBytes as osRandomBytes } from 'node:crypto';
 import { CryptoError } from '../errors.ts';
 import type { CryptoProvider, ProviderOptions, RandomSource } from './provider.ts';
-import { checkLength, edVerifyStrict, isAllZero } from './checks.ts';
+import {
+  checkBytes,
+  checkHkdfLength,
+  checkLength,
+  checkRandomLength,
+  checkRandomOutput,
+  edVerifyStrict,
+  isAllZero,
+} from './checks.ts';
 
 /** The reference provider on @noble/*: portable and deterministic under a seeded random source. */
 export function createNobleProvider(options: ProviderOptions = {}): CryptoProvider {
-  const random: RandomSource = options.random ?? ((n) => new Uint8Array(osRandomBytes(n)));
+  const injected = options.random;
+  const random: RandomSource = injected
+    ? (n) => checkRandomOutput(injected(checkRandomLength(n)), n)
+    : (n) => new Uint8Array(osRandomBytes(checkRandomLength(n)));
 
   const aead =
     (cipher: typeof chacha20poly1305, nonceLength: number) =>
@@ -19,6 +30,8 @@ export function createNobleProvider(options: ProviderOptions = {}): CryptoProvid
     (key: Uint8Array, nonce: Uint8Array, data: Uint8Array, aad?: Uint8Array): Uint8Array => {
       checkLength(key, 32, 'aead_bad_key');
       checkLength(nonce, nonceLength, 'aead_bad_nonce');
+      checkBytes(data, 'AEAD input');
+      if (aad !== undefined) checkBytes(aad, 'AAD');
       const c = cipher(key, nonce, aad);
       if (!open) return c.encrypt(data);
       if (data.length < 16) throw new CryptoError('aead_auth_failed', 'ciphertext shorter than its tag');
@@ -42,10 +55,11 @@ export function createNobleProvider(options: ProviderOptions = {}): CryptoProvid
       return { secretKey: seed, publicKey: ed25519PublicKey(seed) };
     },
     ed25519PublicKey,
-    ed25519Sign: (seed, message) => ed25519.sign(message, checkLength(seed, 32, 'ed25519_bad_seed')),
+    ed25519Sign: (seed, message) =>
+      ed25519.sign(checkBytes(message, 'message'), checkLength(seed, 32, 'ed25519_bad_seed')),
     ed25519Verify: (publicKey, message, signature) =>
       edVerifyStrict(publicKey, message, signature, (m) => sha512(m)),
-    ed25519IsValidPublicKey: (pk) => edVerifyStrict.isValidKey(pk),
+    ed25519IsValidPublicKey: (pk) => pk instanceof Uint8Array && edVerifyStrict.isValidKey(pk),
 
     x25519KeyPair(secretKey = random(32)) {
       return { secretKey, publicKey: x25519PublicKey(secretKey) };
@@ -70,14 +84,14 @@ export function createNobleProvider(options: ProviderOptions = {}): CryptoProvid
     xchachaSeal: xchacha(false),
     xchachaOpen: xchacha(true),
 
-    sha256: (d) => sha256(d),
-    sha512: (d) => sha512(d),
-    hmacSha256: (k, d) => hmac(sha256, k, d),
+    sha256: (d) => sha256(checkBytes(d, 'hash input')),
+    sha512: (d) => sha512(checkBytes(d, 'hash input')),
+    hmacSha256: (k, d) => hmac(sha256, checkBytes(k, 'HMAC key'), checkBytes(d, 'HMAC data')),
     hkdfSha256(ikm, salt, info, length) {
-      if (!Number.isInteger(length) || length < 1 || length > 255 * 32) {
-        throw new CryptoError('hkdf_bad_length', 'HKDF-SHA-256 output length must be 1..8160');
-      }
-      return hkdf(sha256, ikm, salt, info, length);
+      checkBytes(ikm, 'HKDF ikm');
+      checkBytes(salt, 'HKDF salt');
+      checkBytes(info, 'HKDF info');
+      return hkdf(sha256, ikm, salt, info, checkHkdfLength(length));
     },
 
     mlkemKeyPair(seed = random(64)) {
@@ -88,6 +102,7 @@ export function createNobleProvider(options: ProviderOptions = {}): CryptoProvid
       checkLength(publicKey, 1184, 'mlkem_bad_public_key');
       checkLength(randomness, 32, 'mlkem_bad_randomness');
       try {
+        // noble runs the FIPS 203 section 7.2 modulus check (ByteEncode12(ByteDecode12(ek)) == ek).
         return ml_kem768.encapsulate(publicKey, randomness);
       } catch {
         throw new CryptoError('mlkem_bad_public_key', 'ML-KEM-768 public key fails the modulus check');
@@ -96,6 +111,8 @@ export function createNobleProvider(options: ProviderOptions = {}): CryptoProvid
     mlkemDecapsulate(cipherText, seed) {
       checkLength(cipherText, 1088, 'mlkem_bad_ciphertext');
       checkLength(seed, 64, 'mlkem_bad_seed');
+      // Decapsulation never fails on a well-sized ciphertext: a forged one yields the implicit
+      // rejection secret J(z || c), which both providers compute identically.
       return ml_kem768.decapsulate(cipherText, ml_kem768.keygen(seed).secretKey);
     },
   };

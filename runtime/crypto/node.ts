@@ -1,0 +1,251 @@
+import {
+  createCipheriv,
+  createDecipheriv,
+  createHash,
+  createHmac,
+  createPrivateKey,
+  createPublicKey,
+  diffieHellman,
+  randomFillSync,
+  sign as nodeSign,
+  verify as nodeVerify,
+  type KeyObject,
+} from 'node:crypto';
+import { CryptoError } from '../errors.ts';
+import type { CryptoProvider, ProviderOptions, RandomSource } from './provider.ts';
+import {
+  checkBytes,
+  checkHkdfLength,
+  checkLength,
+  checkRandomLength,
+  checkRandomOutput,
+  ed25519VerifyShapeOk,
+  isAllZero,
+} from './checks.ts';
+import { isValidEd25519PublicKey } from './ed25519-points.ts';
+import { hchacha20 } from './hchacha20.ts';
+import { LruCache } from './lru.ts';
+import { createNobleProvider } from './noble.ts';
+
+/**
+ * The accelerated provider on node:crypto (OpenSSL). Same inputs, same bytes and same verdicts
+ * as the noble provider; the tests hold both to the same vectors and to each other.
+ */
+
+// DER headers that wrap a raw 32-byte key into PKCS#8 (private) or SPKI (public) for OpenSSL.
+// RFC 8410: OID 1.3.101.112 is Ed25519, 1.3.101.110 is X25519.
+const ED25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b657004220420', 'hex');
+const ED25519_SPKI_PREFIX = Buffer.from('302a300506032b6570032100', 'hex');
+const X25519_PKCS8_PREFIX = Buffer.from('302e020100300506032b656e04220420', 'hex');
+const X25519_SPKI_PREFIX = Buffer.from('302a300506032b656e032100', 'hex');
+const SPKI_KEY_OFFSET = ED25519_SPKI_PREFIX.length; // both SPKI headers are 12 bytes
+
+/**
+ * How many distinct public keys each cache remembers. A gateway verifies a few issuer keys
+ * many times; 1024 covers that with room, and bounds memory (about 1 KiB per entry) against
+ * a peer that sends a new key on every request.
+ */
+export const PUBLIC_KEY_CACHE_SIZE = 1024;
+
+const AEAD_TAG_LENGTH = 16;
+
+function der(prefix: Buffer, raw: Uint8Array): Buffer {
+  return Buffer.concat([prefix, raw]);
+}
+
+/** A plain Uint8Array copy, so callers never hold a view into Node's shared Buffer pool. */
+function plain(buffer: Buffer): Uint8Array {
+  return new Uint8Array(buffer);
+}
+
+function cacheKey(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+}
+
+export function createNodeProvider(options: ProviderOptions = {}): CryptoProvider {
+  const injected = options.random;
+  const random: RandomSource = injected
+    ? (n) => checkRandomOutput(injected(checkRandomLength(n)), n)
+    : (n) => randomFillSync(new Uint8Array(checkRandomLength(n)));
+
+  // ML-KEM: Node 20 bundles OpenSSL 3.0, which has no ML-KEM (OpenSSL 3.5 added it, and
+  // node:crypto only exposes it from Node 24). The node provider therefore delegates ML-KEM to
+  // the noble implementation, fed by this provider's own random source, so a seeded source
+  // still makes the whole provider deterministic.
+  const kem = createNobleProvider({ random });
+
+  // Cached verdicts for public keys: the KeyObject when the key passes the strict pre-check
+  // (canonical, not of small order), null when it does not. Keyed by the key bytes.
+  const edPublicKeys = new LruCache<string, KeyObject | null>(PUBLIC_KEY_CACHE_SIZE);
+  const xPublicKeys = new LruCache<string, KeyObject>(PUBLIC_KEY_CACHE_SIZE);
+
+  const edPrivateKey = (seed: Uint8Array) =>
+    createPrivateKey({ key: der(ED25519_PKCS8_PREFIX, checkLength(seed, 32, 'ed25519_bad_seed')), format: 'der', type: 'pkcs8' });
+  const xPrivateKey = (secret: Uint8Array) =>
+    createPrivateKey({ key: der(X25519_PKCS8_PREFIX, checkLength(secret, 32, 'x25519_bad_secret')), format: 'der', type: 'pkcs8' });
+
+  const rawPublic = (privateKey: KeyObject): Uint8Array =>
+    plain(createPublicKey(privateKey).export({ format: 'der', type: 'spki' }).subarray(SPKI_KEY_OFFSET));
+
+  function edPublicKeyObject(publicKey: Uint8Array): KeyObject | null {
+    const id = cacheKey(publicKey);
+    let entry = edPublicKeys.get(id);
+    if (entry === undefined) {
+      // OpenSSL accepts non-canonical and small-order keys, so the strict check runs first.
+      entry = isValidEd25519PublicKey(publicKey)
+        ? createPublicKey({ key: der(ED25519_SPKI_PREFIX, publicKey), format: 'der', type: 'spki' })
+        : null;
+      edPublicKeys.set(id, entry);
+    }
+    return entry;
+  }
+
+  function xPublicKeyObject(publicKey: Uint8Array): KeyObject {
+    const id = cacheKey(publicKey);
+    let entry = xPublicKeys.get(id);
+    if (entry === undefined) {
+      // OpenSSL masks the top bit and reduces u mod p exactly as RFC 7748 asks, like noble.
+      entry = createPublicKey({ key: der(X25519_SPKI_PREFIX, publicKey), format: 'der', type: 'spki' });
+      xPublicKeys.set(id, entry);
+    }
+    return entry;
+  }
+
+  function seal(key: Uint8Array, nonce12: Uint8Array, plaintext: Uint8Array, aad: Uint8Array | undefined): Uint8Array {
+    const cipher = createCipheriv('chacha20-poly1305', key, nonce12, { authTagLength: AEAD_TAG_LENGTH });
+    if (aad !== undefined && aad.length > 0) cipher.setAAD(aad, { plaintextLength: plaintext.length });
+    const body = cipher.update(plaintext);
+    const tail = cipher.final();
+    const out = new Uint8Array(body.length + tail.length + AEAD_TAG_LENGTH);
+    out.set(body, 0);
+    out.set(tail, body.length);
+    out.set(cipher.getAuthTag(), body.length + tail.length);
+    return out;
+  }
+
+  function open(key: Uint8Array, nonce12: Uint8Array, sealed: Uint8Array, aad: Uint8Array | undefined): Uint8Array {
+    if (sealed.length < AEAD_TAG_LENGTH) throw new CryptoError('aead_auth_failed', 'ciphertext shorter than its tag');
+    const textLength = sealed.length - AEAD_TAG_LENGTH;
+    const decipher = createDecipheriv('chacha20-poly1305', key, nonce12, { authTagLength: AEAD_TAG_LENGTH });
+    decipher.setAuthTag(sealed.subarray(textLength));
+    if (aad !== undefined && aad.length > 0) decipher.setAAD(aad, { plaintextLength: textLength });
+    const body = decipher.update(sealed.subarray(0, textLength));
+    try {
+      // final() checks the tag; the plaintext from update() is released only when it passes.
+      const tail = decipher.final();
+      return tail.length === 0 ? plain(body) : plain(Buffer.concat([body, tail]));
+    } catch {
+      body.fill(0);
+      throw new CryptoError('aead_auth_failed', 'authentication tag did not verify');
+    }
+  }
+
+  const checkAead = (key: Uint8Array, nonce: Uint8Array, nonceLength: number, data: Uint8Array, aad?: Uint8Array) => {
+    checkLength(key, 32, 'aead_bad_key');
+    checkLength(nonce, nonceLength, 'aead_bad_nonce');
+    checkBytes(data, 'AEAD input');
+    if (aad !== undefined) checkBytes(aad, 'AAD');
+  };
+
+  // XChaCha20-Poly1305 = ChaCha20-Poly1305 under HChaCha20(key, nonce[0..16]) with the 12-byte
+  // nonce 0x00000000 || nonce[16..24] (draft-irtf-cfrg-xchacha section 2.3).
+  const xchachaParts = (key: Uint8Array, nonce: Uint8Array): [Uint8Array, Uint8Array] => {
+    const nonce12 = new Uint8Array(12);
+    nonce12.set(nonce.subarray(16, 24), 4);
+    return [hchacha20(key, nonce.subarray(0, 16)), nonce12];
+  };
+
+  const hmacSha256 = (key: Uint8Array, data: Uint8Array): Uint8Array =>
+    plain(createHmac('sha256', checkBytes(key, 'HMAC key')).update(checkBytes(data, 'HMAC data')).digest());
+
+  return {
+    name: 'node',
+    randomBytes: (n) => random(n),
+
+    ed25519KeyPair(seed) {
+      const secretKey = seed ?? random(32);
+      return { secretKey, publicKey: rawPublic(edPrivateKey(secretKey)) };
+    },
+    ed25519PublicKey: (seed) => rawPublic(edPrivateKey(seed)),
+    ed25519Sign(seed, message) {
+      const key = edPrivateKey(seed);
+      return plain(nodeSign(null, checkBytes(message, 'message'), key));
+    },
+    ed25519Verify(publicKey, message, signature) {
+      if (!ed25519VerifyShapeOk(publicKey, message, signature)) return false;
+      const key = edPublicKeyObject(publicKey);
+      if (key === null) return false;
+      // OpenSSL checks S < L and the cofactorless equation by recomputing R and comparing its
+      // canonical encoding with the signature's R bytes, so a non-canonical R never verifies.
+      return nodeVerify(null, message, key, signature);
+    },
+    ed25519IsValidPublicKey: (publicKey) =>
+      publicKey instanceof Uint8Array && publicKey.length === 32 && edPublicKeyObject(publicKey) !== null,
+
+    x25519KeyPair(secret) {
+      const secretKey = secret ?? random(32);
+      return { secretKey, publicKey: rawPublic(xPrivateKey(secretKey)) };
+    },
+    x25519PublicKey: (secretKey) => rawPublic(xPrivateKey(secretKey)),
+    x25519(secretKey, publicKey) {
+      const privateKey = xPrivateKey(secretKey);
+      checkLength(publicKey, 32, 'x25519_bad_public');
+      let shared: Uint8Array;
+      try {
+        shared = plain(diffieHellman({ privateKey, publicKey: xPublicKeyObject(publicKey) }));
+      } catch {
+        // OpenSSL refuses to return the all-zero result of a low-order public key.
+        throw new CryptoError('x25519_low_order', 'X25519 shared secret is all zeros');
+      }
+      if (isAllZero(shared)) throw new CryptoError('x25519_low_order', 'X25519 shared secret is all zeros');
+      return shared;
+    },
+
+    chachaSeal(key, nonce, plaintext, aad) {
+      checkAead(key, nonce, 12, plaintext, aad);
+      return seal(key, nonce, plaintext, aad);
+    },
+    chachaOpen(key, nonce, sealed, aad) {
+      checkAead(key, nonce, 12, sealed, aad);
+      return open(key, nonce, sealed, aad);
+    },
+    xchachaSeal(key, nonce, plaintext, aad) {
+      checkAead(key, nonce, 24, plaintext, aad);
+      const [subkey, nonce12] = xchachaParts(key, nonce);
+      return seal(subkey, nonce12, plaintext, aad);
+    },
+    xchachaOpen(key, nonce, sealed, aad) {
+      checkAead(key, nonce, 24, sealed, aad);
+      const [subkey, nonce12] = xchachaParts(key, nonce);
+      return open(subkey, nonce12, sealed, aad);
+    },
+
+    sha256: (data) => plain(createHash('sha256').update(checkBytes(data, 'hash input')).digest()),
+    sha512: (data) => plain(createHash('sha512').update(checkBytes(data, 'hash input')).digest()),
+    hmacSha256,
+    hkdfSha256(ikm, salt, info, length) {
+      // RFC 5869 written out with HMAC: crypto.hkdfSync caps info at 1024 bytes, which the
+      // noble provider does not, and both providers must accept the same inputs.
+      checkBytes(ikm, 'HKDF ikm');
+      checkBytes(salt, 'HKDF salt');
+      checkBytes(info, 'HKDF info');
+      checkHkdfLength(length);
+      const prk = hmacSha256(salt.length === 0 ? new Uint8Array(32) : salt, ikm);
+      const okm = new Uint8Array(length);
+      let previous: Uint8Array = new Uint8Array(0);
+      for (let filled = 0, counter = 1; filled < length; counter++) {
+        const mac = createHmac('sha256', prk);
+        mac.update(previous).update(info).update(Uint8Array.of(counter));
+        previous = plain(mac.digest());
+        okm.set(previous.subarray(0, Math.min(32, length - filled)), filled);
+        filled += 32;
+      }
+      prk.fill(0);
+      return okm;
+    },
+
+    mlkemKeyPair: (seed) => kem.mlkemKeyPair(seed),
+    mlkemEncapsulate: (publicKey, randomness) => kem.mlkemEncapsulate(publicKey, randomness),
+    mlkemDecapsulate: (cipherText, seed) => kem.mlkemDecapsulate(cipherText, seed),
+  };
+}
