@@ -151,7 +151,7 @@ function alterations(proof: Uint8Array[]): { what: string; proof: Uint8Array[] }
   const out: { what: string; proof: Uint8Array[] }[] = [];
   proof.forEach((_, i) => {
     const p = proof.map((h) => h.slice());
-    p[i]![i % 32] ^= 1 << i % 8;
+    p[i]![i % 32]! ^= 1 << i % 8;
     out.push({ what: `bit flipped in element ${i}`, proof: p });
   });
   if (proof.length > 0) {
@@ -201,7 +201,7 @@ t.test('property: every consistency proof verifies; any alteration fails', async
         if (verifyConsistency(hasher, m - 1, n, oldRoot, newRoot, proof)) return false;
         if (verifyConsistency(hasher, m, n, newRoot, oldRoot, proof)) return false;
         const wrongOld = oldRoot.slice();
-        wrongOld[0] ^= 1;
+        wrongOld[0]! ^= 1;
         if (verifyConsistency(hasher, m, n, wrongOld, newRoot, proof)) return false;
       }
       return true;

@@ -145,14 +145,30 @@ export function verifyConsistency(
   proof: readonly Uint8Array[],
 ): boolean {
   if (!isSize(oldSize) || !isSize(newSize) || oldSize > newSize) return false;
-  if (!Array.isArray(proof) || proof.length > MAX_PROOF_LENGTH) return false;
-  for (const h of proof) if (!(h instanceof Uint8Array) || h.length !== HASH_SIZE) return false;
   if (oldRoot.length !== HASH_SIZE || newRoot.length !== HASH_SIZE) return false;
-  if (oldSize === 0) return proof.length === 0 && bytesEqual(oldRoot, hasher.emptyRoot());
-  if (oldSize === newSize) return proof.length === 0 && bytesEqual(oldRoot, newRoot);
-  if (proof.length === 0) return false;
-  // Step 2: when the old tree is a complete subtree, its root is the proof's implicit first node.
-  const path = isPowerOfTwo(oldSize) ? [oldRoot, ...proof] : [...proof];
+  if (oldSize === 0) return Array.isArray(proof) && proof.length === 0 && bytesEqual(oldRoot, hasher.emptyRoot());
+  if (oldSize === newSize) return Array.isArray(proof) && proof.length === 0 && bytesEqual(oldRoot, newRoot);
+  const roots = rootsFromConsistencyProof(hasher, oldSize, newSize, oldRoot, proof);
+  return roots !== null && bytesEqual(roots.oldRoot, oldRoot) && bytesEqual(roots.newRoot, newRoot);
+}
+
+/**
+ * The (old, new) roots a consistency proof implies for 0 < oldSize < newSize, or null when the
+ * proof has the wrong shape. When oldSize is a power of two the RFC proof omits the old root
+ * (it is the proof's implicit first node), so the caller's `oldRootHint` seeds both sides.
+ * A proof that reproduces a signed new root but not the signed old root is evidence of a fork.
+ */
+export function rootsFromConsistencyProof(
+  hasher: Hasher,
+  oldSize: number,
+  newSize: number,
+  oldRootHint: Uint8Array,
+  proof: readonly Uint8Array[],
+): { oldRoot: Uint8Array; newRoot: Uint8Array } | null {
+  if (!isSize(oldSize) || !isSize(newSize) || oldSize === 0 || oldSize >= newSize) return null;
+  if (!Array.isArray(proof) || proof.length === 0 || proof.length > MAX_PROOF_LENGTH) return null;
+  for (const h of proof) if (!(h instanceof Uint8Array) || h.length !== HASH_SIZE) return null;
+  const path = isPowerOfTwo(oldSize) ? [oldRootHint, ...proof] : [...proof];
   let fn = oldSize - 1;
   let sn = newSize - 1;
   while (fn % 2 === 1) {
@@ -163,7 +179,7 @@ export function verifyConsistency(
   let sr = path[0]!;
   for (let i = 1; i < path.length; i++) {
     const c = path[i]!;
-    if (sn === 0) return false;
+    if (sn === 0) return null;
     if (fn % 2 === 1 || fn === sn) {
       fr = hasher.hashChildren(c, fr);
       sr = hasher.hashChildren(c, sr);
@@ -179,5 +195,6 @@ export function verifyConsistency(
     fn = Math.floor(fn / 2);
     sn = Math.floor(sn / 2);
   }
-  return sn === 0 && bytesEqual(fr, oldRoot) && bytesEqual(sr, newRoot);
+  if (sn !== 0) return null;
+  return { oldRoot: fr, newRoot: sr };
 }
