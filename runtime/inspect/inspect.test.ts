@@ -1,0 +1,124 @@
+import t from 'tap';
+import { assign, createActor, sendTo, setup } from 'xstate';
+import { tgaMachine } from '../../machines/tga.machine.ts';
+import { activeStateIds, drawMachine } from './layout.ts';
+import { createRecorder } from './recorder.ts';
+import { startInspector } from './server.ts';
+import { decodeTrace, encodeTrace, TraceError, type TraceEvent } from './trace.ts';
+
+// A small machine with a secret in its context and a payload on its events, to prove
+// neither ever reaches the trace.
+const SECRET = 'sk-very-secret-value';
+const door = setup({
+  types: { context: {} as { key: string; opened: number }, events: {} as { type: 'open'; payload: string } | { type: 'close' } },
+}).createMachine({
+  id: 'door',
+  context: { key: SECRET, opened: 0 },
+  initial: 'closed',
+  states: {
+    closed: { on: { open: { target: 'open', actions: assign({ opened: ({ context }) => context.opened + 1 }) } } },
+    open: { on: { close: 'closed' } },
+    gone: { type: 'final' },
+  },
+});
+
+t.test('drawMachine lays out every state and transition from the definition', async (t) => {
+  const d = drawMachine(door);
+  t.same(d.states.map((s) => s.id).sort(), ['door.closed', 'door.gone', 'door.open']);
+  t.same(
+    d.edges.map((e) => `${e.source}->${e.target}:${e.label}`).sort(),
+    ['door.closed->door.open:open', 'door.open->door.closed:close'],
+  );
+  const closed = d.states.find((s) => s.id === 'door.closed')!;
+  const open = d.states.find((s) => s.id === 'door.open')!;
+  t.ok(closed.initial && !open.initial);
+  t.ok(open.x > closed.x, 'a state reached by a transition is drawn to the right of its source');
+  t.ok(d.states.find((s) => s.id === 'door.gone')!.final);
+  for (const s of d.states) t.ok(s.x + s.w <= d.width && s.y + s.h <= d.height, `${s.id} fits in the drawing`);
+  const tga = drawMachine(tgaMachine);
+  t.ok(tga.edges.some((e) => e.label === 'tga.stop' && e.target === 'tga.stopped'));
+  t.same(activeStateIds('m', { a: 'b' }), ['m.a', 'm.a.b']);
+  t.same(activeStateIds('m', 'x'), ['m.x']);
+});
+
+t.test('the recorder keeps states, message types and safe details, never contexts or payloads', async (t) => {
+  let clock = 1000;
+  const recorder = createRecorder({ now: () => clock++ });
+  recorder.register(door, (ctx) => ({ opened: (ctx as { opened: number }).opened }));
+  const parent = setup({ actors: { door } }).createMachine({
+    id: 'house',
+    invoke: { id: 'door', src: 'door', systemId: 'front-door' },
+    on: { knock: { actions: sendTo('door', { type: 'open', payload: SECRET }) } },
+  });
+  const actor = createActor(parent, { inspect: recorder.inspect }).start();
+  actor.send({ type: 'knock' });
+  actor.stop();
+  const events = recorder.events();
+  const text = JSON.stringify(events);
+  t.notMatch(text, SECRET, 'no secret from a context or an event payload');
+  const actors = events.filter((e) => e.kind === 'actor');
+  t.ok(actors.some((e) => e.kind === 'actor' && e.machine === 'door' && e.systemId === 'front-door' && e.parent));
+  const doorStates = events.filter((e) => e.kind === 'state' && e.value === 'open' && e.status === 'active');
+  t.equal(doorStates.length, 1);
+  t.same((doorStates[0] as { details?: unknown }).details, { opened: 1 }, 'the describer output is attached');
+  t.ok(events.some((e) => e.kind === 'message' && e.type === 'open' && e.from !== undefined), 'actor-to-actor message with its sender');
+  t.same(events.map((e) => e.seq), events.map((_, i) => i), 'sequence numbers are dense and ordered');
+  t.equal(events[0]!.t, 1000, 'times come from the injected clock');
+});
+
+t.test('traces round-trip and malformed ones are refused with a typed error', async (t) => {
+  const events: TraceEvent[] = [
+    { seq: 0, t: 0, kind: 'actor', actor: 'x:0', machine: 'door' },
+    { seq: 1, t: 5, kind: 'state', actor: 'x:0', value: 'closed', status: 'active' },
+    { seq: 2, t: 7, kind: 'fault', fault: 'partition', target: 'x:0' },
+  ];
+  const text = encodeTrace({ format: 'talos-trace', v: 1, source: 'sim:test', seed: 7 }, events);
+  const back = decodeTrace(text);
+  t.same(back.events, events);
+  t.equal(back.header.seed, 7);
+  for (const bad of ['', '{"format":"other","v":1}\n', '{"format":"talos-trace","v":1}\n{"kind":"nope","seq":0,"t":0}\n', '{"format":"talos-trace","v":1}\n{oops\n']) {
+    t.throws(() => decodeTrace(bad), TraceError);
+  }
+});
+
+t.test('the server serves the page, a live snapshot, a live stream and trace decoding', async (t) => {
+  const recorder = createRecorder();
+  const inspector = await startInspector({ recorder, machines: [door] });
+  t.teardown(() => inspector.close());
+  const page = await (await fetch(inspector.url)).text();
+  t.match(page, '<title>Talos inspector</title>');
+  t.notMatch(page, /https?:\/\/(?!www\.w3\.org)/, 'the page loads nothing from the network');
+
+  const events: string[] = [];
+  const controller = new AbortController();
+  const stream = await fetch(new URL('/api/stream', inspector.url), { signal: controller.signal });
+  const reader = stream.body!.getReader();
+  const actor = createActor(door, { inspect: recorder.inspect }).start();
+  actor.send({ type: 'open', payload: 'x' });
+  const decoder = new TextDecoder();
+  while (!events.join('').includes('"value":"open"')) {
+    const { value, done } = await reader.read();
+    if (done) break;
+    events.push(decoder.decode(value));
+  }
+  controller.abort();
+  t.match(events.join(''), '"value":"open"', 'a state change is streamed as it happens');
+  actor.stop();
+
+  const snapshot = (await (await fetch(new URL('/api/snapshot', inspector.url))).json()) as {
+    mode: string;
+    events: TraceEvent[];
+    drawings: Record<string, unknown>;
+  };
+  t.equal(snapshot.mode, 'live');
+  t.ok(snapshot.events.some((e) => e.kind === 'state' && e.value === 'open'));
+  t.ok(snapshot.drawings.door, 'the drawing of every known machine is served');
+
+  const trace = encodeTrace({ format: 'talos-trace', v: 1, source: 'sim:x' }, [{ seq: 0, t: 0, kind: 'actor', actor: 'a' }]);
+  const decoded = await fetch(new URL('/api/decode-trace', inspector.url), { method: 'POST', body: trace });
+  t.equal(decoded.status, 200);
+  t.equal(((await decoded.json()) as { events: unknown[] }).events.length, 1);
+  const refused = await fetch(new URL('/api/decode-trace', inspector.url), { method: 'POST', body: 'nonsense' });
+  t.equal(refused.status, 400);
+  t.match(((await refused.json()) as { error: string }).error, 'not valid JSON');
+});

@@ -1,0 +1,132 @@
+import type { AnyStateMachine } from 'xstate';
+import { toDirectedGraph, type DirectedGraphNode } from 'xstate/graph';
+
+/**
+ * A drawable picture of a machine definition, computed from xstate's graph utilities:
+ * states are placed in columns by their distance from the initial state (breadth-first over
+ * transitions), edges carry their event labels. The page turns this into SVG.
+ */
+export interface DrawnState {
+  /** The state node id, e.g. 'session.established'. */
+  id: string;
+  label: string;
+  x: number;
+  y: number;
+  w: number;
+  h: number;
+  final: boolean;
+  initial: boolean;
+}
+
+export interface DrawnEdge {
+  source: string;
+  target: string;
+  label: string;
+}
+
+export interface MachineDrawing {
+  machine: string;
+  width: number;
+  height: number;
+  states: DrawnState[];
+  edges: DrawnEdge[];
+}
+
+const COLUMN_GAP = 70;
+const ROW_GAP = 28;
+const BOX_HEIGHT = 34;
+const CHAR_WIDTH = 7.5;
+const MARGIN = 20;
+
+export function drawMachine(machine: AnyStateMachine): MachineDrawing {
+  const root = toDirectedGraph(machine);
+  const nodes: DirectedGraphNode[] = [];
+  const collect = (n: DirectedGraphNode) => {
+    for (const c of n.children) {
+      nodes.push(c);
+      collect(c);
+    }
+  };
+  collect(root);
+
+  const edges: DrawnEdge[] = [];
+  const walkEdges = (n: DirectedGraphNode) => {
+    for (const e of n.edges) {
+      edges.push({ source: e.source.id, target: e.target.id, label: e.label.text });
+    }
+    n.children.forEach(walkEdges);
+  };
+  walkEdges(root);
+
+  // Rank by breadth-first distance from the initial states, following transitions.
+  const initialIds = new Set<string>();
+  const markInitial = (n: DirectedGraphNode) => {
+    const init = n.stateNode.initial?.target?.[0];
+    if (init) initialIds.add(init.id);
+    n.children.forEach(markInitial);
+  };
+  markInitial(root);
+  const rank = new Map<string, number>();
+  const queue: string[] = [];
+  for (const id of initialIds) {
+    rank.set(id, 0);
+    queue.push(id);
+  }
+  while (queue.length) {
+    const id = queue.shift()!;
+    for (const e of edges) {
+      if (e.source === id && !rank.has(e.target)) {
+        rank.set(e.target, rank.get(id)! + 1);
+        queue.push(e.target);
+      }
+    }
+  }
+  const maxRank = Math.max(0, ...rank.values());
+  for (const n of nodes) if (!rank.has(n.id)) rank.set(n.id, maxRank + 1);
+
+  const label = (n: DirectedGraphNode) => n.stateNode.path.join('.');
+  const columns = new Map<number, DirectedGraphNode[]>();
+  for (const n of nodes) {
+    const r = rank.get(n.id)!;
+    columns.set(r, [...(columns.get(r) ?? []), n]);
+  }
+  const states: DrawnState[] = [];
+  let x = MARGIN;
+  let height = 0;
+  for (const r of [...columns.keys()].sort((a, b) => a - b)) {
+    const column = columns.get(r)!;
+    const w = Math.max(...column.map((n) => label(n).length * CHAR_WIDTH + 24));
+    column.forEach((n, i) => {
+      const y = MARGIN + i * (BOX_HEIGHT + ROW_GAP);
+      states.push({
+        id: n.id,
+        label: label(n),
+        x,
+        y,
+        w,
+        h: BOX_HEIGHT,
+        final: n.stateNode.type === 'final',
+        initial: initialIds.has(n.id),
+      });
+      height = Math.max(height, y + BOX_HEIGHT + MARGIN);
+    });
+    x += w + COLUMN_GAP;
+  }
+  return { machine: machine.id, width: x - COLUMN_GAP + MARGIN, height, states, edges };
+}
+
+/** The ids of the state nodes active in a snapshot value (for highlighting). */
+export function activeStateIds(machineId: string, value: unknown): string[] {
+  const out: string[] = [];
+  const walk = (prefix: string, v: unknown) => {
+    if (typeof v === 'string') out.push(`${prefix}.${v}`);
+    else if (v && typeof v === 'object') {
+      for (const [k, child] of Object.entries(v)) {
+        out.push(`${prefix}.${k}`);
+        walk(`${prefix}.${k}`, child);
+      }
+    }
+  };
+  walk(machineId, value);
+  return out;
+}
