@@ -1,4 +1,4 @@
-import t from 'tap';
+import t, { type Test } from 'tap';
 import { base58 } from '@scure/base';
 import fc from 'fast-check';
 import { providers } from '../crypto/index.ts';
@@ -72,7 +72,7 @@ t.test('did:key Ed25519 vectors parse to the same key under did:talos', async (t
   }
 });
 
-function refusedWith(t: Tap, did: unknown, code: string, why: string) {
+function refusedWith(t: Test, did: unknown, code: string, why: string) {
   let caught: unknown;
   try {
     publicKeyFromDid(did as string);
@@ -82,7 +82,6 @@ function refusedWith(t: Tap, did: unknown, code: string, why: string) {
   t.ok(caught instanceof IdentityError, `${why}: IdentityError`);
   t.equal((caught as IdentityError).code, code, `${why}: ${code}`);
 }
-type Tap = typeof t;
 
 t.test('malformed DIDs are refused with a typed error', async (t) => {
   const good = DID_KEY_VECTORS[0]!.did.replace('did:key:', 'did:talos:');
