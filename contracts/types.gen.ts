@@ -5,6 +5,80 @@
  */
 
 /**
+ * One entry of the audit log (contracts/spec/08-audit.md). Its leaf bytes are JCS(event). Records who, what and the decision, never plaintext arguments or results.
+ */
+export interface AuditEvent {
+  /**
+   * Milliseconds since the Unix epoch.
+   */
+  ts: number;
+  /**
+   * What happened.
+   */
+  kind: "request" | "response" | "notification" | "session_open" | "session_close" | "revocation" | "config" | "alert";
+  /**
+   * Sender: a DID or a named Talos component.
+   */
+  from: string;
+  /**
+   * Recipient: a DID, an upstream MCP server name, or a named Talos component.
+   */
+  to: string;
+  /**
+   * base64url of SHA-256 of the canonical envelope.
+   */
+  msg_hash: string;
+  /**
+   * JSON-RPC method of a request.
+   */
+  method?: string;
+  /**
+   * MCP tool name, for tools/call.
+   */
+  tool?: string;
+  /**
+   * The gateway's verdict.
+   */
+  decision?: "allow" | "deny";
+  /**
+   * A stable reason code (an error code or 'granted'), never free text from the call.
+   */
+  reason?: string;
+  /**
+   * Id of the capability token used.
+   */
+  token_id?: string;
+}
+
+/**
+ * A signed tree head as served in JSON: the C2SP signed-note text plus its parsed body. Verifiers trust only `note` (signature checked); the other fields must equal what the note says.
+ */
+export interface AuditCheckpoint {
+  origin: string;
+  size: number;
+  /**
+   * base64url of the 32-byte root hash.
+   */
+  root: string;
+  /**
+   * C2SP signed note: checkpoint body, blank line, signature lines (log first, then cosignatures).
+   */
+  note: string;
+}
+
+/**
+ * RFC 9162 section 2.1.4 consistency proof from the tree of `old_size` leaves to the tree of `new_size` leaves. Empty when old_size is 0 or equals new_size.
+ */
+export interface AuditConsistencyProof {
+  old_size: number;
+  new_size: number;
+  /**
+   * @maxItems 106
+   */
+  hashes: string[];
+}
+
+/**
  * A did:talos DID naming an Ed25519 key (multicodec 0xed01, base58btc).
  */
 export type DidDocumentDid = string;
@@ -53,6 +127,53 @@ export interface DidDocumentMultikey {
    * z + base58btc(multicodec || key): 0xed01 for Ed25519 (z6Mk…), 0xec01 for X25519 (z6LS…).
    */
   publicKeyMultibase: string;
+}
+
+/**
+ * RFC 9162 section 2.1.3 inclusion proof of leaf `index` in the tree of `size` leaves, bottom-up.
+ */
+export interface AuditInclusionProof {
+  index: number;
+  size: number;
+  /**
+   * base64url of SHA-256(0x00 || JCS(event)).
+   */
+  leaf_hash: string;
+  /**
+   * @maxItems 106
+   */
+  hashes: string[];
+}
+
+/**
+ * A key-ring file of key-encryption keys (contracts/spec/10-tga.md); at most 16 keys (MAX_LIVE_KEKS, enforced by runtime/secrets/keyring.ts). Secret: keep it mode 0600, away from the data it protects.
+ */
+export interface KekRing {
+  v: 1;
+  kind: "talos-kek-ring";
+  /**
+   * Id of the KEK that wraps new data keys; must be one of keys[].id.
+   */
+  primary: string;
+  /**
+   * @minItems 1
+   */
+  keys: [
+    {
+      id: string;
+      /**
+       * base64url (unpadded, canonical) of the 32-byte KEK.
+       */
+      key: string;
+    },
+    ...{
+      id: string;
+      /**
+       * base64url (unpadded, canonical) of the 32-byte KEK.
+       */
+      key: string;
+    }[]
+  ];
 }
 
 /**
@@ -255,9 +376,33 @@ export interface SessionClose {
   ct: string;
 }
 
+/**
+ * One secret at rest under envelope encryption (contracts/spec/10-tga.md): the data key wrapped by the KEK named by kek, and the data sealed under the data key. Both with XChaCha20-Poly1305.
+ */
+export interface WrappedSecret {
+  v: 1;
+  /**
+   * Id of the key-encryption key that wraps the data key.
+   */
+  kek: string;
+  /**
+   * base64url of nonce (24) || sealed data key (32) || tag (16): exactly 72 bytes.
+   */
+  dek: string;
+  /**
+   * base64url of nonce (24) || ciphertext || tag (16); at least 40 bytes, at most 4 MiB of plaintext.
+   */
+  ct: string;
+}
+
 /** Schema name (file name without .schema.json) to its type. */
 export interface SchemaTypes {
+  'audit-event': AuditEvent;
+  'checkpoint': AuditCheckpoint;
+  'consistency-proof': AuditConsistencyProof;
   'did-document': DidDocument;
+  'inclusion-proof': AuditInclusionProof;
+  'kek-ring': KekRing;
   'key-file': KeyFile;
   'message-envelope': MessageEnvelope;
   'one-time-prekey': OneTimePrekey;
@@ -265,4 +410,5 @@ export interface SchemaTypes {
   'prekey-bundle': PrekeyBundle;
   'prekey-message': PrekeyMessage;
   'session-close': SessionClose;
+  'wrapped-secret': WrappedSecret;
 }

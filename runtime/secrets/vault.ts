@@ -1,0 +1,127 @@
+import type { CryptoProvider } from '../crypto/provider.ts';
+import { SecretsError } from './errors.ts';
+import type { Kek, Keyring } from './keyring.ts';
+import { SecretBox, checkRef, type SecretRef } from './secret-box.ts';
+import type { SecretStore } from './store.ts';
+
+/** Records re-wrapped per batch; the rotation yields to other work between batches. */
+export const REWRAP_BATCH_SIZE = 256;
+
+export interface RewrapStats {
+  /** Records whose DEK was re-wrapped under the primary. */
+  rewrapped: number;
+  /** Records written by someone else meanwhile (already under the primary): left as they are. */
+  raced: number;
+  /** Records that could not be opened (unknown KEK, tampered): left as they are, named here. */
+  failed: SecretRef[];
+}
+
+export interface RotationResult extends RewrapStats {
+  primary: string;
+  retired: string[];
+}
+
+const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
+
+/**
+ * Stored secrets with envelope encryption and zero-downtime KEK rotation.
+ *
+ * Rotation keeps every read working: the new KEK is added as primary while the old ones stay on
+ * the ring, records are re-wrapped in the background (compare-and-swap, so a concurrent write
+ * is never overwritten), and an old KEK is retired (wiped) only once no record names it.
+ * With several processes sharing a store, give every process the new KEK (non-primary) first,
+ * then switch the primary, then re-wrap, then retire: see contracts/spec/10-tga.md.
+ */
+export class SecretVault {
+  readonly box: SecretBox;
+
+  constructor(
+    crypto: CryptoProvider,
+    readonly keyring: Keyring,
+    readonly store: SecretStore,
+  ) {
+    this.box = new SecretBox(crypto, keyring);
+  }
+
+  async put(ref: SecretRef, plaintext: Uint8Array): Promise<void> {
+    await this.store.put(ref, this.box.seal(ref, plaintext));
+  }
+
+  async get(ref: SecretRef): Promise<Uint8Array | undefined> {
+    checkRef(ref);
+    const wrapped = await this.store.get(ref);
+    return wrapped ? this.box.open(ref, wrapped) : undefined;
+  }
+
+  async delete(ref: SecretRef): Promise<boolean> {
+    checkRef(ref);
+    return this.store.delete(ref);
+  }
+
+  /** Re-wraps every record not under the primary KEK, batch by batch. Idempotent. */
+  async rewrapAll(options: { batchSize?: number } = {}): Promise<RewrapStats> {
+    const batchSize = options.batchSize ?? REWRAP_BATCH_SIZE;
+    const stats: RewrapStats = { rewrapped: 0, raced: 0, failed: [] };
+    const primary = this.keyring.primaryId;
+    let after: SecretRef | undefined;
+    for (;;) {
+      const batch = await this.store.listNotWrappedBy(primary, batchSize, after);
+      if (batch.length === 0) return stats;
+      for (const record of batch) {
+        let next;
+        try {
+          next = this.box.rewrap(record, record.wrapped);
+        } catch (err) {
+          if (err instanceof SecretsError) {
+            stats.failed.push({ purpose: record.purpose, id: record.id });
+            continue;
+          }
+          throw err;
+        }
+        if (await this.store.compareAndSwap(record, record.wrapped, next)) stats.rewrapped++;
+        else stats.raced++;
+      }
+      const last = batch[batch.length - 1]!;
+      after = { purpose: last.purpose, id: last.id };
+      await yieldToEventLoop();
+    }
+  }
+
+  /**
+   * Retires every non-primary KEK that no stored record names any more. A KEK still in use is
+   * kept (returned in `kept`), never retired.
+   */
+  async retireUnused(): Promise<{ retired: string[]; kept: string[] }> {
+    const counts = await this.store.countByKek();
+    const retired: string[] = [];
+    const kept: string[] = [];
+    for (const id of this.keyring.ids()) {
+      if (id === this.keyring.primaryId) continue;
+      if ((counts.get(id) ?? 0) > 0) kept.push(id);
+      else {
+        this.keyring.retire(id);
+        retired.push(id);
+      }
+    }
+    return { retired, kept };
+  }
+
+  /** Retires one KEK, refusing (kek_in_use) while records still need it. */
+  async retire(id: string): Promise<void> {
+    const inUse = (await this.store.countByKek()).get(id) ?? 0;
+    if (inUse > 0) throw new SecretsError('kek_in_use', `KEK ${id} still wraps ${inUse} records`);
+    this.keyring.retire(id);
+  }
+
+  /**
+   * The whole rotation in one call: `kek` becomes the primary, every record is re-wrapped, and
+   * the KEKs no record needs any more are retired. Safe to re-run (e.g. by a scheduled job
+   * after a crash): adding the same KEK again is a no-op.
+   */
+  async rotate(kek: Kek, options: { batchSize?: number } = {}): Promise<RotationResult> {
+    this.keyring.add(kek, { primary: true });
+    const stats = await this.rewrapAll(options);
+    const { retired } = stats.failed.length === 0 ? await this.retireUnused() : { retired: [] };
+    return { ...stats, primary: kek.id, retired };
+  }
+}
