@@ -377,6 +377,109 @@ export interface SessionClose {
 }
 
 /**
+ * talos.config.json: the gateway's configuration (contracts/spec/09-tunnel.md). Relative paths are resolved from the file's folder. Environment variables override some fields (TALOS_GATEWAY_HOST, TALOS_GATEWAY_PORT, TALOS_GATEWAY_KEY, TALOS_TRUSTED_ISSUERS, TALOS_REDIS_URL, TALOS_AUDIT_STORE).
+ */
+export interface TalosConfig {
+  v: 1;
+  gateway: {
+    listen: {
+      host?: string;
+      port: number;
+    };
+    /**
+     * The gateway's identity key file (runtime/identity). Absent: a fresh identity is generated at start (demo only).
+     */
+    keyFile?: string;
+    name?: string;
+  };
+  /**
+   * DIDs whose root capability tokens the gateway accepts.
+   *
+   * @maxItems 256
+   */
+  trustedIssuers: string[];
+  /**
+   * @minItems 1
+   * @maxItems 64
+   */
+  upstreams: [TalosConfigUpstream, ...TalosConfigUpstream[]];
+  limits?: {
+    rate?: TalosConfigRate;
+    budget?: {
+      perAgent: number;
+      windowSeconds?: number;
+    };
+    defaultCost?: number;
+    /**
+     * Per-tool cost and rate, keyed by the tool name the agent sees.
+     */
+    tools?: {
+      [k: string]:
+        | {
+            cost?: number;
+            rate?: TalosConfigRate;
+          }
+        | undefined;
+    };
+  };
+  breaker?: {
+    timeoutMs?: number;
+    errorThresholdPercentage?: number;
+    resetTimeoutMs?: number;
+    volumeThreshold?: number;
+  };
+  redis?: {
+    url: string;
+    prefix?: string;
+  };
+  audit?: {
+    /**
+     * 'memory', 'sqlite:<path>' or a postgres:// URL.
+     */
+    store: string;
+  };
+  pins?: {
+    /**
+     * Where pinned tool-definition hashes are kept across restarts.
+     */
+    file: string;
+  };
+}
+
+export interface TalosConfigUpstream {
+  name: string;
+  transport: "stdio" | "http";
+  /**
+   * stdio: the program; 'node' means this Node.js binary.
+   */
+  command?: string;
+  /**
+   * @maxItems 256
+   */
+  args?: string[];
+  /**
+   * stdio: the ONLY variables passed besides HOME, LOGNAME, PATH, SHELL, TERM, USER.
+   */
+  env?: {
+    [k: string]: string | undefined;
+  };
+  cwd?: string;
+  /**
+   * http: the Streamable HTTP endpoint.
+   */
+  url?: string;
+  /**
+   * Prepended to this upstream's tool names (to keep names unique across upstreams).
+   */
+  toolPrefix?: string;
+}
+
+export interface TalosConfigRate {
+  capacity: number;
+  refillPerSecond: number;
+}
+
+/**
  * One secret at rest under envelope encryption (contracts/spec/10-tga.md): the data key wrapped by the KEK named by kek, and the data sealed under the data key. Both with XChaCha20-Poly1305.
  */
 export interface WrappedSecret {
@@ -410,5 +513,6 @@ export interface SchemaTypes {
   'prekey-bundle': PrekeyBundle;
   'prekey-message': PrekeyMessage;
   'session-close': SessionClose;
+  'talos-config': TalosConfig;
   'wrapped-secret': WrappedSecret;
 }

@@ -1,0 +1,190 @@
+import { Redis } from 'ioredis';
+import {
+  LimitError,
+  checkAmount,
+  checkKeyPart,
+  checkRule,
+  type BudgetLedger,
+  type BudgetReservation,
+  type RateDecision,
+  type RateLimiter,
+  type RateRule,
+} from './types.ts';
+
+/**
+ * Redis versions of the rate limiter and budget ledger. Each operation is ONE Lua script, so it
+ * is atomic across every gateway sharing the Redis; the bucket refills by the time Redis itself
+ * reports (TIME), never by the caller's clock. Scripts run through EVALSHA (ioredis
+ * defineCommand), falling back to EVAL after a SCRIPT FLUSH or a server restart.
+ */
+
+/** KEYS[1] bucket; ARGV capacity, refill per second, cost. Returns {allowed, remaining, retryAfterMs}. */
+const TAKE_SCRIPT = `
+local capacity = tonumber(ARGV[1])
+local rate = tonumber(ARGV[2])
+local cost = tonumber(ARGV[3])
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + tonumber(t[2]) / 1000
+local state = redis.call('HMGET', KEYS[1], 'tokens', 'ts')
+local tokens = capacity
+if state[1] then
+  local elapsed = now - tonumber(state[2])
+  if elapsed < 0 then elapsed = 0 end
+  tokens = math.min(capacity, tonumber(state[1]) + elapsed * rate / 1000)
+end
+local allowed = 0
+local retry = 0
+if tokens >= cost then
+  tokens = tokens - cost
+  allowed = 1
+else
+  retry = math.max(1, math.ceil((cost - tokens) * 1000 / rate))
+end
+redis.call('HSET', KEYS[1], 'tokens', string.format('%.17g', tokens), 'ts', string.format('%.17g', now))
+-- An idle bucket is full again after this long; letting it expire then is equivalent.
+redis.call('PEXPIRE', KEYS[1], math.ceil((capacity - tokens) * 1000 / rate) + 1000)
+local remaining = 0
+if allowed == 1 then remaining = math.floor(tokens) end
+return {allowed, remaining, retry}
+`;
+
+/** KEYS[1] budget; ARGV amount, limit. Returns {ok, remaining}. */
+const RESERVE_SCRIPT = `
+local amount = tonumber(ARGV[1])
+local limit = tonumber(ARGV[2])
+local rem = tonumber(redis.call('HGET', KEYS[1], 'rem'))
+if rem == nil then rem = limit end
+redis.call('HSET', KEYS[1], 'rem', string.format('%d', rem), 'lim', string.format('%d', limit))
+if rem < amount then return {0, rem} end
+rem = redis.call('HINCRBY', KEYS[1], 'rem', string.format('%d', 0 - amount))
+return {1, rem}
+`;
+
+/** KEYS[1] budget; ARGV refund. Returns the new remaining (0 when the window was reset meanwhile). */
+const SETTLE_SCRIPT = `
+local refund = tonumber(ARGV[1])
+local state = redis.call('HMGET', KEYS[1], 'rem', 'lim')
+if not state[1] then return 0 end
+local rem = math.min(tonumber(state[2]), tonumber(state[1]) + refund)
+redis.call('HSET', KEYS[1], 'rem', string.format('%d', rem))
+return rem
+`;
+
+/** Keys deleted per SCAN round when a whole budget window is reset. */
+const RESET_SCAN_COUNT = 500;
+
+type ScriptClient = Redis & {
+  talosTake(key: string, capacity: number, rate: number, cost: number): Promise<[number, number, number]>;
+  talosReserve(key: string, amount: number, limit: number): Promise<[number, number]>;
+  talosSettle(key: string, refund: number): Promise<number>;
+};
+
+export interface RedisLimitsOptions {
+  /** Key prefix, so several deployments (or tests) can share one Redis. */
+  prefix?: string;
+}
+
+export function connectRedis(url: string): Redis {
+  const client = new Redis(url, { lazyConnect: false, maxRetriesPerRequest: 2, enableOfflineQueue: true });
+  // Connection errors surface on the commands that fail; keep the emitter from throwing.
+  client.on('error', () => {});
+  return client;
+}
+
+function withScripts(client: Redis): ScriptClient {
+  const c = client as ScriptClient;
+  if (typeof c.talosTake !== 'function') {
+    client.defineCommand('talosTake', { numberOfKeys: 1, lua: TAKE_SCRIPT });
+    client.defineCommand('talosReserve', { numberOfKeys: 1, lua: RESERVE_SCRIPT });
+    client.defineCommand('talosSettle', { numberOfKeys: 1, lua: SETTLE_SCRIPT });
+  }
+  return c;
+}
+
+async function guarded<T>(op: () => Promise<T>): Promise<T> {
+  try {
+    return await op();
+  } catch (err) {
+    if (err instanceof LimitError) throw err;
+    throw new LimitError('limits_unavailable', `the Redis limits store failed: ${(err as Error).message}`, { cause: err });
+  }
+}
+
+export class RedisRateLimiter implements RateLimiter {
+  readonly kind = 'redis' as const;
+  private readonly client: ScriptClient;
+  private readonly prefix: string;
+  constructor(client: Redis, options: RedisLimitsOptions = {}, private readonly owned = false) {
+    this.client = withScripts(client);
+    this.prefix = options.prefix ?? 'talos:';
+  }
+
+  async take(agent: string, tool: string, rule: RateRule, cost = 1): Promise<RateDecision> {
+    checkKeyPart('agent', agent);
+    checkKeyPart('tool', tool);
+    checkRule(rule, cost);
+    const key = `${this.prefix}rl:${agent}:${tool.length}:${tool}`;
+    const [allowed, remaining, retry] = await guarded(() => this.client.talosTake(key, rule.capacity, rule.refillPerSecond, cost));
+    return { allowed: allowed === 1, remaining, retryAfterMs: retry };
+  }
+
+  async close(): Promise<void> {
+    if (this.owned) await this.client.quit().catch(() => {});
+  }
+}
+
+export class RedisBudgetLedger implements BudgetLedger {
+  readonly kind = 'redis' as const;
+  private readonly client: ScriptClient;
+  private readonly prefix: string;
+  constructor(client: Redis, options: RedisLimitsOptions = {}, private readonly owned = false) {
+    this.client = withScripts(client);
+    this.prefix = options.prefix ?? 'talos:';
+  }
+
+  private key(agent: string): string {
+    return `${this.prefix}budget:${agent}`;
+  }
+
+  async reserve(agent: string, amount: number, limit: number): Promise<BudgetReservation> {
+    checkKeyPart('agent', agent);
+    checkAmount('amount', amount);
+    checkAmount('limit', limit);
+    const [ok, remaining] = await guarded(() => this.client.talosReserve(this.key(agent), amount, limit));
+    return { ok: ok === 1, remaining };
+  }
+
+  async settle(agent: string, reserved: number, actual: number): Promise<number> {
+    checkKeyPart('agent', agent);
+    checkAmount('reserved', reserved);
+    checkAmount('actual', actual);
+    const refund = reserved - Math.min(actual, reserved);
+    return guarded(() => this.client.talosSettle(this.key(agent), refund));
+  }
+
+  async remaining(agent: string, limit: number): Promise<number> {
+    checkKeyPart('agent', agent);
+    const rem = await guarded(() => this.client.hget(this.key(agent), 'rem'));
+    return rem === null ? limit : Number(rem);
+  }
+
+  async reset(agent?: string): Promise<void> {
+    if (agent !== undefined) {
+      checkKeyPart('agent', agent);
+      await guarded(() => this.client.del(this.key(agent)));
+      return;
+    }
+    await guarded(async () => {
+      let cursor = '0';
+      do {
+        const [next, keys] = await this.client.scan(cursor, 'MATCH', `${this.prefix}budget:*`, 'COUNT', RESET_SCAN_COUNT);
+        if (keys.length) await this.client.del(...keys);
+        cursor = next;
+      } while (cursor !== '0');
+    });
+  }
+
+  async close(): Promise<void> {
+    if (this.owned) await this.client.quit().catch(() => {});
+  }
+}

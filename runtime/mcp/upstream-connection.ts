@@ -1,0 +1,140 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { StdioClientTransport, getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
+import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import { ResultSchema, ToolListChangedNotificationSchema, McpError, ErrorCode } from '@modelcontextprotocol/sdk/types.js';
+import type { UpstreamConfig } from '../config/config.ts';
+import { TunnelError } from './errors.ts';
+import type { ToolDefinition } from './pinning.ts';
+
+/**
+ * One live connection to one MCP server, through the SDK's own Client and client transports
+ * (stdio or Streamable HTTP). It forwards already-authorized requests as they are and lists
+ * tools; reconnection, breaking and pinning are the upstream actor's job.
+ */
+
+/** Pages of tools/list followed at most (a server that pages forever is cut off). */
+export const MAX_TOOL_PAGES = 50;
+/** Tools accepted from one upstream at most. */
+export const MAX_TOOLS_PER_UPSTREAM = 1000;
+/** Bytes of the server's stderr kept for diagnostics. */
+export const STDERR_TAIL_BYTES = 4096;
+
+export type TransportFactory = () => Transport;
+
+export const CLIENT_INFO = { name: 'talos-gateway', version: '0.1.0' };
+
+/** The environment a stdio upstream gets: the SDK's minimal default set plus the configured env. */
+export function upstreamEnvironment(extra: Record<string, string>): Record<string, string> {
+  return { ...getDefaultEnvironment(), ...extra };
+}
+
+export function transportFor(config: UpstreamConfig): { factory: TransportFactory; stderrTail: () => string } {
+  let tail = '';
+  if (config.transport === 'http') {
+    return { factory: () => new StreamableHTTPClientTransport(new URL(config.url)), stderrTail: () => '' };
+  }
+  const factory = () => {
+    const t = new StdioClientTransport({
+      // 'node' means this very Node binary: never npx, never whatever `node` is on PATH.
+      command: config.command === 'node' ? process.execPath : config.command,
+      args: config.args,
+      env: upstreamEnvironment(config.env),
+      stderr: 'pipe',
+      ...(config.cwd !== undefined ? { cwd: config.cwd } : {}),
+    });
+    t.stderr?.on('data', (d: Buffer) => {
+      tail = (tail + d.toString('utf8')).slice(-STDERR_TAIL_BYTES);
+    });
+    return t;
+  };
+  return { factory, stderrTail: () => tail };
+}
+
+export class UpstreamConnection {
+  private client: Client | undefined;
+  private transport: Transport | undefined;
+  private closedByUs = false;
+
+  constructor(
+    readonly name: string,
+    private readonly factory: TransportFactory,
+    private readonly events: { onClose?: () => void; onToolsChanged?: () => void } = {},
+  ) {}
+
+  get connected(): boolean {
+    return this.client !== undefined;
+  }
+
+  /** The upstream's process id (stdio only), for supervision and tests. */
+  get pid(): number | undefined {
+    const t = this.transport as { pid?: number | null } | undefined;
+    return t?.pid ?? undefined;
+  }
+
+  async open(): Promise<void> {
+    const client = new Client(CLIENT_INFO, { capabilities: {} });
+    const transport = this.factory();
+    this.closedByUs = false;
+    client.onclose = () => {
+      const wasOurs = this.client === client;
+      if (wasOurs) {
+        this.client = undefined;
+        this.transport = undefined;
+      }
+      if (wasOurs && !this.closedByUs) this.events.onClose?.();
+    };
+    client.setNotificationHandler(ToolListChangedNotificationSchema, () => this.events.onToolsChanged?.());
+    try {
+      await client.connect(transport);
+    } catch (err) {
+      await client.close().catch(() => {});
+      throw new TunnelError('upstream_unavailable', `upstream ${this.name} did not start: ${(err as Error).message}`, { upstream: this.name }, { cause: err });
+    }
+    this.client = client;
+    this.transport = transport;
+  }
+
+  async listTools(): Promise<ToolDefinition[]> {
+    const client = this.live();
+    const tools: ToolDefinition[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < MAX_TOOL_PAGES; page++) {
+      const res = await client.listTools(cursor === undefined ? {} : { cursor });
+      tools.push(...(res.tools as ToolDefinition[]));
+      if (tools.length > MAX_TOOLS_PER_UPSTREAM) {
+        throw new TunnelError('upstream_too_many_tools', `upstream ${this.name} lists more than ${MAX_TOOLS_PER_UPSTREAM} tools`);
+      }
+      cursor = res.nextCursor;
+      if (cursor === undefined) return tools;
+    }
+    throw new TunnelError('upstream_too_many_tools', `upstream ${this.name} pages tools/list more than ${MAX_TOOL_PAGES} times`);
+  }
+
+  /**
+   * Forwards one request. A JSON-RPC error from the server comes back as McpError (the server
+   * answered: not an upstream failure); a dead connection or timeout as TunnelError.
+   */
+  async request(method: string, params: Record<string, unknown> | undefined, timeoutMs: number): Promise<Record<string, unknown>> {
+    const client = this.live();
+    try {
+      return await client.request({ method, ...(params ? { params } : {}) } as never, ResultSchema, { timeout: timeoutMs });
+    } catch (err) {
+      if (err instanceof McpError && err.code !== ErrorCode.ConnectionClosed && err.code !== ErrorCode.RequestTimeout) throw err;
+      throw new TunnelError('upstream_unavailable', `upstream ${this.name} failed: ${(err as Error).message}`, { upstream: this.name }, { cause: err });
+    }
+  }
+
+  async close(): Promise<void> {
+    this.closedByUs = true;
+    const client = this.client;
+    this.client = undefined;
+    this.transport = undefined;
+    await client?.close().catch(() => {});
+  }
+
+  private live(): Client {
+    if (!this.client) throw new TunnelError('upstream_unavailable', `upstream ${this.name} is not connected`, { upstream: this.name });
+    return this.client;
+  }
+}
