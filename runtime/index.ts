@@ -11,6 +11,6 @@ export { didFromPublicKey, publicKeyFromDid, normalizeDid, type Did } from './id
 export { TalosError } from './errors.ts';
 
 /** Starts a Talos runtime: an XState actor system whose root is the TGA. */
-export function createRuntime(config: RuntimeConfig = {}): Runtime {
+export function createRuntime(config: RuntimeConfig = {}): Promise<Runtime> {
   return buildRuntime(config);
 }

@@ -64,7 +64,7 @@ function derive(upto) {
   }
   return { actors, messages };
 }
-const stateText = (v) => v == null ? '' : typeof v === 'string' ? v : JSON.stringify(v);
+const stateText = (v) => v == null ? '' : typeof v === 'string' ? v : Object.keys(v).length === 0 ? '' : JSON.stringify(v);
 function activeIds(machine, value) {
   const out = [];
   const walk = (p, v) => { if (typeof v === 'string') out.push(p + '.' + v); else if (v && typeof v === 'object') for (const k in v) { out.push(p + '.' + k); walk(p + '.' + k, v[k]); } };

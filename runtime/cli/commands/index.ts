@@ -1,6 +1,7 @@
 import type { CliCommand } from '../command.ts';
+import { inspectCommands } from './inspect.ts';
 
 /** Every `talos` command, gathered from the command modules of each area. */
 export function allCommands(): CliCommand[] {
-  return [];
+  return [...inspectCommands];
 }
