@@ -1,7 +1,8 @@
 import type { CliCommand } from '../command.ts';
+import { identityCommands } from './identity.ts';
 import { inspectCommands } from './inspect.ts';
 
 /** Every `talos` command, gathered from the command modules of each area. */
 export function allCommands(): CliCommand[] {
-  return [...inspectCommands];
+  return [...identityCommands, ...inspectCommands];
 }
