@@ -1,0 +1,105 @@
+import { validate } from '../../contracts/validate.ts';
+import { fromB64u, toB64u } from '../encoding/base64url.ts';
+import { parseJson } from '../encoding/json.ts';
+import { TalosError } from '../errors.ts';
+import type { Did } from '../identity/did.ts';
+import { sessionError } from './errors.ts';
+import type { HandshakeFields } from './handshake.ts';
+import { PQ_CIPHERTEXT_BYTES } from './handshake.ts';
+import { MAX_FRAME_BYTES } from './limits.ts';
+import { HEADER_BYTES } from './ratchet.ts';
+
+/**
+ * The session frame codec (contracts/spec/05-sessions.md, schemas prekey-message,
+ * message-envelope, session-close). One JSON object per frame:
+ *   { v: 1, type, from, to, sid, [ik, ek, spk_id, opk_id?, pq_ct?, pq_id?], header, ct }
+ * The handshake fields appear only on `prekey` frames: the initiator's messages until it has
+ * received a reply.
+ */
+export type EnvelopeType = 'prekey' | 'msg' | 'close';
+
+export interface Envelope {
+  type: EnvelopeType;
+  from: Did;
+  to: Did;
+  sid: Uint8Array;
+  handshake?: HandshakeFields;
+  header: Uint8Array;
+  ct: Uint8Array;
+}
+
+export const SCHEMA_BY_TYPE: Record<EnvelopeType, string> = {
+  prekey: 'prekey-message',
+  msg: 'message-envelope',
+  close: 'session-close',
+};
+
+/**
+ * Encodes without a generic serializer: every value is base64url, a DID (base58) or a u32, so
+ * none needs escaping, and the frame is built in one pass.
+ */
+export function encodeEnvelope(e: Envelope): string {
+  let s = `{"v":1,"type":"${e.type}","from":"${e.from}","to":"${e.to}","sid":"${toB64u(e.sid)}"`;
+  if (e.type === 'prekey') {
+    const h = e.handshake;
+    if (!h) throw sessionError('frame_malformed', 'a prekey frame carries the handshake fields');
+    s += `,"ik":"${toB64u(h.ik)}","ek":"${toB64u(h.ek)}","spk_id":${h.spkId}`;
+    if (h.opkId !== undefined) s += `,"opk_id":${h.opkId}`;
+    if (h.pqCt !== undefined) s += `,"pq_ct":"${toB64u(h.pqCt)}","pq_id":${h.pqId}`;
+  }
+  s += `,"header":"${toB64u(e.header)}","ct":"${toB64u(e.ct)}"}`;
+  if (s.length > MAX_FRAME_BYTES) throw sessionError('frame_too_large', `a frame is at most ${MAX_FRAME_BYTES} bytes`);
+  return s;
+}
+
+interface WireFrame {
+  v: 1;
+  type: EnvelopeType;
+  from: Did;
+  to: Did;
+  sid: string;
+  ik?: string;
+  ek?: string;
+  spk_id?: number;
+  opk_id?: number;
+  pq_ct?: string;
+  pq_id?: number;
+  header: string;
+  ct: string;
+}
+
+/** Parses and checks one frame; every refusal is a SessionError (frame_too_large / frame_malformed). */
+export function decodeEnvelope(frame: string | Uint8Array): Envelope {
+  // Bytes: the limit is on the bytes. Text: UTF-16 length bounds the ASCII frames we accept.
+  if (frame.length > MAX_FRAME_BYTES) throw sessionError('frame_too_large', `a frame is at most ${MAX_FRAME_BYTES} bytes`);
+  try {
+    const text = typeof frame === 'string' ? frame : new TextDecoder('utf-8', { fatal: true }).decode(frame);
+    const value = parseJson(text) as unknown as WireFrame;
+    const type = value !== null && typeof value === 'object' ? value.type : undefined;
+    if (type !== 'prekey' && type !== 'msg' && type !== 'close') throw sessionError('frame_malformed', 'unknown frame type');
+    const w = validate(SCHEMA_BY_TYPE[type], value) as WireFrame;
+    const env: Envelope = {
+      type,
+      from: w.from,
+      to: w.to,
+      sid: fromB64u(w.sid, 16),
+      header: fromB64u(w.header, HEADER_BYTES),
+      ct: fromB64u(w.ct),
+    };
+    if (type === 'prekey') {
+      const h: HandshakeFields = { ik: fromB64u(w.ik!, 32), ek: fromB64u(w.ek!, 32), spkId: w.spk_id! };
+      if (w.opk_id !== undefined) h.opkId = w.opk_id;
+      if (w.pq_ct !== undefined) {
+        h.pqCt = fromB64u(w.pq_ct, PQ_CIPHERTEXT_BYTES);
+        h.pqId = w.pq_id!;
+      }
+      env.handshake = h;
+    }
+    if (env.ct.length < 16) throw sessionError('frame_malformed', 'ciphertext shorter than its tag');
+    return env;
+  } catch (err) {
+    if (err instanceof TalosError && err.code.startsWith('frame_')) throw err;
+    if (err instanceof TalosError) throw sessionError('frame_malformed', `frame refused: ${err.message}`, err);
+    throw sessionError('frame_malformed', 'frame refused');
+  }
+}

@@ -1,0 +1,30 @@
+import type { CryptoProvider } from '../crypto/provider.ts';
+import { utf8 } from '../encoding/bytes.ts';
+
+/** The key derivations of PROTOCOL.md sections 5 and 6, byte for byte. */
+
+export const INFO_X3DH = utf8('Talos_X3DH_X25519_SHA-256');
+export const INFO_PQXDH = utf8('Talos_PQXDH_X25519_SHA-256_ML-KEM-768');
+export const INFO_SESSION_ID = utf8('Talos_SessionId');
+export const INFO_RATCHET = utf8('Talos_Ratchet');
+export const INFO_MESSAGE_KEYS = utf8('Talos_MessageKeys');
+export const ZERO_SALT = new Uint8Array(32);
+const CK_MESSAGE = new Uint8Array([0x01]);
+const CK_NEXT = new Uint8Array([0x02]);
+
+/** KDF_RK(rk, dh) = HKDF(salt = rk, ikm = dh, "Talos_Ratchet", 64) -> rk' || ck. */
+export function kdfRk(crypto: CryptoProvider, rk: Uint8Array, dh: Uint8Array): { rk: Uint8Array; ck: Uint8Array } {
+  const out = crypto.hkdfSha256(dh, rk, INFO_RATCHET, 64);
+  return { rk: out.subarray(0, 32), ck: out.subarray(32, 64) };
+}
+
+/** KDF_CK(ck): mk = HMAC(ck, 0x01), ck' = HMAC(ck, 0x02). */
+export function kdfCk(crypto: CryptoProvider, ck: Uint8Array): { mk: Uint8Array; ck: Uint8Array } {
+  return { mk: crypto.hmacSha256(ck, CK_MESSAGE), ck: crypto.hmacSha256(ck, CK_NEXT) };
+}
+
+/** Message keys: HKDF(salt = 0^32, ikm = mk, "Talos_MessageKeys", 44) -> key (32) || nonce (12). */
+export function messageKeys(crypto: CryptoProvider, mk: Uint8Array): { key: Uint8Array; nonce: Uint8Array } {
+  const out = crypto.hkdfSha256(mk, ZERO_SALT, INFO_MESSAGE_KEYS, 44);
+  return { key: out.subarray(0, 32), nonce: out.subarray(32, 44) };
+}
