@@ -1,0 +1,214 @@
+import type { CryptoProvider } from '../crypto/provider.ts';
+import { LruCache } from '../crypto/lru.ts';
+import { publicKeyFromDid } from '../identity/did.ts';
+import { BoundedLru } from './cache.ts';
+import { CapabilityError, type RefusalCode } from './errors.ts';
+import { indexGrants, matchRequest, type AccessRequest, type Grant, type GrantIndex } from './grant.ts';
+import { verifyRevocation, type RevocationSource } from './revocation.ts';
+import { decodeToken, encodeToken, type Token } from './token.ts';
+import { verifyChainStatic } from './verify.ts';
+
+/**
+ * The checker the gateway calls on every request:
+ *   check(token, request, sessionDid, nowMs)
+ * The first check of a token verifies its whole chain; the verdict (refusals included) is
+ * cached under the token's full compact form, so a token that merely shares an id (or a
+ * signature) with a verified one can never hit its entry. Cached entries keep the chain's
+ * ids, issuers, nbf/exp and precompiled grant matchers, so subject, audience, time and
+ * revocation are still checked on every call, in the order of PROTOCOL.md section 7.
+ * Never throws on the request path: refusals are values.
+ */
+export type CheckResult =
+  | { ok: true; tokenId: string; grant: Grant }
+  | { ok: false; code: RefusalCode; message: string; arg?: string };
+
+export interface CheckerOptions {
+  crypto: CryptoProvider;
+  /** This gateway's DID: tokens must name it in `aud`. */
+  audience: string;
+  /** Root issuers this gateway trusts (did:talos form). */
+  trustedRoots: Iterable<string>;
+  /** Verified tokens kept (default DEFAULT_CACHE_SIZE). */
+  cacheSize?: number;
+  revocations?: RevocationSource;
+}
+
+export const DEFAULT_CACHE_SIZE = 4096;
+/** Issuer keys decoded and checked once, then reused. */
+export const ISSUER_KEY_CACHE_SIZE = 1024;
+
+export interface CheckerStats {
+  cacheHits: number;
+  cacheMisses: number;
+  revocationsApplied: number;
+  revocationsIgnored: number;
+}
+
+interface Entry {
+  refusal: CheckResult | null;
+  sub: string;
+  audienceOk: boolean;
+  nbfMs: number;
+  expMs: number;
+  ids: string[];
+  issuers: string[];
+  index: GrantIndex | null;
+  /** one preallocated success result per grant, by grant position */
+  okResults: CheckResult[];
+  /** revocation epoch at which the chain was last found unrevoked */
+  revEpoch: number;
+  revoked: boolean;
+}
+
+const refusal = (code: RefusalCode, message: string): CheckResult => Object.freeze({ ok: false, code, message });
+const WRONG_SUBJECT = refusal('wrong_subject', 'the token was not issued to the agent authenticated by this session');
+const WRONG_AUDIENCE = refusal('wrong_audience', 'the token is not addressed to this gateway');
+const NOT_YET_VALID = refusal('not_yet_valid', 'the token is not valid yet');
+const EXPIRED = refusal('expired', 'the token has expired');
+const REVOKED = refusal('revoked', 'a token in the chain has been revoked');
+const NO_MATCHING_GRANT = refusal('no_matching_grant', 'no grant covers this method and tool');
+
+export class CapabilityChecker {
+  readonly #crypto: CryptoProvider;
+  readonly #audience: string;
+  readonly #roots: ReadonlySet<string>;
+  readonly #cache: BoundedLru<string, Entry>;
+  readonly #keys = new LruCache<string, Uint8Array>(ISSUER_KEY_CACHE_SIZE);
+  /** token id -> issuers that revoked it (a revocation binds only chains where its issuer sits at or above the token) */
+  readonly #revoked = new Map<string, Set<string>>();
+  #epoch = 0;
+  #unsubscribe: (() => void) | undefined;
+  readonly stats: CheckerStats = { cacheHits: 0, cacheMisses: 0, revocationsApplied: 0, revocationsIgnored: 0 };
+
+  constructor(o: CheckerOptions) {
+    this.#crypto = o.crypto;
+    this.#audience = o.audience;
+    this.#roots = new Set(o.trustedRoots);
+    this.#cache = new BoundedLru(o.cacheSize ?? DEFAULT_CACHE_SIZE);
+    if (o.revocations) this.#unsubscribe = o.revocations.subscribe((r) => this.applyRevocation(r));
+  }
+
+  /**
+   * Authorizes one request. `token` is the compact form (the fast path) or a token object
+   * (canonicalized on each call to find its cache entry). `sessionDid` is the did:talos DID
+   * the session authenticated; `nowMs` the gateway clock in milliseconds.
+   */
+  check(token: string | Token, request: AccessRequest, sessionDid: string, nowMs: number): CheckResult {
+    let key: string;
+    if (typeof token === 'string') key = token;
+    else {
+      try {
+        key = encodeToken(token);
+      } catch {
+        return refusal('malformed', 'the token object cannot be canonicalized');
+      }
+    }
+    let e = this.#cache.get(key);
+    if (e === undefined) {
+      this.stats.cacheMisses++;
+      e = this.#verify(key);
+      this.#cache.set(key, e);
+    } else this.stats.cacheHits++;
+    if (e.refusal !== null) return e.refusal;
+    if (e.sub !== sessionDid) return WRONG_SUBJECT;
+    if (!e.audienceOk) return WRONG_AUDIENCE;
+    if (nowMs < e.nbfMs) return NOT_YET_VALID;
+    if (nowMs >= e.expMs) return EXPIRED;
+    if (e.revEpoch !== this.#epoch) {
+      if (e.revoked || this.#chainRevoked(e)) {
+        e.revoked = true;
+        return REVOKED;
+      }
+      e.revEpoch = this.#epoch;
+    }
+    const m = matchRequest(e.index!, request);
+    if (typeof m === 'number') return e.okResults[m]!;
+    if (m === null) return NO_MATCHING_GRANT;
+    return { ok: false, code: 'arg_violation', message: `argument ${JSON.stringify(m)} is outside the grant`, arg: m };
+  }
+
+  #verify(compact: string): Entry {
+    const failed = (r: CheckResult): Entry => ({
+      refusal: r, sub: '', audienceOk: false, nbfMs: 0, expMs: 0, ids: [], issuers: [], index: null, okResults: [], revEpoch: -1, revoked: false,
+    });
+    let token: Token;
+    try {
+      token = decodeToken(compact);
+    } catch (err) {
+      if (err instanceof CapabilityError) return failed(refusal(err.code as RefusalCode, err.message));
+      return failed(refusal('malformed', 'the token cannot be parsed'));
+    }
+    const r = verifyChainStatic(this.#crypto, token, this.#roots, (did) => this.#publicKey(did));
+    if (!r.ok) return failed(refusal(r.code, r.message));
+    const chain = r.chain;
+    return {
+      refusal: null,
+      sub: token.sub,
+      audienceOk: token.aud === this.#audience,
+      nbfMs: token.nbf * 1000,
+      expMs: token.exp * 1000,
+      ids: chain.map((t) => t.id),
+      issuers: chain.map((t) => t.iss),
+      index: indexGrants(token.grants),
+      okResults: token.grants.map((grant) => Object.freeze({ ok: true as const, tokenId: token.id, grant })),
+      revEpoch: -1,
+      revoked: false,
+    };
+  }
+
+  #publicKey(did: string): Uint8Array {
+    let k = this.#keys.get(did);
+    if (k === undefined) {
+      k = publicKeyFromDid(did);
+      this.#keys.set(did, k);
+    }
+    return k;
+  }
+
+  #chainRevoked(e: Entry): boolean {
+    for (let i = 0; i < e.ids.length; i++) {
+      const by = this.#revoked.get(e.ids[i]!);
+      if (by === undefined) continue;
+      // Only the token's own issuer or an issuer above it (closer to the root) can revoke it.
+      for (let j = 0; j <= i; j++) if (by.has(e.issuers[j]!)) return true;
+    }
+    return false;
+  }
+
+  /**
+   * Applies one revocation (as delivered by a RevocationSource, unverified). Returns true when
+   * it is new and valid; invalid ones are ignored and counted. Takes effect on the next check.
+   */
+  applyRevocation(raw: unknown): boolean {
+    const r = raw as { token_id?: unknown; iss?: unknown } | null;
+    if (r && typeof r.token_id === 'string' && typeof r.iss === 'string' && this.#revoked.get(r.token_id)?.has(r.iss)) {
+      return false; // already known (sources re-deliver everything after a reconnect)
+    }
+    if (!verifyRevocation(this.#crypto, raw)) {
+      this.stats.revocationsIgnored++;
+      return false;
+    }
+    let by = this.#revoked.get(raw.token_id);
+    if (by === undefined) this.#revoked.set(raw.token_id, (by = new Set()));
+    by.add(raw.iss);
+    this.#epoch++; // every cached chain re-checks revocation on its next use
+    this.stats.revocationsApplied++;
+    return true;
+  }
+
+  /** True when the token id has been revoked by `byIssuer` (or by anyone, when omitted). */
+  isRevoked(tokenId: string, byIssuer?: string): boolean {
+    const by = this.#revoked.get(tokenId);
+    return by !== undefined && (byIssuer === undefined ? by.size > 0 : by.has(byIssuer));
+  }
+
+  get cacheSize(): number {
+    return this.#cache.size;
+  }
+
+  /** Stops listening to the revocation source. */
+  close(): void {
+    this.#unsubscribe?.();
+    this.#unsubscribe = undefined;
+  }
+}
