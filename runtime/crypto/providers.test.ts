@@ -1,0 +1,181 @@
+import t from 'tap';
+import { CryptoError } from '../errors.ts';
+import { createCryptoProvider, providers, PROVIDER_ENV, seededRandom } from './index.ts';
+import { hchacha20 } from './hchacha20.ts';
+import { LruCache } from './lru.ts';
+import type { CryptoProvider } from './provider.ts';
+import { hex, toHexString } from './vector-files.ts';
+
+t.test('provider selection: config, TALOS_CRYPTO, default node, unknown names refused', async (t) => {
+  const saved = process.env[PROVIDER_ENV];
+  t.teardown(() => {
+    if (saved === undefined) delete process.env[PROVIDER_ENV];
+    else process.env[PROVIDER_ENV] = saved;
+  });
+  delete process.env[PROVIDER_ENV];
+  t.equal(createCryptoProvider().name, 'node', 'default is node');
+  process.env[PROVIDER_ENV] = 'noble';
+  t.equal(createCryptoProvider().name, 'noble', 'TALOS_CRYPTO=noble');
+  t.equal(createCryptoProvider({ name: 'node' }).name, 'node', 'config wins over the environment');
+  process.env[PROVIDER_ENV] = 'node';
+  t.equal(createCryptoProvider().name, 'node', 'TALOS_CRYPTO=node');
+  process.env[PROVIDER_ENV] = 'openssl';
+  t.throws(() => createCryptoProvider(), { code: 'crypto_unknown_provider' }, 'unknown env name');
+  t.throws(() => createCryptoProvider({ name: 'NOBLE' }), { code: 'crypto_unknown_provider' }, 'names are exact');
+  t.same(
+    providers().map((p) => p.name),
+    ['noble', 'node'],
+    'providers() returns both',
+  );
+});
+
+/** Everything a provider draws from its random source, in one fixed order. */
+function drawAll(crypto: CryptoProvider): string[] {
+  const ed = crypto.ed25519KeyPair();
+  const x = crypto.x25519KeyPair();
+  const kem = crypto.mlkemKeyPair();
+  const enc = crypto.mlkemEncapsulate(kem.publicKey);
+  return [ed.secretKey, ed.publicKey, x.secretKey, x.publicKey, kem.seed, kem.publicKey, enc.cipherText, enc.sharedSecret, crypto.randomBytes(48)].map(
+    toHexString,
+  );
+}
+
+t.test('seeded random source: same seed gives identical keys and bytes in both providers', async (t) => {
+  const [noble, node] = providers({ random: () => seededRandom('determinism') });
+  const a = drawAll(noble!);
+  const b = drawAll(node!);
+  t.same(a, b, 'noble and node draw the same values');
+  t.same(drawAll(createCryptoProvider({ name: 'node', random: seededRandom('determinism') })), a, 'reproducible');
+  t.notSame(drawAll(createCryptoProvider({ name: 'node', random: seededRandom('other') })), a, 'another seed differs');
+  // The keys really come from the injected source: the first 32 bytes are the Ed25519 seed.
+  t.equal(a[0], toHexString(seededRandom('determinism')(32)), 'key generation draws from the injected source');
+  // And the KEM randomness too: the decapsulated secret matches the encapsulated one.
+  const again = createCryptoProvider({ name: 'noble', random: seededRandom('determinism') });
+  again.ed25519KeyPair();
+  again.x25519KeyPair();
+  const kem = again.mlkemKeyPair();
+  const enc = again.mlkemEncapsulate(kem.publicKey);
+  t.equal(toHexString(again.mlkemDecapsulate(enc.cipherText, kem.seed)), a[7], 'KEM secret round-trips');
+});
+
+t.test('random sources: bad lengths and faulty injected sources are refused', async (t) => {
+  for (const crypto of providers()) {
+    t.equal(crypto.randomBytes(0).length, 0, `${crypto.name}: zero bytes allowed`);
+    t.equal(crypto.randomBytes(33).length, 33, `${crypto.name}: exact length`);
+    for (const n of [-1, 1.5, Number.NaN, 2 ** 21]) {
+      t.throws(() => crypto.randomBytes(n), { code: 'random_bad_length' }, `${crypto.name}: randomBytes(${n})`);
+    }
+  }
+  for (const name of ['noble', 'node']) {
+    const short = createCryptoProvider({ name, random: (n) => new Uint8Array(Math.max(0, n - 1)) });
+    t.throws(() => short.ed25519KeyPair(), { code: 'random_source_failed' }, `${name}: short output refused`);
+    const wrongType = createCryptoProvider({ name, random: (n) => Array.from({ length: n }, () => 0) as unknown as Uint8Array });
+    t.throws(() => wrongType.randomBytes(4), { code: 'random_source_failed' }, `${name}: non-bytes refused`);
+  }
+});
+
+// A recognisable secret: if it leaks into an error message, the hex or base64 shows up.
+const SECRET = new Uint8Array(31).fill(0xab);
+const SECRET_MARKERS = ['abab', 'q6ur', '171,171'];
+const ok32 = new Uint8Array(32).fill(7);
+
+/** Every input-shape refusal, with the code both providers must give. */
+const refusals: [string, string, (c: CryptoProvider) => unknown][] = [
+  ['ed25519PublicKey short seed', 'ed25519_bad_seed', (c) => c.ed25519PublicKey(SECRET)],
+  ['ed25519KeyPair short seed', 'ed25519_bad_seed', (c) => c.ed25519KeyPair(SECRET)],
+  ['ed25519Sign short seed', 'ed25519_bad_seed', (c) => c.ed25519Sign(SECRET, ok32)],
+  ['ed25519Sign non-bytes message', 'crypto_bad_input', (c) => c.ed25519Sign(ok32, 'text' as unknown as Uint8Array)],
+  ['ed25519Verify non-bytes message', 'crypto_bad_input', (c) => c.ed25519Verify(ok32, 'x' as unknown as Uint8Array, new Uint8Array(64))],
+  ['x25519PublicKey short secret', 'x25519_bad_secret', (c) => c.x25519PublicKey(SECRET)],
+  ['x25519KeyPair short secret', 'x25519_bad_secret', (c) => c.x25519KeyPair(SECRET)],
+  ['x25519 short secret', 'x25519_bad_secret', (c) => c.x25519(SECRET, ok32)],
+  ['x25519 short public key', 'x25519_bad_public', (c) => c.x25519(ok32, SECRET)],
+  ['x25519 zero public key', 'x25519_low_order', (c) => c.x25519(ok32, new Uint8Array(32))],
+  ['chachaSeal short key', 'aead_bad_key', (c) => c.chachaSeal(SECRET, new Uint8Array(12), ok32)],
+  ['chachaSeal long nonce', 'aead_bad_nonce', (c) => c.chachaSeal(ok32, new Uint8Array(24), ok32)],
+  ['chachaOpen short key', 'aead_bad_key', (c) => c.chachaOpen(SECRET, new Uint8Array(12), ok32)],
+  ['chachaOpen shorter than a tag', 'aead_auth_failed', (c) => c.chachaOpen(ok32, new Uint8Array(12), new Uint8Array(15))],
+  ['chachaOpen wrong tag', 'aead_auth_failed', (c) => c.chachaOpen(ok32, new Uint8Array(12), new Uint8Array(40))],
+  ['chachaSeal non-bytes AAD', 'crypto_bad_input', (c) => c.chachaSeal(ok32, new Uint8Array(12), ok32, 'aad' as unknown as Uint8Array)],
+  ['xchachaSeal short nonce', 'aead_bad_nonce', (c) => c.xchachaSeal(ok32, new Uint8Array(12), ok32)],
+  ['xchachaOpen short key', 'aead_bad_key', (c) => c.xchachaOpen(SECRET, new Uint8Array(24), ok32)],
+  ['xchachaOpen wrong tag', 'aead_auth_failed', (c) => c.xchachaOpen(ok32, new Uint8Array(24), new Uint8Array(40))],
+  ['xchachaSeal non-bytes plaintext', 'crypto_bad_input', (c) => c.xchachaSeal(ok32, new Uint8Array(24), [1] as unknown as Uint8Array)],
+  ['sha256 non-bytes', 'crypto_bad_input', (c) => c.sha256('abc' as unknown as Uint8Array)],
+  ['hmacSha256 non-bytes key', 'crypto_bad_input', (c) => c.hmacSha256('k' as unknown as Uint8Array, ok32)],
+  ['hkdfSha256 length 0', 'hkdf_bad_length', (c) => c.hkdfSha256(ok32, ok32, ok32, 0)],
+  ['hkdfSha256 length 8161', 'hkdf_bad_length', (c) => c.hkdfSha256(ok32, ok32, ok32, 8161)],
+  ['hkdfSha256 fractional length', 'hkdf_bad_length', (c) => c.hkdfSha256(ok32, ok32, ok32, 2.5)],
+  ['hkdfSha256 non-bytes info', 'crypto_bad_input', (c) => c.hkdfSha256(ok32, ok32, 'i' as unknown as Uint8Array, 32)],
+  ['mlkemKeyPair short seed', 'mlkem_bad_seed', (c) => c.mlkemKeyPair(SECRET)],
+  ['mlkemEncapsulate short key', 'mlkem_bad_public_key', (c) => c.mlkemEncapsulate(SECRET)],
+  ['mlkemEncapsulate key out of range', 'mlkem_bad_public_key', (c) => c.mlkemEncapsulate(new Uint8Array(1184).fill(0xff), ok32)],
+  ['mlkemEncapsulate short randomness', 'mlkem_bad_randomness', (c) => c.mlkemEncapsulate(c.mlkemKeyPair(new Uint8Array(64)).publicKey, SECRET)],
+  ['mlkemDecapsulate short ciphertext', 'mlkem_bad_ciphertext', (c) => c.mlkemDecapsulate(SECRET, new Uint8Array(64))],
+  ['mlkemDecapsulate short seed', 'mlkem_bad_seed', (c) => c.mlkemDecapsulate(new Uint8Array(1088), SECRET)],
+];
+
+t.test('input refusals: the same stable CryptoError code in both providers, no secret in the message', async (t) => {
+  for (const crypto of providers()) {
+    for (const [what, code, call] of refusals) {
+      let caught: unknown;
+      try {
+        call(crypto);
+      } catch (error) {
+        caught = error;
+      }
+      t.ok(caught instanceof CryptoError, `${crypto.name}: ${what} throws CryptoError`);
+      const error = caught as CryptoError;
+      t.equal(error.code, code, `${crypto.name}: ${what} -> ${code}`);
+      const text = `${error.message} ${String(error.stack)}`.toLowerCase();
+      t.notOk(SECRET_MARKERS.some((m) => text.includes(m)), `${crypto.name}: ${what} message carries no input bytes`);
+    }
+  }
+});
+
+t.test('verification of malformed keys and signatures returns false, never throws', async (t) => {
+  for (const crypto of providers()) {
+    const { publicKey, secretKey } = crypto.ed25519KeyPair(new Uint8Array(32).fill(1));
+    const message = new Uint8Array([1, 2, 3]);
+    const signature = crypto.ed25519Sign(secretKey, message);
+    t.ok(crypto.ed25519Verify(publicKey, message, signature), `${crypto.name}: sanity`);
+    t.notOk(crypto.ed25519Verify(publicKey.subarray(1), message, signature), `${crypto.name}: short key`);
+    t.notOk(crypto.ed25519Verify(publicKey, message, signature.subarray(1)), `${crypto.name}: short signature`);
+    t.notOk(crypto.ed25519Verify('k' as unknown as Uint8Array, message, signature), `${crypto.name}: non-bytes key`);
+    t.notOk(crypto.ed25519IsValidPublicKey(new Uint8Array(31)), `${crypto.name}: short key invalid`);
+    t.notOk(crypto.ed25519IsValidPublicKey(hex('01' + '00'.repeat(31))), `${crypto.name}: identity point invalid`);
+    t.ok(crypto.ed25519IsValidPublicKey(publicKey), `${crypto.name}: real key valid`);
+    // A view into a larger buffer verifies like a copy (cache keys use the view's bytes only).
+    const padded = new Uint8Array(40);
+    padded.set(publicKey, 4);
+    t.ok(crypto.ed25519Verify(padded.subarray(4, 36), message, signature), `${crypto.name}: subarray key`);
+  }
+});
+
+t.test('outputs are plain Uint8Arrays that callers may keep', async (t) => {
+  for (const crypto of providers()) {
+    const key = new Uint8Array(32).fill(3);
+    for (const out of [crypto.sha256(key), crypto.hmacSha256(key, key), crypto.chachaSeal(key, new Uint8Array(12), key), crypto.x25519PublicKey(key)]) {
+      t.equal(Object.getPrototypeOf(out), Uint8Array.prototype, `${crypto.name}: plain Uint8Array`);
+    }
+  }
+});
+
+t.test('HChaCha20 known answer (draft-irtf-cfrg-xchacha-03 section 2.2.1)', async (t) => {
+  const key = Uint8Array.from({ length: 32 }, (_, i) => i);
+  const nonce = hex('000000090000004a0000000031415927');
+  t.equal(toHexString(hchacha20(key, nonce)), '82413b4227b27bfed30e42508a877d73a0f9e4d58a74a853c12ec41326d3ecdc');
+});
+
+t.test('LRU cache keeps the most recent entries within its bound', async (t) => {
+  const cache = new LruCache<string, number>(2);
+  cache.set('a', 1);
+  cache.set('b', 2);
+  t.equal(cache.get('a'), 1, 'a read makes "a" recent');
+  cache.set('c', 3);
+  t.equal(cache.size, 2, 'bounded');
+  t.equal(cache.get('b'), undefined, 'least recent evicted');
+  t.equal(cache.get('a'), 1);
+  t.equal(cache.get('c'), 3);
+  t.throws(() => new LruCache(0));
+});
