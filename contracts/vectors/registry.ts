@@ -2,9 +2,13 @@
  * Every golden vector file, by file name, with the generator that derives it from fixed seeds.
  * Each protocol domain contributes one generator; add yours here.
  */
+import { identityVectors } from '../../runtime/identity/golden.ts';
+
 type Generator = () => unknown;
 
-const generators: Record<string, Generator> = {};
+const generators: Record<string, Generator> = {
+  'identity.json': identityVectors,
+};
 
 export function goldenVectorFiles(): Record<string, unknown> {
   return Object.fromEntries(Object.entries(generators).map(([file, generate]) => [file, generate()]));
