@@ -1,0 +1,97 @@
+import type { CryptoProvider } from '../crypto/provider.ts';
+import type { AuditStore, AppendResult, StoredCheckpoint } from '../store/audit-store.ts';
+import { AuditError } from './errors.ts';
+import { type Hasher } from './merkle.ts';
+import { assemble, consistencyPlan, foldRight, inclusionPlan, nodeKey, planRefs, rangeNodes, type NodeRef, type ProofPlan } from './tree.ts';
+import { signCheckpoint, type LogKey, type SignedCheckpoint } from './checkpoint.ts';
+import { leafBytes, type AuditEvent } from './event.ts';
+
+/**
+ * The log as the rest of Talos sees it: appends events to an AuditStore, serves RFC 9162
+ * proofs from the stored complete nodes, and signs checkpoints. Complete nodes never change,
+ * so the upper levels are cached in memory: a proof then reads only its few lowest nodes.
+ */
+/** Nodes at this level or above are cached (each covers at least 16 leaves). */
+export const CACHE_MIN_LEVEL = 4;
+/** Bound on cached nodes (~32 bytes each plus map overhead); the cache is cleared when full. */
+export const MAX_CACHED_NODES = 1 << 18;
+
+export class AuditLog {
+  private readonly cache = new Map<string, Uint8Array>();
+
+  constructor(
+    readonly store: AuditStore,
+    readonly hasher: Hasher,
+  ) {}
+
+  async appendEvents(events: AuditEvent[]): Promise<AppendResult> {
+    return this.store.append(events.map(leafBytes));
+  }
+
+  private async fetch(refs: NodeRef[]): Promise<Map<string, Uint8Array>> {
+    const out = new Map<string, Uint8Array>();
+    const missing: NodeRef[] = [];
+    for (const r of refs) {
+      const k = nodeKey(r.level, r.index);
+      const h = r.level >= CACHE_MIN_LEVEL ? this.cache.get(k) : undefined;
+      if (h) out.set(k, h);
+      else missing.push(r);
+    }
+    if (missing.length > 0) {
+      const got = await this.store.getNodes(missing);
+      for (const r of missing) {
+        const k = nodeKey(r.level, r.index);
+        const h = got.get(k);
+        if (!h) throw new AuditError('store_corrupt', `missing tree node ${r.level}/${r.index}`);
+        out.set(k, h);
+        if (r.level >= CACHE_MIN_LEVEL) {
+          if (this.cache.size >= MAX_CACHED_NODES) this.cache.clear();
+          this.cache.set(k, h);
+        }
+      }
+    }
+    return out;
+  }
+
+  private async build(plan: ProofPlan): Promise<Uint8Array[]> {
+    return assemble(this.hasher, plan, await this.fetch(planRefs(plan)));
+  }
+
+  private async checkSize(size: number): Promise<void> {
+    const head = await this.store.head();
+    if (size > head.size) throw new AuditError('bad_size', `the log has ${head.size} leaves`);
+  }
+
+  /** Inclusion proof of leaf `index` in the tree of `size` leaves (default: the current head). */
+  async inclusionProof(index: number, size?: number): Promise<Uint8Array[]> {
+    const n = size ?? (await this.store.head()).size;
+    if (size !== undefined) await this.checkSize(size);
+    return this.build(inclusionPlan(index, n));
+  }
+
+  async consistencyProof(oldSize: number, newSize: number): Promise<Uint8Array[]> {
+    await this.checkSize(newSize);
+    return this.build(consistencyPlan(oldSize, newSize));
+  }
+
+  /** The root of the tree of `size` leaves, from stored nodes. */
+  async rootAt(size: number): Promise<Uint8Array> {
+    await this.checkSize(size);
+    if (size === 0) return this.hasher.emptyRoot();
+    const refs = rangeNodes(0, size);
+    const nodes = await this.fetch(refs);
+    return foldRight(this.hasher, refs.map((r) => nodes.get(nodeKey(r.level, r.index))!));
+  }
+
+  /** Signs the current head and stores the checkpoint. */
+  async checkpoint(crypto: CryptoProvider, key: LogKey): Promise<SignedCheckpoint> {
+    const head = await this.store.head();
+    const cp = signCheckpoint(crypto, key, head);
+    await this.store.putCheckpoint({ size: cp.size, note: cp.note });
+    return cp;
+  }
+
+  async latestCheckpoint(): Promise<StoredCheckpoint | null> {
+    return this.store.latestCheckpoint();
+  }
+}
