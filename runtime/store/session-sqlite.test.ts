@@ -1,0 +1,147 @@
+import t from 'tap';
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { createInterface } from 'node:readline';
+import { providers, createCryptoProvider } from '../crypto/index.ts';
+import { fromUtf8, toHex, utf8 } from '../encoding/bytes.ts';
+import { decodeEnvelope, encodeEnvelope } from '../session/envelope.ts';
+import { makeIdentity, publishPrekeys } from '../session/fixtures.ts';
+import { acceptFirstMessage } from '../session/responder.ts';
+import { initiateSession, openMessage, sealMessage, type Session } from '../session/session.ts';
+import { decodeSession, encodeSession } from '../session/state-codec.ts';
+import { SessionError } from '../session/errors.ts';
+import { establishedPair } from '../session/test-helpers.ts';
+import { SqliteSessionStore } from './session-sqlite.ts';
+import type { AtRestCipher } from '../session/ports.ts';
+
+const NOW = 1_700_000_000_000;
+const here = dirname(fileURLToPath(import.meta.url));
+const dir = mkdtempSync(join(tmpdir(), 'talos-session-'));
+t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+
+for (const crypto of providers()) {
+  t.test(`${crypto.name}: the state codec is lossless`, async (t) => {
+    let { alice, bob } = establishedPair(crypto, NOW, { pq: true });
+    // Give Bob skipped keys and Alice a pending handshake, then round-trip both.
+    const a1 = sealMessage(crypto, alice, utf8('1'));
+    const a2 = sealMessage(crypto, a1.session, utf8('2'));
+    alice = a2.session;
+    bob = openMessage(crypto, bob, a2.envelope, NOW).session;
+    for (const s of [alice, bob]) {
+      const back = decodeSession(encodeSession(s));
+      t.same(back, s);
+      t.equal(encodeSession(back), encodeSession(s));
+    }
+    t.equal(bob.ratchet.skipped.length, 1);
+    t.throws(() => decodeSession(encodeSession(bob).replace('"nr":', '"nr":-')), { code: 'state_corrupt' });
+    t.throws(() => decodeSession('{}'), { constructor: SessionError, code: 'state_corrupt' });
+  });
+}
+
+t.test('a committed handshake is one transaction; a racing duplicate commits nothing', async (t) => {
+  const crypto = createCryptoProvider();
+  const alice = makeIdentity(crypto);
+  const bob = makeIdentity(crypto);
+  const pub = publishPrekeys(crypto, bob, { opks: 1 });
+  const store = new SqliteSessionStore({ path: join(dir, 'race.db') });
+  await store.putSignedPrekey(pub.secrets);
+  await store.putOneTimePrekeys(pub.opks.map((k) => k.secret));
+  const a = initiateSession(crypto, alice, { bundle: pub.bundle, opk: pub.opks[0]!.json }, NOW);
+  const env = sealMessage(crypto, a, utf8('x')).envelope;
+  // Two deliveries looked up before either commits (a race): the second commit must fail whole.
+  const l1 = await store.lookup(env.handshake!);
+  const l2 = await store.lookup(env.handshake!);
+  const { acceptSession } = await import('../session/session.ts');
+  const s1 = acceptSession(crypto, bob, env, l1, NOW);
+  const s2 = acceptSession(crypto, bob, env, l2, NOW);
+  await store.commitHandshake(s1.consumed, s1.session);
+  const advanced = sealMessage(crypto, s1.session, utf8('r')).session;
+  await store.save(advanced);
+  await t.rejects(store.commitHandshake(s2.consumed, s2.session), { code: 'handshake_replay' });
+  t.equal(encodeSession((await store.load(a.sid))!), encodeSession(advanced), 'the losing commit left the saved session alone');
+  await store.close();
+});
+
+t.test('the at-rest cipher seam sees every secret blob', async (t) => {
+  const crypto = createCryptoProvider();
+  const contexts: string[] = [];
+  const xor: AtRestCipher = {
+    seal: (p, c) => (contexts.push(c), p.map((b) => b ^ 0x5a)),
+    open: (s) => s.map((b) => b ^ 0x5a),
+  };
+  const { alice } = establishedPair(crypto, NOW);
+  const store = new SqliteSessionStore({ path: ':memory:', cipher: xor });
+  await store.save(alice);
+  const raw = store.db.prepare('SELECT state FROM session').get() as { state: Buffer };
+  t.notOk(raw.state.toString('latin1').includes('"ratchet"'), 'stored bytes went through the cipher');
+  t.equal(encodeSession((await store.load(alice.sid))!), encodeSession(alice));
+  t.ok(contexts.some((c) => c.startsWith('session:')));
+  await store.close();
+});
+
+/** Runs the child responder; `send` writes one command and resolves with its answer. */
+function startChild(args: string[]) {
+  const child: ChildProcessWithoutNullStreams = spawn(process.execPath, ['--import', 'tsx', join(here, 'session-restart.child.ts'), ...args], {
+    stdio: ['pipe', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => (stderr += d));
+  const answers = createInterface({ input: child.stdout })[Symbol.asyncIterator]();
+  const exited = new Promise<NodeJS.Signals | number | null>((resolve) => child.on('exit', (code, sig) => resolve(sig ?? code)));
+  return {
+    async send(cmd: object): Promise<{ frame: string; pid: number }> {
+      child.stdin.write(JSON.stringify(cmd) + '\n');
+      const next = await answers.next();
+      if (next.done) throw new Error(`child ended: ${stderr}`);
+      return JSON.parse(next.value) as { frame: string; pid: number };
+    },
+    async kill() {
+      child.kill('SIGKILL');
+      return exited;
+    },
+  };
+}
+
+t.test('a session survives a killed process, in both directions', async (t) => {
+  const crypto = createCryptoProvider();
+  const alice = makeIdentity(crypto);
+  const bob = makeIdentity(crypto);
+  const pub = publishPrekeys(crypto, bob, { pq: true, opks: 1 });
+  const dbPath = join(dir, 'bob.db');
+  const setup = new SqliteSessionStore({ path: dbPath });
+  await setup.putSignedPrekey(pub.secrets);
+  await setup.putOneTimePrekeys(pub.opks.map((k) => k.secret));
+  await setup.close();
+  const args = [dbPath, bob.did, toHex(bob.sig.secretKey), toHex(bob.dh.secretKey), toHex(bob.dh.publicKey)];
+
+  let a: Session = initiateSession(crypto, alice, { bundle: pub.bundle, opk: pub.opks[0]!.json }, NOW);
+  const roundTrip = async (child: ReturnType<typeof startChild>, op: 'accept' | 'open', text: string) => {
+    const m = sealMessage(crypto, a, utf8(text));
+    a = m.session;
+    const answer = await child.send({ op, frame: encodeEnvelope(m.envelope), now: NOW });
+    const opened = openMessage(crypto, a, decodeEnvelope(answer.frame), NOW);
+    a = opened.session;
+    return { reply: fromUtf8(opened.plaintext), pid: answer.pid };
+  };
+
+  const first = startChild(args);
+  const r1 = await roundTrip(first, 'accept', 'hello');
+  t.equal(r1.reply, 'echo:hello');
+  const r2 = await roundTrip(first, 'open', 'two');
+  t.equal(r2.reply, 'echo:two');
+  t.equal(await first.kill(), 'SIGKILL');
+
+  const second = startChild(args);
+  const r3 = await roundTrip(second, 'open', 'after restart');
+  t.equal(r3.reply, 'echo:after restart', 'the reloaded session decrypts and encrypts');
+  t.not(r3.pid, r1.pid, 'a different process');
+  t.equal(await second.kill(), 'SIGKILL');
+
+  const third = startChild(args);
+  const r4 = await roundTrip(third, 'open', 'and again');
+  t.equal(r4.reply, 'echo:and again');
+  await third.kill();
+});
