@@ -32,7 +32,12 @@ function serialize(value: unknown, depth: number): string {
       return Object.is(value, -0) ? '0' : String(value);
     case 'object': {
       if (value === null) return 'null';
-      if (Array.isArray(value)) return `[${value.map((v) => serialize(v, depth + 1)).join(',')}]`;
+      if (Array.isArray(value)) {
+        // Index every slot: map() would skip holes and emit "[1,,3]", which is not JSON.
+        const items: string[] = [];
+        for (let i = 0; i < value.length; i++) items.push(serialize(value[i], depth + 1));
+        return `[${items.join(',')}]`;
+      }
       const proto = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) {
         throw new EncodingError('bad_jcs', 'only plain objects can be canonicalized');

@@ -46,11 +46,14 @@ export function parseJson(text: string, options: ParseOptions = {}): Json {
     if (!m) return fail('invalid value');
     pos = NUMBER.lastIndex;
     const n = Number(m[0]);
-    if (Number.isInteger(n)) {
+    // A literal written without fraction or exponent is an integer and must be exact; any
+    // other literal is a float, refused unless allowed (then it must be finite: 1e400 is not).
+    if (!/[.eE]/.test(m[0])) {
       if (!Number.isSafeInteger(n)) fail('integer outside ±(2^53 − 1)');
-      if (!allowFloats && /[.eE]/.test(m[0])) fail('integer written with a fraction or exponent');
-    } else if (!allowFloats || !Number.isFinite(n)) {
-      fail('non-integer number');
+    } else if (!allowFloats) {
+      fail('number written with a fraction or exponent');
+    } else if (!Number.isFinite(n)) {
+      fail('number out of range');
     }
     return n;
   };
