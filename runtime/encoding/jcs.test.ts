@@ -2,7 +2,7 @@ import t from 'tap';
 import fc from 'fast-check';
 import { EncodingError } from '../errors.ts';
 import { jcs, jcsBytes } from './jcs.ts';
-import { parseJson } from './json.ts';
+import { MAX_JSON_DEPTH, parseJson } from './json.ts';
 
 function refused(value: unknown): boolean {
   try {
@@ -61,9 +61,10 @@ t.test('integers only; undefined and non-JSON values refused', async (t) => {
   t.ok(refused(new Uint8Array(1)), 'typed array');
   t.ok(refused(new Map()), 'Map');
   t.equal(jcs(Object.assign(Object.create(null), { b: 1, a: 2 })), '{"a":2,"b":1}', 'null-prototype object');
-  let deep: unknown = 1;
-  for (let i = 0; i < 100; i++) deep = [deep];
-  t.ok(refused(deep), 'nesting beyond the limit');
+  const nest = (n: number) => '['.repeat(n) + ']'.repeat(n);
+  t.equal(jcs(parseJson(nest(MAX_JSON_DEPTH))), nest(MAX_JSON_DEPTH), 'as deep as parseJson accepts');
+  t.ok(refused(JSON.parse(nest(MAX_JSON_DEPTH + 1))), 'one level deeper is refused, as by parseJson');
+  t.ok(refused(JSON.parse('{"a":'.repeat(MAX_JSON_DEPTH + 1) + '1' + '}'.repeat(MAX_JSON_DEPTH + 1))), 'objects too');
 });
 
 t.test('a __proto__ own key is kept and sorted like any other', async (t) => {

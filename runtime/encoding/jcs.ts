@@ -1,5 +1,6 @@
 import { EncodingError } from '../errors.ts';
 import { utf8 } from './bytes.ts';
+import { MAX_JSON_DEPTH } from './json.ts';
 
 /**
  * JSON Canonicalization Scheme (RFC 8785) for the values Talos signs and hashes.
@@ -16,10 +17,10 @@ export function jcsBytes(value: unknown): Uint8Array {
   return utf8(jcs(value));
 }
 
-const MAX_DEPTH = 64;
+/** The same nesting limit as parseJson: whatever parses can be canonicalized, and no more. */
+const MAX_DEPTH = MAX_JSON_DEPTH;
 
 function serialize(value: unknown, depth: number): string {
-  if (depth > MAX_DEPTH) throw new EncodingError('bad_jcs', 'value nested too deeply');
   switch (typeof value) {
     case 'string':
       return JSON.stringify(value);
@@ -32,6 +33,8 @@ function serialize(value: unknown, depth: number): string {
       return Object.is(value, -0) ? '0' : String(value);
     case 'object': {
       if (value === null) return 'null';
+      // `depth` counts the arrays and objects around this one.
+      if (depth >= MAX_DEPTH) throw new EncodingError('bad_jcs', 'value nested too deeply');
       if (Array.isArray(value)) {
         // Index every slot: map() would skip holes and emit "[1,,3]", which is not JSON.
         const items: string[] = [];
