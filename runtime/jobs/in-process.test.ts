@@ -1,0 +1,50 @@
+import t from 'tap';
+import { ManualClock } from './clock.ts';
+import { InProcessScheduler } from './in-process.ts';
+import { schedulerContract } from './scheduler.contract.ts';
+import type { JobRun } from './scheduler.ts';
+
+t.test('contract', async (t) => {
+  schedulerContract(t, async (options) => new InProcessScheduler(options));
+});
+
+t.test('driven by a manual clock: slots on the interval grid, retries after backoff, nothing left armed', async (t) => {
+  const clock = new ManualClock(1_000_000);
+  const runs: JobRun[] = [];
+  let failNext = 0;
+  const s = new InProcessScheduler({ clock, backoffMs: 500 });
+  s.onJob('rotate', (run) => {
+    runs.push(run);
+    if (failNext > 0) {
+      failNext--;
+      throw new Error('transient');
+    }
+  });
+  await s.schedule('rotate', 1000, { kek: 'next' });
+  await s.start();
+  await clock.advance(0);
+  t.same(runs.map((r) => r.slot), [1_000_000], 'first run at once, for the current slot');
+  await clock.advance(3000);
+  t.same(runs.map((r) => r.slot), [1_000_000, 1_001_000, 1_002_000, 1_003_000]);
+  failNext = 1;
+  await clock.advance(1000);
+  t.same(runs.slice(-1).map((r) => [r.slot, r.attempt]), [[1_004_000, 1]]);
+  await clock.advance(499);
+  t.equal(runs.length, 5, 'no retry before the backoff');
+  await clock.advance(1);
+  t.same(runs.slice(-1).map((r) => [r.runId, r.attempt]), [['repeat:rotate:1004000', 2]], 'retried under the same runId');
+  // Scheduling again (a restarted runtime declaring its jobs) does not run the current slot twice.
+  await s.schedule('rotate', 1000, { kek: 'next' });
+  await clock.advance(0);
+  t.equal(runs.filter((r) => r.slot === 1_004_000 && r.attempt === 1).length, 1);
+  // Missed slots are not replayed: a long pause yields one run, then the grid goes on.
+  await s.stop();
+  t.equal(clock.pending, 0, 'stop leaves no timer armed');
+  const before = runs.length;
+  await clock.advance(10_000);
+  t.equal(runs.length, before, 'nothing runs while stopped');
+  await s.start();
+  await clock.advance(0);
+  t.same(runs.slice(before).map((r) => r.slot), [1_014_000]);
+  await s.stop();
+});
