@@ -1,0 +1,232 @@
+import { createActor, fromPromise, waitFor, type Actor } from 'xstate';
+import { gatewayMachine } from '../../machines/gateway.machine.ts';
+import { CapabilityChecker, type RevocationSource } from '../../runtime/capability/index.ts';
+import type { TalosConfig } from '../../runtime/config/config.ts';
+import { createCryptoProvider } from '../../runtime/crypto/index.ts';
+import type { CryptoProvider } from '../../runtime/crypto/provider.ts';
+import { parseJson } from '../../runtime/encoding/json.ts';
+import { generateIdentity, loadKeyFile, normalizeDid, type Identity } from '../../runtime/identity/index.ts';
+import { createLimits, type Limits } from '../../runtime/limits/index.ts';
+import { JSONRPC_INVALID_REQUEST, TunnelError } from '../../runtime/mcp/errors.ts';
+import { isRequest, rpcError, toRpcMessage } from '../../runtime/mcp/jsonrpc.ts';
+import { FilePinStore } from '../../runtime/mcp/pinning.ts';
+import { GatewayPipeline, internalError, sha256b64u, type RoutedTool, type ToolRouter } from '../../runtime/mcp/pipeline.ts';
+import type { TransportFactory } from '../../runtime/mcp/upstream-connection.ts';
+import { GatewayResponder } from '../../runtime/net/responder.ts';
+import { startTunnelServer, type TunnelServer } from '../../runtime/net/server.ts';
+import { SqliteSessionStore } from '../../runtime/store/session-sqlite.ts';
+import { UpstreamActor } from '../upstream/index.ts';
+import { groupCommitAudit, openAuditStore, type GatewayAudit } from './audit.ts';
+
+/**
+ * The gateway actor: binds the gateway machine to real services and serves the tunnel.
+ * Start-up order: identity, limits (Redis or in-process, said so in the log), audit log,
+ * upstream actors (each connected, its tools pinned), the capability checker, then the
+ * listening WebSocket server. Each decrypted request goes through GatewayPipeline.
+ */
+export interface GatewayOptions {
+  config: TalosConfig;
+  crypto?: CryptoProvider;
+  /** Overrides the key file (tests, demo). */
+  identity?: Identity;
+  /** Replaces an upstream's configured transport, by upstream name (benchmark, tests). */
+  transports?: Record<string, TransportFactory>;
+  revocations?: RevocationSource;
+  /** Session and prekey store path (default: in memory). */
+  sessionStorePath?: string;
+  log?: (line: string) => void;
+  now?: () => number;
+}
+
+export interface Gateway {
+  url: string;
+  did: string;
+  identity: Identity;
+  crypto: CryptoProvider;
+  pipeline: GatewayPipeline;
+  audit: GatewayAudit;
+  limits: Limits;
+  upstreams: UpstreamActor[];
+  checker: CapabilityChecker;
+  actor: Actor<typeof gatewayMachine>;
+  stop(): Promise<void>;
+}
+
+/** Routes tool names to upstream actors; on a name offered by two upstreams the first configured wins. */
+export class UpstreamRouter implements ToolRouter {
+  constructor(private readonly upstreams: UpstreamActor[]) {}
+  tools(): RoutedTool[] {
+    const seen = new Set<string>();
+    const out: RoutedTool[] = [];
+    for (const u of this.upstreams) {
+      for (const t of u.tools()) {
+        if (seen.has(t.name)) continue;
+        seen.add(t.name);
+        out.push(t as RoutedTool);
+      }
+    }
+    return out;
+  }
+  resolve(name: string): ReturnType<ToolRouter['resolve']> {
+    for (const u of this.upstreams) {
+      const t = u.tool(name);
+      if (t) return { tool: t as RoutedTool, call: (method, params) => u.call(method, params) };
+      if (u.isDrifted(name)) return 'drift';
+    }
+    return undefined;
+  }
+}
+
+export async function startGateway(options: GatewayOptions): Promise<Gateway> {
+  const { config } = options;
+  const log = options.log ?? (() => {});
+  const crypto = options.crypto ?? createCryptoProvider();
+  const now = options.now ?? Date.now;
+  const identity = options.identity ?? (config.gateway.keyFile ? loadKeyFile(crypto, config.gateway.keyFile) : generateIdentity(crypto));
+  if (!options.identity && !config.gateway.keyFile) log('identity: no gateway.keyFile configured, generated a fresh identity (demo only)');
+
+  let limits: Limits | undefined;
+  let audit: GatewayAudit | undefined;
+  let server: TunnelServer | undefined;
+  let sessions: SqliteSessionStore | undefined;
+  const upstreams: UpstreamActor[] = [];
+  let pipeline: GatewayPipeline | undefined;
+  let checker: CapabilityChecker | undefined;
+
+  const stopServices = async () => {
+    await server?.close();
+    await Promise.allSettled(upstreams.map((u) => u.stop()));
+    await limits?.close();
+    await audit?.close();
+    sessions?.close();
+  };
+
+  const startServices = async () => {
+    limits = createLimits(config.redis ? { redisUrl: config.redis.url, prefix: config.redis.prefix } : {});
+    log(
+      limits.kind === 'redis'
+        ? `limits: Redis at ${redactUrl(config.redis!.url)} (shared by every gateway using it)`
+        : 'limits: in-process (no Redis configured): rate limits and budgets apply to this process only',
+    );
+    audit = groupCommitAudit(await openAuditStore(config.audit.store, crypto), crypto);
+    log(`audit: ${config.audit.store.startsWith('postgres') ? 'postgresql' : config.audit.store.startsWith('sqlite:') ? config.audit.store : 'in memory (not durable across restarts)'}`);
+    const pins = new FilePinStore(config.pinsFile);
+    for (const u of config.upstreams) {
+      const transport = options.transports?.[u.name];
+      upstreams.push(
+        new UpstreamActor({
+          config: u,
+          breaker: config.breaker,
+          pins,
+          ...(transport ? { transport } : {}),
+          onDrift: (d) => {
+            actor.send({ type: 'gateway.drift', upstream: d.upstream, tool: d.tool });
+            log(`drift: upstream ${d.upstream} changed the definition of tool ${d.tool}; it is withheld until re-pinned`);
+            void audit!.append({ ts: now(), kind: 'alert', from: d.upstream, to: identity.did, msg_hash: Buffer.from(d.seen, 'hex').toString('base64url'), ...(safeTool(d.tool) ? { tool: d.tool } : {}), reason: 'tool_drift' }).catch(() => {});
+          },
+        }),
+      );
+    }
+    await Promise.all(upstreams.map((u) => u.start()));
+    for (const u of upstreams) log(`upstream ${u.name}: ${u.tools().length} tools pinned`);
+    checker = new CapabilityChecker({
+      crypto,
+      audience: identity.did,
+      trustedRoots: config.trustedIssuers.map((d) => normalizeDid(d)),
+      ...(options.revocations ? { revocations: options.revocations } : {}),
+    });
+    pipeline = new GatewayPipeline({
+      authorizer: checker,
+      audit: audit,
+      rate: limits.rate,
+      budget: limits.budget,
+      limits: config.limits,
+      router: new UpstreamRouter(upstreams),
+      gatewayDid: identity.did,
+      serverInfo: { name: config.gateway.name, version: '0.1.0' },
+      now,
+    });
+    sessions = new SqliteSessionStore({ path: options.sessionStorePath ?? ':memory:' });
+    const responder = new GatewayResponder(crypto, identity, sessions, { now });
+    const p = pipeline;
+    const a = audit;
+    server = await startTunnelServer({
+      host: config.gateway.host,
+      port: config.gateway.port,
+      responder,
+      now,
+      handlers: {
+        onOpen: async (peer, msgHash) => {
+          actor.send({ type: 'gateway.session_opened' });
+          await a.append({ ts: now(), kind: 'session_open', from: peer.did, to: identity.did, msg_hash: msgHash });
+        },
+        onClose: (peer) => {
+          actor.send({ type: 'gateway.session_closed' });
+          void a.append({ ts: now(), kind: 'session_close', from: peer.did, to: identity.did, msg_hash: sha256b64u(peer.sid) }).catch(() => {});
+        },
+        onRefused: (code) => actor.send({ type: 'gateway.handshake_refused', code }),
+        onMessage: async (peer, text, msgHash) => {
+          let msg;
+          try {
+            msg = toRpcMessage(parseJson(text, { allowFloats: true }));
+          } catch (err) {
+            return JSON.stringify(rpcError(null, JSONRPC_INVALID_REQUEST, `talos: invalid_request: ${(err as Error).message}`));
+          }
+          if (!isRequest(msg)) return undefined; // notifications and stray responses need no answer
+          try {
+            return JSON.stringify(await p.handle({ did: peer.did, msgHash }, msg));
+          } catch (err) {
+            return JSON.stringify(internalError(msg.id, err));
+          }
+        },
+      },
+    });
+    log(`gateway ${identity.did} listening on ${server.url}`);
+  };
+
+  const machine = gatewayMachine.provide({
+    actors: {
+      startServices: fromPromise(startServices),
+      stopServices: fromPromise(stopServices),
+    },
+  });
+  const actor = createActor(machine, { systemId: 'gateway' });
+  actor.start();
+  const s = await waitFor(actor, (s) => s.matches('serving') || s.matches('failed'), { timeout: 120_000 });
+  if (s.matches('failed')) {
+    await stopServices().catch(() => {});
+    actor.stop();
+    const err = (s as { context: { error?: string } }).context.error;
+    throw new TunnelError('gateway_start_failed', `the gateway did not start: ${err}`);
+  }
+  return {
+    url: server!.url,
+    did: identity.did,
+    identity,
+    crypto,
+    pipeline: pipeline!,
+    audit: audit!,
+    limits: limits!,
+    upstreams,
+    checker: checker!,
+    actor,
+    stop: async () => {
+      actor.send({ type: 'gateway.stop' });
+      await waitFor(actor, (s) => s.status === 'done', { timeout: 30_000 });
+    },
+  };
+}
+
+function redactUrl(url: string): string {
+  try {
+    const u = new URL(url);
+    if (u.password) u.password = '***';
+    return u.href;
+  } catch {
+    return 'redis';
+  }
+}
+
+function safeTool(name: string): boolean {
+  return /^[\x21-\x7e]{1,128}$/.test(name);
+}

@@ -1,0 +1,82 @@
+import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
+import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { CryptoProvider } from '../crypto/provider.ts';
+import { parseJson } from '../encoding/json.ts';
+import type { Identity } from '../identity/index.ts';
+import { connectTunnel, type TunnelClient } from '../net/client.ts';
+import { TunnelError } from './errors.ts';
+import { isPlainObject } from './jsonrpc.ts';
+import { withCapability } from './meta.ts';
+
+/**
+ * An MCP SDK (v1) Transport that carries JSON-RPC through a Talos session, so an unmodified
+ * SDK `Client` talks to any MCP server behind a Talos gateway. Every outgoing request gets the
+ * agent's capability token in `params._meta` (inside the encrypted payload). Per the SDK's
+ * rules: `start()` is called by `connect()`, `close()` fires `onclose`, `send` throws to fail
+ * the caller, and `sessionId` appears only after the first send (else `connect` would skip
+ * `initialize`).
+ */
+export interface TalosClientTransportOptions {
+  /** ws://host:port of the gateway. */
+  gateway: string;
+  identity: Identity;
+  crypto: CryptoProvider;
+  /** Compact capability token (base64url), attached to every request. */
+  token: string;
+  expectGatewayDid?: string;
+}
+
+export class TalosClientTransport implements Transport {
+  onclose?: () => void;
+  onerror?: (error: Error) => void;
+  onmessage?: <T extends JSONRPCMessage>(message: T) => void;
+  sessionId?: string;
+  private tunnel: TunnelClient | undefined;
+  private closed = false;
+
+  constructor(private readonly options: TalosClientTransportOptions) {}
+
+  async start(): Promise<void> {
+    if (this.tunnel) throw new TunnelError('already_started', 'TalosClientTransport already started');
+    this.tunnel = await connectTunnel({
+      url: this.options.gateway,
+      identity: this.options.identity,
+      crypto: this.options.crypto,
+      ...(this.options.expectGatewayDid ? { expectDid: this.options.expectGatewayDid } : {}),
+    });
+    this.tunnel.onmessage = (text) => {
+      let msg: unknown;
+      try {
+        msg = parseJson(text, { allowFloats: true });
+      } catch (err) {
+        this.onerror?.(new TunnelError('bad_message', `the gateway sent a message that is not JSON: ${(err as Error).message}`));
+        return;
+      }
+      this.onmessage?.(msg as JSONRPCMessage);
+    };
+    this.tunnel.onclose = () => this.finish();
+  }
+
+  async send(message: JSONRPCMessage): Promise<void> {
+    if (!this.tunnel || this.closed) throw new TunnelError('tunnel_closed', 'the Talos tunnel is not open');
+    let out: JSONRPCMessage = message;
+    if ('method' in message && 'id' in message) {
+      const params = isPlainObject(message.params) ? message.params : undefined;
+      out = { ...message, params: withCapability(params, this.options.token) } as JSONRPCMessage;
+    }
+    this.tunnel.send(JSON.stringify(out));
+    this.sessionId ??= this.tunnel.sid;
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    await this.tunnel?.close();
+    this.finish();
+  }
+
+  private finish(): void {
+    if (this.closed) return;
+    this.closed = true;
+    this.onclose?.();
+  }
+}

@@ -1,0 +1,81 @@
+import type { CryptoProvider } from '../crypto/provider.ts';
+import { fromUtf8 } from '../encoding/bytes.ts';
+import { createOneTimePrekeys, createPrekeyBundle, type Identity, type OneTimePrekey, type PrekeyBundle } from '../identity/index.ts';
+import { acceptFirstMessage, type Envelope } from '../session/index.ts';
+import type { HandshakeStore, PrekeySecretsWriter } from '../session/ports.ts';
+import { SessionChannel } from './channel.ts';
+
+/**
+ * The gateway's side of the handshake: it publishes a signed prekey bundle (PQXDH: with an
+ * ML-KEM-768 last-resort key) and hands out one one-time prekey per offer, then accepts first
+ * messages through runtime/session's acceptFirstMessage against the session store (which
+ * deletes the used one-time prekey and records the EK in one transaction: replays refused).
+ */
+
+/** One-time prekeys generated per batch; a new batch is made when the handed-out pool runs dry. */
+export const ONE_TIME_PREKEY_BATCH = 100;
+/** A published bundle is valid this long; the gateway makes a new one before it expires. */
+export const BUNDLE_LIFETIME_MS = 7 * 24 * 60 * 60 * 1000;
+/** Bundles are renewed this long before they expire. */
+export const BUNDLE_RENEW_MARGIN_MS = 24 * 60 * 60 * 1000;
+/** First ML-KEM id (the last-resort keys) – kept apart from signed prekey ids. */
+const PQ_ID_BASE = 1_000_000;
+
+export interface Offer {
+  bundle: PrekeyBundle;
+  opk?: OneTimePrekey;
+}
+
+export type ResponderStore = HandshakeStore & Pick<PrekeySecretsWriter, 'putSignedPrekey' | 'putOneTimePrekeys'>;
+
+export class GatewayResponder {
+  private bundle: PrekeyBundle | undefined;
+  private spkId = 0;
+  private nextOpkId = 1;
+  private pool: OneTimePrekey[] = [];
+
+  constructor(
+    private readonly crypto: CryptoProvider,
+    readonly identity: Identity,
+    private readonly store: ResponderStore,
+    private readonly options: { pq?: boolean; now?: () => number } = {},
+  ) {}
+
+  get did(): string {
+    return this.identity.did;
+  }
+
+  private now(): number {
+    return (this.options.now ?? Date.now)();
+  }
+
+  /** The bundle plus a fresh one-time prekey (each handed out once). */
+  async offer(): Promise<Offer> {
+    const now = this.now();
+    if (!this.bundle || this.bundle.exp - BUNDLE_RENEW_MARGIN_MS <= now) {
+      this.spkId++;
+      const { bundle, secrets } = createPrekeyBundle(this.crypto, this.identity, {
+        spkId: this.spkId,
+        exp: now + BUNDLE_LIFETIME_MS,
+        withPq: this.options.pq ?? true,
+        pqspkId: PQ_ID_BASE + this.spkId,
+      });
+      await this.store.putSignedPrekey(secrets);
+      this.bundle = bundle;
+    }
+    if (this.pool.length === 0) {
+      const { prekeys, secrets } = createOneTimePrekeys(this.crypto, { startId: this.nextOpkId, count: ONE_TIME_PREKEY_BATCH });
+      this.nextOpkId += ONE_TIME_PREKEY_BATCH;
+      await this.store.putOneTimePrekeys(secrets);
+      this.pool = prekeys;
+    }
+    const opk = this.pool.pop()!;
+    return { bundle: this.bundle, opk };
+  }
+
+  /** Accepts a first (prekey) frame: the new channel and the first message's text. */
+  async accept(envelope: Envelope): Promise<{ channel: SessionChannel; text: string }> {
+    const accepted = await acceptFirstMessage(this.crypto, this.identity, envelope, this.store, this.now());
+    return { channel: new SessionChannel(this.crypto, accepted.session), text: fromUtf8(accepted.plaintext) };
+  }
+}
