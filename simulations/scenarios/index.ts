@@ -1,0 +1,350 @@
+import { decodeEnvelope } from '../../runtime/session/envelope.ts';
+import { openMessage, type Session } from '../../runtime/session/session.ts';
+import { createCryptoProvider } from '../../runtime/crypto/index.ts';
+import { fromB64u, toB64u } from '../../runtime/encoding/base64url.ts';
+import { generateKek } from '../../runtime/secrets/keyring.ts';
+import { TalosError } from '../../runtime/errors.ts';
+import { INVARIANTS } from '../invariants.ts';
+import type { Packet } from '../network.ts';
+import { buildSystem, type SimSystem, type SystemOptions } from '../system/compose.ts';
+import { AUDITOR } from '../system/auditor.ts';
+import { GATEWAY } from '../system/gateway.ts';
+import { UPSTREAM, type UpstreamHealth } from '../system/upstream.ts';
+import type { World } from '../world.ts';
+
+/**
+ * The scenario library. Each scenario builds the standard deployment (system/compose.ts) with
+ * its own workload, link conditions and fault plan, all drawn from the run's seed, and may add
+ * final checks of its own. Every scenario also runs every general invariant.
+ */
+export interface ScenarioPlan {
+  sys: SimSystem;
+  final?: () => void;
+}
+
+export interface Scenario {
+  name: string;
+  summary: string;
+  setup(world: World): Promise<ScenarioPlan>;
+}
+
+const base = (o: Partial<SystemOptions> = {}): SystemOptions => ({ agents: 3, callMeanMs: 80, loadUntil: 1500, ...o });
+
+/** A fault window [start, start+length) drawn from the seed; returns the heal time. */
+function window(world: World, label: string, earliest: number, latest: number, minLen: number, maxLen: number, on: () => void, off: () => void | Promise<void>): number {
+  const r = world.rng.fork(`plan/${label}`);
+  const start = r.range(earliest, latest);
+  const end = start + r.range(minLen, maxLen);
+  world.plan(start, `${label} on`, on);
+  world.plan(end, `${label} off`, off, true);
+  return end;
+}
+
+const gatewayCrash: Scenario = {
+  name: 'gateway-crash',
+  summary: 'the gateway process is killed mid-call (twice) and restored from its store',
+  async setup(world) {
+    const sys = await buildSystem(world, base({ insiders: 1 }));
+    for (let i = 0; i < 2; i++) {
+      window(world, `gateway-crash-${i}`, 100 + i * 700, 600 + i * 700, 10, 300, () => world.crash(GATEWAY), () => world.restart(GATEWAY));
+    }
+    return { sys };
+  },
+};
+
+const flappingUpstream: Scenario = {
+  name: 'flapping-upstream',
+  summary: 'the upstream MCP server fails and goes silent on and off; the circuit breaker opens and closes',
+  async setup(world) {
+    const sys = await buildSystem(world, base());
+    const r = world.rng.fork('plan/flap');
+    let t = r.range(50, 200);
+    const states: UpstreamHealth[] = ['failing', 'silent', 'healthy'];
+    while (t < 1300) {
+      const h = r.pick(states);
+      world.plan(t, `upstream ${h}`, () => {
+        sys.upstream.health = h;
+        world.trace.fault(h === 'healthy' ? 'heal' : 'upstream_' + h, UPSTREAM);
+      });
+      t += r.range(40, 300);
+    }
+    world.plan(t, 'upstream healthy', () => void (sys.upstream.health = 'healthy'), true);
+    return { sys };
+  },
+};
+
+const partition: Scenario = {
+  name: 'partition',
+  summary: 'a network partition between agents and the gateway, on a lossy link, then healed',
+  async setup(world) {
+    const sys = await buildSystem(world, base());
+    const cut = sys.agents.slice(0, 2).map((a) => a.name);
+    for (const a of sys.agents) world.network.configure(a.name, GATEWAY, { drop: 0.02, reorder: 0.05 });
+    window(world, 'partition', 100, 900, 100, 900, () => world.network.partition(cut, [GATEWAY]), () => world.network.heal());
+    return { sys };
+  },
+};
+
+const redisOutage: Scenario = {
+  name: 'redis-outage',
+  summary: 'the Redis behind rate limits and budgets is unreachable for a while: calls fail closed, then resume',
+  async setup(world) {
+    const sys = await buildSystem(world, base());
+    window(
+      world, 'redis-outage', 100, 900, 100, 700,
+      () => { sys.redis.available = false; world.trace.fault('outage', 'redis'); },
+      () => { sys.redis.available = true; world.trace.fault('heal', 'redis'); },
+    );
+    return { sys };
+  },
+};
+
+const auditCrash: Scenario = {
+  name: 'audit-store-crash',
+  summary: 'the auditor crashes (losing its unflushed appends) and restarts from its durable leaves',
+  async setup(world) {
+    const sys = await buildSystem(world, base({ callMeanMs: 40 }));
+    for (let i = 0; i < 3; i++) {
+      window(world, `auditor-crash-${i}`, 100 + i * 450, 500 + i * 450, 5, 200, () => world.crash(AUDITOR), () => world.restart(AUDITOR));
+    }
+    return { sys };
+  },
+};
+
+const keyCompromise: Scenario = {
+  name: 'key-compromise',
+  summary: "an attacker steals both ends' session state of one agent; it must read nothing older, and lose access after two ratchet steps",
+  async setup(world) {
+    const sys = await buildSystem(world, base({ agents: 2, callMeanMs: 50 }));
+    const victim = sys.agents[0]!;
+    const firstSeen = new Map<string, number>();
+    const captured: Packet[] = [];
+    world.network.tap((p) => {
+      if (p.type !== 'session.frame' || (p.from !== victim.name && p.to !== victim.name)) return;
+      if (!firstSeen.has(p.payload)) firstSeen.set(p.payload, p.sentAt);
+      captured.push(p);
+    });
+    const attackerCrypto = createCryptoProvider({ name: world.options.crypto ?? 'node', random: world.rng.randomSource('attacker') });
+    const stealAt = world.rng.fork('plan/steal').range(400, 1000);
+    let follower: Session | null = null;
+    let stolenAt = -1;
+    const followed: { frame: string; sealedAt: number }[] = [];
+    const tryOpen = (s: Session, frame: string): Session | null => {
+      try {
+        return openMessage(attackerCrypto, s, decodeEnvelope(frame), world.clock('attacker')).session;
+      } catch (err) {
+        if (err instanceof TalosError) return null;
+        throw err;
+      }
+    };
+    world.plan(stealAt, 'steal session state', () => {
+      const gwSide = sys.gateway.sessions.get(victim.identity.did);
+      const agentSide = victim.session;
+      if (!gwSide || !agentSide) return;
+      stolenAt = world.scheduler.now;
+      world.trace.fault('key_compromise', victim.name, 'both session states copied by the attacker');
+      // Forward secrecy: nothing either side already read opens with the stolen state.
+      for (const o of sys.gateway.opened) {
+        if (o.peer !== victim.identity.did) continue;
+        world.invariants.check(INVARIANTS.forwardSecrecy, tryOpen(gwSide, o.frame) === null, () => `stolen gateway state opens a frame read at ${o.at}ms`);
+      }
+      for (const o of victim.opened) {
+        world.invariants.check(INVARIANTS.forwardSecrecy, tryOpen(agentSide, o.frame) === null, () => `stolen agent state opens a frame read at ${o.at}ms`);
+      }
+      follower = gwSide;
+    });
+    // The attacker keeps following the agent's frames with the stolen gateway-side state.
+    world.network.tap((p) => {
+      if (!follower || p.from !== victim.name || p.type !== 'session.frame') return;
+      const next = tryOpen(follower, p.payload);
+      if (next) {
+        follower = next;
+        followed.push({ frame: p.payload, sealedAt: firstSeen.get(p.payload) ?? p.sentAt });
+      }
+    });
+    return {
+      sys,
+      final() {
+        if (stolenAt < 0) return;
+        // Post-compromise security: after the victim's second DH ratchet step since the theft,
+        // its new frames are out of the attacker's reach.
+        const steps = victim.ratchetSteps.filter((t) => t > stolenAt);
+        if (steps.length < 2) return;
+        const recoveredAt = steps[1]!;
+        const late = followed.filter((f) => f.sealedAt > recoveredAt);
+        world.invariants.check(INVARIANTS.forwardSecrecy, late.length === 0, () => `attacker still reads frames sealed after recovery at ${recoveredAt}ms`);
+        void captured;
+      },
+    };
+  },
+};
+
+/** Flips one bit of the ciphertext of a frame, keeping it well-formed. */
+function tamper(frame: string, bit: number): string | null {
+  try {
+    const o = JSON.parse(frame) as Record<string, unknown>;
+    const ct = fromB64u(o.ct as string);
+    const i = bit % (ct.length * 8);
+    ct[i >> 3]! ^= 1 << (i & 7);
+    o.ct = toB64u(ct);
+    return JSON.stringify(o);
+  } catch {
+    return null;
+  }
+}
+
+const replayTamper: Scenario = {
+  name: 'replay-tamper',
+  summary: 'a network attacker replays old frames and injects tampered copies ahead of the genuine ones',
+  async setup(world) {
+    const sys = await buildSystem(world, base({ agents: 2 }));
+    for (const a of sys.agents) world.network.configure(a.name, GATEWAY, { duplicate: 0.05 });
+    const r = world.rng.fork('attacker');
+    world.network.tap((p) => {
+      if (p.type !== 'session.frame' || p.trusted || world.scheduler.now > 1500) return;
+      if (r.chance(0.25)) {
+        const bad = tamper(p.payload, r.u32());
+        if (bad) world.network.inject(p.from, p.to, p.type, bad, r.range(0, 1));
+      }
+      if (r.chance(0.15)) world.network.inject(p.from, p.to, p.type, p.payload, r.range(50, 800));
+    });
+    world.healedAt = 1500 + 800;
+    return { sys };
+  },
+};
+
+const tokenRevoked: Scenario = {
+  name: 'token-revoked',
+  summary: "an agent's token is revoked while its calls are in flight (slow upstream); a leaked-token insider keeps trying",
+  async setup(world) {
+    const sys = await buildSystem(world, base({ agents: 3, insiders: 1, callMeanMs: 40 }));
+    world.network.configure(GATEWAY, UPSTREAM, { baseMs: 20, jitterMeanMs: 30 });
+    const victim = sys.tokens.get('agent-0')!;
+    world.plan(world.rng.fork('plan/revoke').range(200, 1200), 'revoke token', () => sys.revoke(victim.id));
+    return { sys };
+  },
+};
+
+const clockSkew: Scenario = {
+  name: 'clock-skew',
+  summary: 'node clocks disagree and the gateway clock jumps; tokens expire mid-run',
+  async setup(world) {
+    const r = world.rng.fork('plan/skew');
+    for (const n of [GATEWAY, AUDITOR, 'redis', 'issuer', 'agent-0', 'agent-1', 'agent-2']) world.skew.set(n, r.range(-3000, 3000));
+    const sys = await buildSystem(world, base({ tokenTtlMs: r.range(500, 4000) }));
+    world.plan(r.range(200, 1200), 'gateway clock jumps', () => {
+      const jump = r.range(-2000, 2000);
+      world.skew.set(GATEWAY, (world.skew.get(GATEWAY) ?? 0) + jump);
+      world.trace.fault('clock_jump', GATEWAY, `${jump}ms`);
+    });
+    return { sys };
+  },
+};
+
+const loadSpike: Scenario = {
+  name: 'load-spike',
+  summary: 'a burst of calls against tight rate limits and budgets: never more than the limits allow',
+  async setup(world) {
+    const rule = { capacity: 5, refillPerSecond: 10 };
+    const budget = 30;
+    const sys = await buildSystem(world, base({ agents: 6, callMeanMs: 8, loadUntil: 1000, rateRule: rule, budgetLimit: budget }));
+    return {
+      sys,
+      final() {
+        const byAgent = new Map<string, number>();
+        const byBucket = new Map<string, number[]>();
+        for (const a of sys.truth.allowedCalls) {
+          byAgent.set(a.agent, (byAgent.get(a.agent) ?? 0) + 1);
+          const k = `${a.agent}|${a.tool}`;
+          byBucket.set(k, [...(byBucket.get(k) ?? []), a.at]);
+        }
+        for (const [agent, n] of byAgent) {
+          world.invariants.check(INVARIANTS.limitsHold, n <= budget, () => `${agent} got ${n} calls allowed with a budget of ${budget}`);
+        }
+        for (const [k, times] of byBucket) {
+          const span = (times[times.length - 1]! - times[0]!) / 1000;
+          const bound = rule.capacity + Math.ceil(span * rule.refillPerSecond) + 1;
+          world.invariants.check(INVARIANTS.limitsHold, times.length <= bound, () => `${k}: ${times.length} allowed in ${span}s (bound ${bound})`);
+        }
+      },
+    };
+  },
+};
+
+const kekRotation: Scenario = {
+  name: 'kek-rotation',
+  summary: 'the KEK wrapping the upstream credential is rotated twice under traffic, once across a gateway crash',
+  async setup(world) {
+    const sys = await buildSystem(world, base({ callMeanMs: 30 }));
+    const r = world.rng.fork('plan/kek');
+    for (let i = 0; i < 2; i++) {
+      world.plan(r.range(100 + i * 600, 600 + i * 600), `rotate KEK ${i}`, async () => {
+        const kek = generateKek(world.crypto);
+        world.scanner.key(kek.key, 'KEK');
+        world.trace.fault('kek_rotation', 'vault', kek.id);
+        await sys.vault.rotate(kek, { batchSize: 1 });
+      });
+    }
+    window(world, 'gateway-crash', 300, 1200, 10, 200, () => world.crash(GATEWAY), () => world.restart(GATEWAY));
+    return {
+      sys,
+      final() {
+        world.spawn(
+          sys.vault.store.countByKek().then((counts) => {
+            const ids = [...counts.keys()];
+            world.invariants.check(INVARIANTS.secretsReadable, ids.length === 1 && ids[0] === sys.vault.keyring.primaryId, () => `records still under old KEKs: ${ids.join(',')}`);
+          }),
+        );
+      },
+    };
+  },
+};
+
+const swarm: Scenario = {
+  name: 'swarm',
+  summary: 'many agents (some with leaked tokens) on a lossy, duplicating, reordering network, with one gateway crash',
+  async setup(world) {
+    const sys = await buildSystem(world, base({ agents: 16, insiders: 3, callMeanMs: 150 }));
+    for (const a of sys.agents) world.network.configure(a.name, GATEWAY, { drop: 0.02, duplicate: 0.02, reorder: 0.05 });
+    window(world, 'gateway-crash', 200, 1200, 10, 150, () => world.crash(GATEWAY), () => world.restart(GATEWAY));
+    return { sys };
+  },
+};
+
+const gatewayAuditCrash: Scenario = {
+  name: 'crash-storm',
+  summary: 'gateway and auditor crash independently and repeatedly while the upstream is slow',
+  async setup(world) {
+    const sys = await buildSystem(world, base({ insiders: 1, callMeanMs: 50 }));
+    world.network.configure(GATEWAY, UPSTREAM, { baseMs: 5, jitterMeanMs: 20 });
+    for (let i = 0; i < 3; i++) {
+      window(world, `gw-${i}`, 100 + i * 400, 400 + i * 400, 5, 120, () => world.crash(GATEWAY), () => world.restart(GATEWAY));
+      window(world, `au-${i}`, 100 + i * 400, 400 + i * 400, 5, 120, () => world.crash(AUDITOR), () => world.restart(AUDITOR));
+    }
+    return { sys };
+  },
+};
+
+export const SCENARIOS: readonly Scenario[] = [
+  gatewayCrash,
+  flappingUpstream,
+  partition,
+  redisOutage,
+  auditCrash,
+  keyCompromise,
+  replayTamper,
+  tokenRevoked,
+  clockSkew,
+  loadSpike,
+  kekRotation,
+  swarm,
+  gatewayAuditCrash,
+];
+
+export class UnknownScenarioError extends TalosError {}
+
+export function scenarioByName(name: string): Scenario {
+  const s = SCENARIOS.find((x) => x.name === name);
+  if (!s) throw new UnknownScenarioError('sim_unknown_scenario', `unknown scenario "${name}"; try: ${SCENARIOS.map((x) => x.name).join(', ')}`);
+  return s;
+}

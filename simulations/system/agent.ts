@@ -1,0 +1,166 @@
+import type { Offer, Session } from '../../runtime/session/session.ts';
+import { initiateSession, openMessage, sealMessage } from '../../runtime/session/session.ts';
+import { decodeEnvelope, encodeEnvelope } from '../../runtime/session/envelope.ts';
+import type { LocalIdentity } from '../../runtime/session/handshake.ts';
+import { fromUtf8, utf8 } from '../../runtime/encoding/bytes.ts';
+import { TalosError } from '../../runtime/errors.ts';
+import type { Packet } from '../network.ts';
+import type { Rng } from '../random.ts';
+import type { SimNode, World } from '../world.ts';
+import type { Truth } from './truth.ts';
+
+/**
+ * A simulated agent: the real X3DH handshake and Double Ratchet (runtime/session), the real
+ * envelope codec, and an MCP-like request carrying its capability token inside the encrypted
+ * payload. It retransmits the same frame while a call is unanswered (exponential backoff, so a
+ * lost or duplicated frame is the network's problem, not the application's), and sends a new
+ * attempt when the gateway answers "retry" (a transient refusal).
+ */
+export const RETRANSMIT_MS = 60;
+export const MAX_RETRANSMIT_MS = 400;
+export const RETRY_AFTER_MS = 50;
+
+export interface AgentRequest {
+  id: string;
+  call: string;
+  method: 'tools/call';
+  tool: string;
+  args: Record<string, unknown>;
+  token: string;
+}
+
+export interface GatewayReply {
+  id: string;
+  call: string;
+  status: 'ok' | 'denied' | 'retry';
+  reason?: string;
+  result?: string;
+}
+
+interface Pending {
+  callId: string;
+  tool: string;
+  args: Record<string, unknown>;
+  token: string;
+  frame: string;
+  backoff: number;
+  attempt: number;
+}
+
+export class SimAgent implements SimNode {
+  readonly kind = 'session' as const;
+  up = true;
+  epoch = 0;
+  session: Session | null = null;
+  private readonly pending = new Map<string, Pending>();
+  private msgCount = 0;
+  /** Times at which this agent's own ratchet key changed (a DH ratchet step). */
+  readonly ratchetSteps: number[] = [];
+  /** Frame hashes this agent opened, with when (for the forward-secrecy check). */
+  readonly opened: { frame: string; at: number }[] = [];
+
+  constructor(
+    private readonly world: World,
+    private readonly truth: Truth,
+    readonly name: string,
+    readonly identity: LocalIdentity,
+    readonly gateway: string,
+    private readonly offer: Offer,
+    readonly rng: Rng,
+  ) {
+    world.scanner.key(identity.sig.secretKey, `${name} signing key`);
+    world.scanner.key(identity.dh.secretKey, `${name} dh key`);
+    world.network.attach(name, (p) => this.receive(p));
+  }
+
+  /** Starts one tool call; `token` is the compact capability it presents. */
+  call(tool: string, args: Record<string, unknown>, token: string): string {
+    const callId = `${this.name}:c${this.rng.hex(4)}`;
+    this.truth.issue({ callId, agent: this.name, tool, issuedAt: this.world.scheduler.now });
+    const p: Pending = { callId, tool, args, token, frame: '', backoff: RETRANSMIT_MS, attempt: 0 };
+    this.pending.set(callId, p);
+    this.attempt(p);
+    return callId;
+  }
+
+  private attempt(p: Pending): void {
+    const canary = `cnry-${this.rng.hex(8)}`;
+    this.world.scanner.canary(canary);
+    const req: AgentRequest = {
+      id: `${this.name}:m${this.msgCount++}`,
+      call: p.callId,
+      method: 'tools/call',
+      tool: p.tool,
+      args: { ...p.args, note: canary },
+      token: p.token,
+    };
+    p.frame = this.seal(utf8(JSON.stringify(req)));
+    p.attempt++;
+    p.backoff = RETRANSMIT_MS;
+    this.transmit(p, p.attempt);
+  }
+
+  private seal(plaintext: Uint8Array): string {
+    if (!this.session) this.session = initiateSession(this.world.crypto, this.identity, this.offer, this.world.clock(this.name));
+    const before = this.session.ratchet.dhsPublic;
+    const sealed = sealMessage(this.world.crypto, this.session, plaintext);
+    this.session = sealed.session;
+    this.noteKeys(before);
+    return encodeEnvelope(sealed.envelope);
+  }
+
+  private noteKeys(beforeDhs: Uint8Array): void {
+    const r = this.session!.ratchet;
+    if (r.dhsPublic !== beforeDhs) this.ratchetSteps.push(this.world.scheduler.now);
+    this.world.scanner.key(r.rk, `${this.name} root key`);
+    if (r.cks) this.world.scanner.key(r.cks, `${this.name} sending chain key`);
+    if (r.ckr) this.world.scanner.key(r.ckr, `${this.name} receiving chain key`);
+    this.world.scanner.key(r.dhsSecret, `${this.name} ratchet secret`);
+  }
+
+  private transmit(p: Pending, attempt: number): void {
+    if (!this.pending.has(p.callId) || p.attempt !== attempt) return;
+    this.world.network.send(this.name, this.gateway, 'session.frame', p.frame);
+    const wait = p.backoff;
+    p.backoff = Math.min(MAX_RETRANSMIT_MS, p.backoff * 2);
+    this.world.scheduler.after(wait, 'agent retransmit', () => this.transmit(p, attempt));
+  }
+
+  private receive(packet: Packet): void {
+    if (!this.session) return;
+    let plaintext: Uint8Array;
+    try {
+      const env = decodeEnvelope(packet.payload);
+      const before = this.session.ratchet.dhsPublic;
+      const opened = openMessage(this.world.crypto, this.session, env, this.world.clock(this.name));
+      this.session = opened.session;
+      this.noteKeys(before);
+      plaintext = opened.plaintext;
+    } catch (err) {
+      if (err instanceof TalosError) return; // forged, replayed or duplicated: dropped, state unchanged
+      throw err;
+    }
+    this.opened.push({ frame: packet.payload, at: this.world.scheduler.now });
+    const reply = JSON.parse(fromUtf8(plaintext)) as GatewayReply;
+    this.truth.deliver(this.name, reply.id);
+    const p = this.pending.get(reply.call);
+    if (!p) return;
+    if (reply.status === 'retry') {
+      p.attempt++; // stops the retransmission of the old frame
+      const attempt = p.attempt;
+      this.world.scheduler.after(RETRY_AFTER_MS, 'agent retry', () => {
+        if (this.pending.get(p.callId) === p && p.attempt === attempt) this.attempt(p);
+      });
+      return;
+    }
+    this.pending.delete(reply.call);
+    this.truth.settle(reply.call, reply.status);
+  }
+
+  get inFlight(): number {
+    return this.pending.size;
+  }
+
+  crash(): void {}
+  restart(): void {}
+}

@@ -1,0 +1,155 @@
+import { mintToken, encodeToken, type Token } from '../../runtime/capability/token.ts';
+import { MemoryRevocationSource, mintRevocation } from '../../runtime/capability/revocation.ts';
+import { generateIdentity, type Identity } from '../../runtime/identity/identity.ts';
+import { createPrekeyBundle } from '../../runtime/identity/prekeys.ts';
+import { utf8 } from '../../runtime/encoding/bytes.ts';
+import type { RateRule } from '../../runtime/limits/types.ts';
+import { generateKek, Keyring } from '../../runtime/secrets/keyring.ts';
+import { MemorySecretStore } from '../../runtime/secrets/store.ts';
+import { SecretVault } from '../../runtime/secrets/vault.ts';
+import type { PrekeyBundleJson } from '../../runtime/session/bundle.ts';
+import { SimRedis } from '../limits.ts';
+import type { World } from '../world.ts';
+import { SimAgent } from './agent.ts';
+import { AUDITOR, SimAuditor } from './auditor.ts';
+import { GATEWAY, SimGateway } from './gateway.ts';
+import { Truth } from './truth.ts';
+import { SimUpstream, UPSTREAM } from './upstream.ts';
+
+/**
+ * Builds the standard simulated deployment: N agents, one gateway, its auditor, one upstream
+ * MCP server, a "Redis" for limits, a secret vault holding the upstream credential, and a
+ * token issuer the gateway trusts. Every key and token comes from the run's seeded provider.
+ */
+export interface SystemOptions {
+  agents: number;
+  /** Agents that sometimes present another agent's token (a leaked bearer token). */
+  insiders?: number;
+  /** Mean time between two calls of one agent. */
+  callMeanMs: number;
+  /** No new calls after this simulated time. */
+  loadUntil: number;
+  rateRule?: RateRule;
+  budgetLimit?: number;
+  /** Lifetime of the agents' tokens (ms); default: longer than any run. */
+  tokenTtlMs?: number;
+}
+
+export const TOOLS = ['read_text_file', 'search'] as const;
+export const PATH_PREFIX = 'repo/src';
+/** Paths the workload asks for: some inside the grant, some outside, one traversal attempt. */
+export const PATHS = ['repo/src/main.ts', 'repo/src/lib/util.ts', 'repo/src/a/b/c.ts', 'repo/README.md', 'etc/passwd', 'repo/src/../../etc/passwd'];
+export const DEFAULT_RATE: RateRule = { capacity: 50, refillPerSecond: 50 };
+export const DEFAULT_BUDGET = 1_000_000;
+const CREDENTIAL_REF = { purpose: 'upstream', id: 'files' };
+
+export interface SimSystem {
+  world: World;
+  truth: Truth;
+  gateway: SimGateway;
+  auditor: SimAuditor;
+  upstream: SimUpstream;
+  agents: SimAgent[];
+  redis: SimRedis;
+  vault: SecretVault;
+  revocations: MemoryRevocationSource;
+  issuer: Identity;
+  tokens: Map<string, Token>;
+  /** The issuer revokes a token; the gateway learns it at once (its source delivers it). */
+  revoke(tokenId: string): Promise<void>;
+  /** Starts the workload: each agent calls at random until `loadUntil`. */
+  startLoad(): void;
+  options: SystemOptions;
+}
+
+export async function buildSystem(world: World, options: SystemOptions): Promise<SimSystem> {
+  const crypto = world.crypto;
+  const truth = new Truth(world);
+  const issuer = generateIdentity(crypto);
+  world.scanner.key(issuer.sig.secretKey, 'issuer signing key');
+  const gwIdentity = generateIdentity(crypto);
+  const { bundle, secrets } = createPrekeyBundle(crypto, gwIdentity, { spkId: 1, exp: world.clock(GATEWAY) + 365 * 24 * 3600 * 1000 });
+
+  const redis = new SimRedis(() => world.clock('redis'));
+  const kek = generateKek(crypto);
+  world.scanner.key(kek.key, 'KEK');
+  const vault = new SecretVault(crypto, new Keyring([kek]), new MemorySecretStore());
+  const credential = `cnry-${world.rng.fork('credential').hex(8)}`;
+  world.scanner.canary(credential);
+  await vault.put(CREDENTIAL_REF, utf8(credential));
+
+  const auditor = new SimAuditor(world);
+  const upstream = new SimUpstream(world, truth, auditor);
+  upstream.expectedCredential = credential;
+  const revocations = new MemoryRevocationSource();
+  const gateway = new SimGateway(
+    world,
+    truth,
+    gwIdentity,
+    { spk: { secretKey: secrets.spk.secretKey, publicKey: secrets.spk.publicKey } },
+    [issuer.did],
+    revocations,
+    redis,
+    vault,
+    { rateRule: options.rateRule ?? DEFAULT_RATE, budgetLimit: options.budgetLimit ?? DEFAULT_BUDGET, credentialRef: CREDENTIAL_REF },
+  );
+  world.network.configure(GATEWAY, UPSTREAM, { trusted: true });
+  world.network.configure(GATEWAY, AUDITOR, { baseMs: 1, jitterMeanMs: 1 });
+
+  const nbfSec = Math.floor(world.clock('issuer') / 1000) - 60;
+  const ttl = options.tokenTtlMs ?? 24 * 3600 * 1000;
+  const expSec = Math.floor((world.clock('issuer') + ttl) / 1000);
+  const agents: SimAgent[] = [];
+  const tokens = new Map<string, Token>();
+  for (let i = 0; i < options.agents; i++) {
+    const name = `agent-${i}`;
+    const id = generateIdentity(crypto);
+    const token = mintToken(crypto, {
+      issuerKey: issuer.sig.secretKey,
+      sub: id.did,
+      aud: gwIdentity.did,
+      nbf: nbfSec,
+      exp: expSec,
+      grants: [
+        { method: 'tools/call', tool: 'read_text_file', args: { path: { glob: `${PATH_PREFIX}/**` } } },
+        { method: 'tools/call', tool: 'search' },
+      ],
+    });
+    tokens.set(name, token);
+    truth.tokens.set(token.id, { id: token.id, sub: id.did, tools: TOOLS, pathPrefix: PATH_PREFIX, nbfMs: nbfSec * 1000, expMs: expSec * 1000 });
+    agents.push(new SimAgent(world, truth, name, id, GATEWAY, { bundle: bundle as unknown as PrekeyBundleJson }, world.rng.fork(name)));
+  }
+  for (const n of [auditor, upstream, gateway, ...agents]) world.add(n);
+
+  const insiders = options.insiders ?? 0;
+  const sys: SimSystem = {
+    world, truth, gateway, auditor, upstream, agents, redis, vault, revocations, issuer, tokens, options,
+    async revoke(tokenId) {
+      const r = mintRevocation(crypto, issuer.sig.secretKey, tokenId, world.clock('issuer'));
+      truth.revokedAt.set(tokenId, world.clock(GATEWAY));
+      world.trace.fault('revocation', GATEWAY, `token ${tokenId}`);
+      await revocations.publish(r);
+    },
+    startLoad() {
+      agents.forEach((agent, i) => {
+        const insider = i >= agents.length - insiders;
+        const next = () => {
+          const wait = Math.max(1, Math.round(agent.rng.exponential(options.callMeanMs)));
+          if (world.scheduler.now + wait > options.loadUntil) return;
+          world.scheduler.after(wait, `${agent.name} call`, () => {
+            const tool = agent.rng.chance(0.1) ? 'delete_file' : agent.rng.pick(['read_text_file', 'read_text_file', 'search']);
+            const args: Record<string, unknown> = tool === 'search' ? { query: `q${agent.rng.int(100)}` } : { path: agent.rng.pick(PATHS) };
+            let token = tokens.get(agent.name)!;
+            if (insider && agents.length > 1 && agent.rng.chance(0.5)) {
+              token = tokens.get(agent.rng.pick(agents.filter((a) => a !== agent)).name)!;
+            }
+            agent.call(tool, args, encodeToken(token));
+            next();
+          });
+        };
+        next();
+      });
+    },
+  };
+  return sys;
+}

@@ -1,0 +1,90 @@
+import { INVARIANTS } from '../invariants.ts';
+import type { World } from '../world.ts';
+
+/**
+ * What actually happened, recorded by an all-seeing observer outside the system under test,
+ * and the independent policy oracle. The oracle re-states the scenario's policy from the
+ * tokens the scenario minted (ground truth), with none of the capability module's code: a
+ * call is allowed only to the token's own subject, for a granted tool, with a path under the
+ * granted prefix, inside the validity window, and not after the gateway learned a revocation.
+ */
+export interface PolicyToken {
+  id: string;
+  sub: string;
+  tools: readonly string[];
+  /** Canonical relative prefix the `path` argument must stay under (for tools that take one). */
+  pathPrefix: string;
+  nbfMs: number;
+  expMs: number;
+}
+
+export interface CallRecord {
+  callId: string;
+  agent: string;
+  tool: string;
+  issuedAt: number;
+  settledAt?: number;
+  outcome?: 'ok' | 'denied';
+}
+
+export class Truth {
+  readonly tokens = new Map<string, PolicyToken>();
+  /** token id -> gateway clock (ms) at which the gateway learned the revocation. */
+  readonly revokedAt = new Map<string, number>();
+  readonly calls = new Map<string, CallRecord>();
+  private readonly delivered = new Map<string, Set<string>>();
+  readonly allowedCalls: { agent: string; tool: string; at: number }[] = [];
+  forwards = 0;
+  denials = 0;
+
+  constructor(private readonly world: World) {}
+
+  issue(call: CallRecord): void {
+    this.calls.set(call.callId, call);
+  }
+
+  settle(callId: string, outcome: 'ok' | 'denied'): void {
+    const c = this.calls.get(callId);
+    if (!c || c.settledAt !== undefined) return;
+    c.settledAt = this.world.scheduler.now;
+    c.outcome = outcome;
+  }
+
+  /** An application (gateway or agent) received message `msgId`: it must be the first time. */
+  deliver(receiver: string, msgId: string): void {
+    let seen = this.delivered.get(receiver);
+    if (!seen) this.delivered.set(receiver, (seen = new Set()));
+    const dup = seen.has(msgId);
+    seen.add(msgId);
+    this.world.invariants.check(INVARIANTS.deliveredOnce, !dup, () => `message ${msgId} delivered twice to ${receiver}`);
+  }
+
+  /** The oracle's verdict on an allow decision; refusing reasons are returned as text. */
+  oracleRefuses(d: { tokenId: string | undefined; sessionDid: string; tool: string; args: Record<string, unknown>; nowMs: number }): string | null {
+    const tok = d.tokenId === undefined ? undefined : this.tokens.get(d.tokenId);
+    if (!tok) return 'unknown token';
+    if (tok.sub !== d.sessionDid) return `token subject ${tok.sub} is not the session's ${d.sessionDid}`;
+    if (!tok.tools.includes(d.tool)) return `tool ${d.tool} not granted`;
+    if ('path' in d.args) {
+      const p = d.args.path;
+      if (typeof p !== 'string' || !underPrefix(p, tok.pathPrefix)) return `path ${String(p)} outside ${tok.pathPrefix}`;
+    }
+    if (d.nowMs < tok.nbfMs) return 'not yet valid';
+    if (d.nowMs >= tok.expMs) return 'expired';
+    const rev = this.revokedAt.get(tok.id);
+    if (rev !== undefined && rev <= d.nowMs) return 'revoked';
+    return null;
+  }
+
+  unsettled(): CallRecord[] {
+    return [...this.calls.values()].filter((c) => c.settledAt === undefined);
+  }
+}
+
+/** Simple, separate path rule: plain segments under the prefix, nothing special allowed. */
+function underPrefix(path: string, prefix: string): boolean {
+  const segs = path.split('/');
+  if (segs.some((s) => s === '' || s === '.' || s === '..' || s.includes('\\') || s.includes('\0'))) return false;
+  const pre = prefix.split('/');
+  return segs.length > pre.length && pre.every((s, i) => segs[i] === s);
+}
