@@ -152,6 +152,19 @@ t.test('verification of malformed keys and signatures returns false, never throw
   }
 });
 
+t.test('a secret array changed in place is used with its new value (node remembers KeyObjects per array)', async (t) => {
+  const [noble, node] = providers();
+  const seed = new Uint8Array(32).fill(5);
+  const message = new Uint8Array([9, 9]);
+  const peer = noble!.x25519PublicKey(new Uint8Array(32).fill(6));
+  t.same(node!.ed25519Sign(seed, message), noble!.ed25519Sign(seed, message), 'first use');
+  t.same(node!.x25519(seed, peer), noble!.x25519(seed, peer), 'first use (X25519)');
+  seed.fill(7);
+  t.same(node!.ed25519Sign(seed, message), noble!.ed25519Sign(new Uint8Array(32).fill(7), message), 'after the change');
+  t.same(node!.x25519(seed, peer), noble!.x25519(new Uint8Array(32).fill(7), peer), 'after the change (X25519)');
+  t.same(node!.ed25519PublicKey(seed), noble!.ed25519PublicKey(seed), 'public key after the change');
+});
+
 t.test('outputs are plain Uint8Arrays that callers may keep', async (t) => {
   for (const crypto of providers()) {
     const key = new Uint8Array(32).fill(3);
