@@ -22,14 +22,32 @@ const BANNER = `/* eslint-disable */
 
 type Schema = JSONSchema4 & { $defs?: Record<string, JSONSchema4>; title?: string };
 
-/** Gives each $defs entry a title unique to its file, so generated names never collide. */
-function titleDefs(schema: Schema): Schema {
+/**
+ * Prepares one schema for the generator: each $defs entry gets a title unique to its file (so
+ * generated names never collide), and each $ref to another schema file becomes a `tsType`
+ * naming that file's root type (declared once, from its own file).
+ */
+function prepare(schema: Schema, titles: Map<string, string>): Schema {
   const copy = structuredClone(schema);
   for (const [key, def] of Object.entries(copy.$defs ?? {})) {
     if (def.title === undefined) {
       def.title = `${copy.title}${key.charAt(0).toUpperCase()}${key.slice(1)}`;
     }
   }
+  const walk = (node: unknown): void => {
+    if (Array.isArray(node)) return node.forEach(walk);
+    if (typeof node !== 'object' || node === null) return;
+    const obj = node as Record<string, unknown>;
+    if (typeof obj.$ref === 'string' && obj.$ref.startsWith(SCHEMA_ID_BASE)) {
+      const title = titles.get(obj.$ref);
+      if (!title) throw new Error(`${copy.title}: $ref to an unknown schema ${obj.$ref} (only whole files can be referenced)`);
+      delete obj.$ref;
+      obj.tsType = title;
+      return;
+    }
+    Object.values(obj).forEach(walk);
+  };
+  walk(copy);
   return copy;
 }
 
@@ -57,40 +75,36 @@ function declarations(text: string): { name: string; text: string }[] {
   return out;
 }
 
-export async function generateTypes(): Promise<string> {
+export async function generateTypes(dir: string = SCHEMA_DIR): Promise<string> {
   const seen = new Set<string>();
   const parts: string[] = [];
   const map: string[] = [];
-  for (const { name, file } of schemaFiles(SCHEMA_DIR)) {
-    const schema = JSON.parse(readFileSync(file, 'utf8')) as Schema;
+  const schemas = schemaFiles(dir).map(({ name, file }) => ({ name, schema: JSON.parse(readFileSync(file, 'utf8')) as Schema }));
+  const titles = new Map<string, string>();
+  for (const { name, schema } of schemas) {
     if (typeof schema.title !== 'string' || !TITLE.test(schema.title)) {
       throw new Error(`${name}: the schema needs a PascalCase "title" (it names the TS type)`);
     }
-    const ts = await compile(titleDefs(schema) as JSONSchema4, schema.title, {
+    titles.set(`${SCHEMA_ID_BASE}${name}.json`, schema.title);
+  }
+  for (const { name, schema } of schemas) {
+    const title = schema.title as string;
+    const ts = await compile(prepare(schema, titles) as JSONSchema4, title, {
       bannerComment: '',
       additionalProperties: false,
       strictIndexSignatures: true,
       format: true,
       unknownAny: true,
-      $refOptions: {
-        resolve: {
-          http: false,
-          talos: {
-            order: 1,
-            canRead: (f: { url: string }) => f.url.startsWith(SCHEMA_ID_BASE),
-            read: (f: { url: string }) =>
-              readFileSync(join(SCHEMA_DIR, f.url.slice(SCHEMA_ID_BASE.length).replace(/\.json$/, '.schema.json')), 'utf8'),
-          },
-        },
-      } as never,
+      declareExternallyReferenced: true,
+      $refOptions: { resolve: { http: false, file: false } } as never,
     });
     for (const decl of declarations(ts)) {
-      // A schema $ref'd from another file is declared again there: keep the first.
+      // Defensive: a name declared twice would not compile; keep the first.
       if (seen.has(decl.name)) continue;
       seen.add(decl.name);
       parts.push(decl.text);
     }
-    map.push(`  '${name}': ${schema.title};`);
+    map.push(`  '${name}': ${title};`);
   }
   return `${BANNER}\n${parts.join('\n\n')}\n\n/** Schema name (file name without .schema.json) to its type. */\nexport interface SchemaTypes {\n${map.join('\n')}\n}\n`;
 }

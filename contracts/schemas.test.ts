@@ -1,9 +1,10 @@
 import t, { type Test } from 'tap';
-import { readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { generateTypes, TYPES_FILE } from './generate-types.ts';
-import { isValid, schemaNames, validate } from './validate.ts';
+import { compileSchemas, isValid, schemaNames, validate } from './validate.ts';
 import { SchemaError } from '../runtime/errors.ts';
 import { toB64u } from '../runtime/encoding/base64url.ts';
 import { createNobleProvider } from '../runtime/crypto/noble.ts';
@@ -121,4 +122,34 @@ t.test('error messages never echo the value', async (t) => {
   } catch (err) {
     t.notMatch((err as Error).message, /S3CRET/);
   }
+});
+
+t.test('scratch schema directory: cross-file $ref, and the loader refuses bad schema files', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'talos-schemas-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const write = (name: string, schema: object) => writeFileSync(join(dir, `${name}.schema.json`), JSON.stringify(schema));
+  const base = { $schema: 'https://json-schema.org/draft/2020-12/schema' };
+  write('inner-thing', { ...base, $id: 'https://talos.dev/schemas/inner-thing.json', title: 'InnerThing', type: 'object', additionalProperties: false, required: ['n'], properties: { n: { type: 'integer' } } });
+  write('outer-thing', {
+    ...base,
+    $id: 'https://talos.dev/schemas/outer-thing.json',
+    title: 'OuterThing',
+    type: 'object',
+    additionalProperties: false,
+    required: ['items'],
+    properties: { items: { type: 'array', items: { $ref: 'https://talos.dev/schemas/inner-thing.json' } } },
+  });
+  const validators = compileSchemas(dir);
+  t.ok(validators.get('outer-thing')!({ items: [{ n: 1 }] }));
+  t.notOk(validators.get('outer-thing')!({ items: [{ n: 'x' }] }), 'the referenced schema is applied');
+  const ts = await generateTypes(dir);
+  t.match(ts, /export interface OuterThing \{\n {2}items: InnerThing\[\];\n\}/, 'the reference becomes the other file\'s type');
+  t.equal(ts.match(/export interface InnerThing/g)?.length, 1, 'declared once');
+  t.match(ts, /'outer-thing': OuterThing;/);
+
+  write('bad-id', { ...base, $id: 'https://talos.dev/schemas/other.json', type: 'object' });
+  t.throws(() => compileSchemas(dir), /\$id must be/);
+  rmSync(join(dir, 'bad-id.schema.json'));
+  write('not-strict', { ...base, $id: 'https://talos.dev/schemas/not-strict.json', type: 'object', unknownKeyword: 1 });
+  t.throws(() => compileSchemas(dir), /strict mode/, 'ajv strict mode refuses unknown keywords');
 });

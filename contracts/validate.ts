@@ -29,7 +29,8 @@ export function schemaFiles(dir: string = SCHEMA_DIR): { name: string; file: str
     .map((f) => ({ name: f.slice(0, -SCHEMA_SUFFIX.length), file: join(dir, f) }));
 }
 
-function loadValidators(): Map<string, ValidateFunction> {
+/** Compiles every schema file of `dir` (exported so tests can compile a scratch directory). */
+export function compileSchemas(dir: string = SCHEMA_DIR): Map<string, ValidateFunction> {
   const ajv = new Ajv2020({
     strict: true,
     allErrors: false,
@@ -37,7 +38,7 @@ function loadValidators(): Map<string, ValidateFunction> {
     allowUnionTypes: true,
   });
   const names: string[] = [];
-  for (const { name, file } of schemaFiles()) {
+  for (const { name, file } of schemaFiles(dir)) {
     if (!NAME.test(name)) throw new Error(`schema file name ${name}${SCHEMA_SUFFIX} is not kebab-case`);
     const schema = JSON.parse(readFileSync(file, 'utf8')) as { $id?: unknown; $schema?: unknown; [k: string]: unknown };
     if (schema.$id !== `${SCHEMA_ID_BASE}${name}.json`) {
@@ -55,7 +56,7 @@ function loadValidators(): Map<string, ValidateFunction> {
   return validators;
 }
 
-const validators = loadValidators();
+const validators = compileSchemas();
 
 export function schemaNames(): string[] {
   return [...validators.keys()];
