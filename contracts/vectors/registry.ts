@@ -3,11 +3,13 @@
  * Each protocol domain contributes one generator; add yours here.
  */
 import { identityVectors } from '../../runtime/identity/golden.ts';
+import { sessionVectors } from '../../runtime/session/golden.ts';
 
 type Generator = () => unknown;
 
 const generators: Record<string, Generator> = {
   'identity.json': identityVectors,
+  'sessions.json': sessionVectors,
 };
 
 export function goldenVectorFiles(): Record<string, unknown> {
