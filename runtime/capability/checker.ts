@@ -1,11 +1,9 @@
 import type { CryptoProvider } from '../crypto/provider.ts';
-import { LruCache } from '../crypto/lru.ts';
-import { publicKeyFromDid } from '../identity/did.ts';
 import { BoundedLru } from './cache.ts';
 import { CapabilityError, type RefusalCode } from './errors.ts';
 import { indexGrants, matchRequest, type AccessRequest, type Grant, type GrantIndex } from './grant.ts';
 import { verifyRevocation, type RevocationSource } from './revocation.ts';
-import { decodeToken, encodeToken, type Token } from './token.ts';
+import { decodeCompactJson, encodeToken, type Token } from './token.ts';
 import { verifyChainStatic } from './verify.ts';
 
 /**
@@ -34,8 +32,6 @@ export interface CheckerOptions {
 }
 
 export const DEFAULT_CACHE_SIZE = 4096;
-/** Issuer keys decoded and checked once, then reused. */
-export const ISSUER_KEY_CACHE_SIZE = 1024;
 
 export interface CheckerStats {
   cacheHits: number;
@@ -73,7 +69,6 @@ export class CapabilityChecker {
   readonly #audience: string;
   readonly #roots: ReadonlySet<string>;
   readonly #cache: BoundedLru<string, Entry>;
-  readonly #keys = new LruCache<string, Uint8Array>(ISSUER_KEY_CACHE_SIZE);
   /** token id -> issuers that revoked it (a revocation binds only chains where its issuer sits at or above the token) */
   readonly #revoked = new Map<string, Set<string>>();
   #epoch = 0;
@@ -131,16 +126,17 @@ export class CapabilityChecker {
     const failed = (r: CheckResult): Entry => ({
       refusal: r, sub: '', audienceOk: false, nbfMs: 0, expMs: 0, ids: [], issuers: [], index: null, okResults: [], revEpoch: -1, revoked: false,
     });
-    let token: Token;
+    let value: unknown;
     try {
-      token = decodeToken(compact);
+      value = decodeCompactJson(compact);
     } catch (err) {
       if (err instanceof CapabilityError) return failed(refusal(err.code as RefusalCode, err.message));
       return failed(refusal('malformed', 'the token cannot be parsed'));
     }
-    const r = verifyChainStatic(this.#crypto, token, this.#roots, (did) => this.#publicKey(did));
+    const r = verifyChainStatic(this.#crypto, value, this.#roots);
     if (!r.ok) return failed(refusal(r.code, r.message));
     const chain = r.chain;
+    const token = chain[chain.length - 1]!;
     return {
       refusal: null,
       sub: token.sub,
@@ -154,15 +150,6 @@ export class CapabilityChecker {
       revEpoch: -1,
       revoked: false,
     };
-  }
-
-  #publicKey(did: string): Uint8Array {
-    let k = this.#keys.get(did);
-    if (k === undefined) {
-      k = publicKeyFromDid(did);
-      this.#keys.set(did, k);
-    }
-    return k;
   }
 
   #chainRevoked(e: Entry): boolean {

@@ -1,5 +1,6 @@
 import type { CryptoProvider } from '../crypto/provider.ts';
-import { didFromPublicKey, isDid, publicKeyFromDid, type Did } from '../identity/did.ts';
+import { didFromPublicKey, type Did } from '../identity/did.ts';
+import { cachedDidKey, isValidDid } from './did-cache.ts';
 import { DOMAINS, signObject, verifyObject } from '../identity/signing.ts';
 import { CapabilityError } from './errors.ts';
 import { isPlainObject } from './grant.ts';
@@ -27,7 +28,7 @@ export function revocationProblem(r: unknown): string | null {
   if (!isPlainObject(r)) return 'a revocation must be an object';
   for (const k of Object.keys(r)) if (!FIELDS.has(k)) return `unknown revocation field ${JSON.stringify(k)}`;
   if (r.v !== 1) return 'v must be 1';
-  if (!isDid(r.iss)) return 'iss must be a did:talos DID';
+  if (!isValidDid(r.iss)) return 'iss must be a did:talos DID';
   if (typeof r.token_id !== 'string' || !ID_B64U.test(r.token_id)) return 'token_id must be base64url of 16 bytes';
   if (!Number.isSafeInteger(r.ts) || (r.ts as number) < 0) return 'ts must be a non-negative integer (ms)';
   if (typeof r.sig !== 'string' || !SIG_B64U.test(r.sig)) return 'sig must be base64url of 64 bytes';
@@ -39,7 +40,7 @@ export function verifyRevocation(crypto: CryptoProvider, r: unknown): r is Revoc
   if (revocationProblem(r) !== null) return false;
   const rev = r as Revocation;
   try {
-    return verifyObject(crypto, publicKeyFromDid(rev.iss), DOMAINS.revocation, rev as unknown as Record<string, unknown>);
+    return verifyObject(crypto, cachedDidKey(rev.iss)!, DOMAINS.revocation, rev as unknown as Record<string, unknown>);
   } catch {
     return false;
   }

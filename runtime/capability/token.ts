@@ -3,7 +3,8 @@ import { fromB64u, toB64u } from '../encoding/base64url.ts';
 import { fromUtf8, utf8 } from '../encoding/bytes.ts';
 import { jcs } from '../encoding/jcs.ts';
 import { parseJson } from '../encoding/json.ts';
-import { didFromPublicKey, isDid, type Did } from '../identity/did.ts';
+import { didFromPublicKey, type Did } from '../identity/did.ts';
+import { isValidDid } from './did-cache.ts';
 import { DOMAINS, signObject } from '../identity/signing.ts';
 import { CapabilityError } from './errors.ts';
 import { grantProblem, grantsAttenuate, isPlainObject, MAX_GRANTS, type Grant } from './grant.ts';
@@ -53,7 +54,7 @@ export function linkProblem(t: unknown): string | null {
   for (const k of Object.keys(t)) if (!TOKEN_FIELDS.has(k)) return `unknown token field ${JSON.stringify(k)}`;
   if (t.v !== 1) return 'v must be 1';
   if (typeof t.id !== 'string' || !ID_B64U.test(t.id)) return 'id must be base64url of 16 bytes';
-  for (const f of ['iss', 'sub', 'aud'] as const) if (!isDid(t[f])) return `${f} must be a did:talos DID`;
+  for (const f of ['iss', 'sub', 'aud'] as const) if (!isValidDid(t[f])) return `${f} must be a did:talos DID`;
   for (const f of ['iat', 'nbf', 'exp'] as const) {
     const x = t[f];
     if (!Number.isSafeInteger(x) || (x as number) < 0) return `${f} must be a non-negative integer (seconds)`;
@@ -101,6 +102,19 @@ export function encodeToken(token: Token): string {
  * base64url of the JCS bytes of a well-formed token, so a token has exactly one compact form.
  */
 export function decodeToken(compact: string): Token {
+  const value = decodeCompactJson(compact);
+  tokenChain(value); // shape and depth
+  return value as Token;
+}
+
+/**
+ * base64url -> UTF-8 -> JSON, accepted only when the text is exactly JCS(value). That single
+ * comparison makes the native JSON.parse as strict as the protocol parser: a duplicate key,
+ * an integer outside ±(2^53 − 1) (rounded by JSON.parse), a float, an escape or whitespace
+ * that JCS would not write all change the re-serialized text (or make jcs throw). The shape
+ * is NOT checked here (tokenChain does it).
+ */
+export function decodeCompactJson(compact: string): unknown {
   if (typeof compact !== 'string' || compact.length === 0 || compact.length > MAX_COMPACT_TOKEN_LENGTH) {
     throw new CapabilityError('malformed', `a compact token is 1..${MAX_COMPACT_TOKEN_LENGTH} base64url characters`);
   }
@@ -108,19 +122,18 @@ export function decodeToken(compact: string): Token {
   let value: unknown;
   try {
     text = fromUtf8(fromB64u(compact));
-    value = parseJson(text, { maxDepth: MAX_TOKEN_JSON_DEPTH });
+    value = JSON.parse(text);
   } catch {
     throw new CapabilityError('malformed', 'a compact token must be base64url of JSON');
   }
-  tokenChain(value); // shape and depth
   let canonical: string;
   try {
     canonical = jcs(value);
   } catch {
-    throw new CapabilityError('malformed', 'token is not canonicalizable');
+    throw new CapabilityError('malformed', 'token is not canonicalizable (floats, unsafe integers or too deep)');
   }
   if (canonical !== text) throw new CapabilityError('malformed', 'a compact token must hold the JCS form of the token');
-  return value as Token;
+  return value;
 }
 
 /** Parses either transport form: a JSON object text or the compact form. */
@@ -161,7 +174,7 @@ function signToken(crypto: CryptoProvider, issuerKey: Uint8Array, unsigned: Unsi
 }
 
 function buildUnsigned(crypto: CryptoProvider, o: MintOptions, iss: Did): UnsignedToken {
-  if (!isDid(o.sub) || !isDid(o.aud)) throw new CapabilityError('malformed', 'sub and aud must be did:talos DIDs');
+  if (!isValidDid(o.sub) || !isValidDid(o.aud)) throw new CapabilityError('malformed', 'sub and aud must be did:talos DIDs');
   if (!Number.isSafeInteger(o.nbf) || !Number.isSafeInteger(o.exp) || o.nbf < 0 || o.exp <= o.nbf) {
     throw new CapabilityError('malformed', 'nbf and exp must be integer seconds with nbf < exp');
   }

@@ -1,6 +1,6 @@
 import type { CryptoProvider } from '../crypto/provider.ts';
 import { fromB64u } from '../encoding/base64url.ts';
-import { publicKeyFromDid } from '../identity/did.ts';
+import { cachedDidKey } from './did-cache.ts';
 import { DOMAINS, signingInput } from '../identity/signing.ts';
 import { CapabilityError, type RefusalCode } from './errors.ts';
 import { grantsAttenuate } from './grant.ts';
@@ -23,7 +23,7 @@ export function verifyChainStatic(
   crypto: CryptoProvider,
   token: unknown,
   trustedRoots: ReadonlySet<string>,
-  publicKeyOf: PublicKeyOf = publicKeyFromDid,
+  publicKeyOf: PublicKeyOf = (did) => cachedDidKey(did)!,
 ): StaticResult {
   let chain: Token[];
   try {
