@@ -1,0 +1,4 @@
+export * from './tracing.ts';
+export * from './metrics.ts';
+export * from './health-server.ts';
+export { RestartBudget } from './restart-budget.ts';
