@@ -9,7 +9,7 @@ import { World, type BrokenVariant } from './world.ts';
  * has ended and every fault has healed plus PROGRESS_BOUND_MS, checking invariants as it goes;
  * then the final checks (every call settled, the scenario's own checks).
  */
-export const PROGRESS_BOUND_MS = 3000;
+export const PROGRESS_BOUND_MS = 2000;
 
 export interface RunOptions {
   /** Test-only: a deliberately broken variant of the composition. */

@@ -42,6 +42,13 @@ export class Scheduler {
   now = 0;
   /** Events run so far (own and fake-timer batches). */
   processed = 0;
+  /**
+   * Where errors of event handlers go (sync throws and rejected promises). Handlers are not
+   * awaited: one that waits on a (fake) timer would otherwise block the very loop that fires it.
+   */
+  onError: (err: unknown) => void = (err) => {
+    throw err;
+  };
 
   /** Date.now() as the code under test sees it. */
   epochNow(): number {
@@ -98,8 +105,8 @@ export class Scheduler {
 
   /**
    * Runs events until simulated time `until` (inclusive) or until `stop()` says so.
-   * Async handlers are awaited one at a time; promise continuations they leave behind run as
-   * microtasks in a fixed order, so the whole run is still a function of the seed.
+   * Async handlers run detached; their promise continuations run as microtasks in a fixed
+   * order before the next event, so the whole run is still a function of the seed.
    */
   async run(until: number, stop: () => boolean = () => false): Promise<void> {
     for (;;) {
@@ -123,7 +130,12 @@ export class Scheduler {
       this.now = own.time;
       this.advanceFake(this.now);
       this.processed++;
-      await own.fn();
+      try {
+        const pending = own.fn();
+        if (pending) pending.catch((err: unknown) => this.onError(err));
+      } catch (err) {
+        this.onError(err);
+      }
       await settle();
     }
   }

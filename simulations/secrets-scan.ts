@@ -9,7 +9,7 @@ export const KEY_PREFIX_BYTES = 12;
 /** Canaries look like this inside a plaintext; only ones registered in this run count. */
 export const CANARY_PATTERN = /cnry-[0-9a-f]{16}/g;
 const B64_RUN = /[A-Za-z0-9_\-+/]{16,}/g;
-const HEX_RUN = /[0-9a-fA-F]{24,}/g;
+const HEX_ONLY = /^[0-9a-fA-F]+$/;
 
 export class SecretScanner {
   private readonly canaries = new Set<string>();
@@ -38,14 +38,11 @@ export class SecretScanner {
     if (this.keys.size === 0) return null;
     for (const m of text.matchAll(B64_RUN)) {
       const run = m[0];
-      for (const enc of ['base64url', 'base64'] as const) {
-        const hit = this.scanBytes(Buffer.from(run.length % 4 === 1 ? run.slice(0, -1) : run, enc));
-        if (hit) return hit;
+      // Node's base64 decoder reads both alphabets; a hex run is also tried as hex.
+      let hit = this.scanBytes(Buffer.from(run.length % 4 === 1 ? run.slice(0, -1) : run, 'base64'));
+      if (!hit && run.length >= 2 * KEY_PREFIX_BYTES && HEX_ONLY.test(run)) {
+        hit = this.scanBytes(Buffer.from(run.length % 2 ? run.slice(0, -1) : run, 'hex'));
       }
-    }
-    for (const m of text.matchAll(HEX_RUN)) {
-      const run = m[0];
-      const hit = this.scanBytes(Buffer.from(run.length % 2 ? run.slice(0, -1) : run, 'hex'));
       if (hit) return hit;
     }
     return null;

@@ -61,6 +61,7 @@ export class World {
     this.network = new SimNetwork(this.scheduler, this.rng.fork('network'), this.trace);
     this.invariants = new InvariantLog(() => this.scheduler.now);
     this.crypto = createCryptoProvider({ name: options.crypto ?? 'node', random: this.rng.randomSource('crypto') });
+    this.scheduler.onError = (err) => this.report(err);
     // No plaintext or key bytes on an untrusted link, ever: every packet is scanned as sent.
     this.network.tap((p) => {
       if (p.trusted) return;
@@ -125,14 +126,17 @@ export class World {
 
   /** Runs a detached async task; an unexpected error fails the run instead of vanishing. */
   spawn(task: Promise<unknown>): void {
-    task.catch((err: unknown) => {
-      if (err instanceof InvariantViolation) return; // already recorded
-      const msg = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-      try {
-        this.invariants.fail('crash', `unexpected error: ${msg}`);
-      } catch {
-        /* recorded */
-      }
-    });
+    task.catch((err: unknown) => this.report(err));
+  }
+
+  /** An error escaped a handler: a violation (already recorded) or a crash of the simulation. */
+  report(err: unknown): void {
+    if (err instanceof InvariantViolation) return;
+    const msg = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+    try {
+      this.invariants.fail('crash', `unexpected error: ${msg}`);
+    } catch {
+      /* recorded */
+    }
   }
 }

@@ -28,7 +28,7 @@ export interface Scenario {
   setup(world: World): Promise<ScenarioPlan>;
 }
 
-const base = (o: Partial<SystemOptions> = {}): SystemOptions => ({ agents: 3, callMeanMs: 80, loadUntil: 1500, ...o });
+const base = (o: Partial<SystemOptions> = {}): SystemOptions => ({ agents: 3, callMeanMs: 100, loadUntil: 1000, ...o });
 
 /** A fault window [start, start+length) drawn from the seed; returns the heal time. */
 function window(world: World, label: string, earliest: number, latest: number, minLen: number, maxLen: number, on: () => void, off: () => void | Promise<void>): number {
@@ -46,7 +46,7 @@ const gatewayCrash: Scenario = {
   async setup(world) {
     const sys = await buildSystem(world, base({ insiders: 1 }));
     for (let i = 0; i < 2; i++) {
-      window(world, `gateway-crash-${i}`, 100 + i * 700, 600 + i * 700, 10, 300, () => world.crash(GATEWAY), () => world.restart(GATEWAY));
+      window(world, `gateway-crash-${i}`, 100 + i * 450, 400 + i * 450, 10, 300, () => world.crash(GATEWAY), () => world.restart(GATEWAY));
     }
     return { sys };
   },
@@ -60,7 +60,7 @@ const flappingUpstream: Scenario = {
     const r = world.rng.fork('plan/flap');
     let t = r.range(50, 200);
     const states: UpstreamHealth[] = ['failing', 'silent', 'healthy'];
-    while (t < 1300) {
+    while (t < 900) {
       const h = r.pick(states);
       world.plan(t, `upstream ${h}`, () => {
         sys.upstream.health = h;
@@ -80,7 +80,7 @@ const partition: Scenario = {
     const sys = await buildSystem(world, base());
     const cut = sys.agents.slice(0, 2).map((a) => a.name);
     for (const a of sys.agents) world.network.configure(a.name, GATEWAY, { drop: 0.02, reorder: 0.05 });
-    window(world, 'partition', 100, 900, 100, 900, () => world.network.partition(cut, [GATEWAY]), () => world.network.heal());
+    window(world, 'partition', 100, 600, 100, 600, () => world.network.partition(cut, [GATEWAY]), () => world.network.heal());
     return { sys };
   },
 };
@@ -91,7 +91,7 @@ const redisOutage: Scenario = {
   async setup(world) {
     const sys = await buildSystem(world, base());
     window(
-      world, 'redis-outage', 100, 900, 100, 700,
+      world, 'redis-outage', 100, 600, 100, 500,
       () => { sys.redis.available = false; world.trace.fault('outage', 'redis'); },
       () => { sys.redis.available = true; world.trace.fault('heal', 'redis'); },
     );
@@ -105,7 +105,7 @@ const auditCrash: Scenario = {
   async setup(world) {
     const sys = await buildSystem(world, base({ callMeanMs: 40 }));
     for (let i = 0; i < 3; i++) {
-      window(world, `auditor-crash-${i}`, 100 + i * 450, 500 + i * 450, 5, 200, () => world.crash(AUDITOR), () => world.restart(AUDITOR));
+      window(world, `auditor-crash-${i}`, 100 + i * 300, 350 + i * 300, 5, 200, () => world.crash(AUDITOR), () => world.restart(AUDITOR));
     }
     return { sys };
   },
@@ -125,7 +125,7 @@ const keyCompromise: Scenario = {
       captured.push(p);
     });
     const attackerCrypto = createCryptoProvider({ name: world.options.crypto ?? 'node', random: world.rng.randomSource('attacker') });
-    const stealAt = world.rng.fork('plan/steal').range(400, 1000);
+    const stealAt = world.rng.fork('plan/steal').range(300, 800);
     let follower: Session | null = null;
     let stolenAt = -1;
     const followed: { frame: string; sealedAt: number }[] = [];
@@ -201,14 +201,14 @@ const replayTamper: Scenario = {
     for (const a of sys.agents) world.network.configure(a.name, GATEWAY, { duplicate: 0.05 });
     const r = world.rng.fork('attacker');
     world.network.tap((p) => {
-      if (p.type !== 'session.frame' || p.trusted || world.scheduler.now > 1500) return;
+      if (p.type !== 'session.frame' || p.trusted || world.scheduler.now > 1000) return;
       if (r.chance(0.25)) {
         const bad = tamper(p.payload, r.u32());
         if (bad) world.network.inject(p.from, p.to, p.type, bad, r.range(0, 1));
       }
       if (r.chance(0.15)) world.network.inject(p.from, p.to, p.type, p.payload, r.range(50, 800));
     });
-    world.healedAt = 1500 + 800;
+    world.healedAt = 1000 + 800;
     return { sys };
   },
 };
@@ -220,7 +220,7 @@ const tokenRevoked: Scenario = {
     const sys = await buildSystem(world, base({ agents: 3, insiders: 1, callMeanMs: 40 }));
     world.network.configure(GATEWAY, UPSTREAM, { baseMs: 20, jitterMeanMs: 30 });
     const victim = sys.tokens.get('agent-0')!;
-    world.plan(world.rng.fork('plan/revoke').range(200, 1200), 'revoke token', () => sys.revoke(victim.id));
+    world.plan(world.rng.fork('plan/revoke').range(200, 900), 'revoke token', () => sys.revoke(victim.id));
     return { sys };
   },
 };
@@ -232,7 +232,7 @@ const clockSkew: Scenario = {
     const r = world.rng.fork('plan/skew');
     for (const n of [GATEWAY, AUDITOR, 'redis', 'issuer', 'agent-0', 'agent-1', 'agent-2']) world.skew.set(n, r.range(-3000, 3000));
     const sys = await buildSystem(world, base({ tokenTtlMs: r.range(500, 4000) }));
-    world.plan(r.range(200, 1200), 'gateway clock jumps', () => {
+    world.plan(r.range(200, 900), 'gateway clock jumps', () => {
       const jump = r.range(-2000, 2000);
       world.skew.set(GATEWAY, (world.skew.get(GATEWAY) ?? 0) + jump);
       world.trace.fault('clock_jump', GATEWAY, `${jump}ms`);
@@ -247,7 +247,7 @@ const loadSpike: Scenario = {
   async setup(world) {
     const rule = { capacity: 5, refillPerSecond: 10 };
     const budget = 30;
-    const sys = await buildSystem(world, base({ agents: 6, callMeanMs: 8, loadUntil: 1000, rateRule: rule, budgetLimit: budget }));
+    const sys = await buildSystem(world, base({ agents: 6, callMeanMs: 15, loadUntil: 500, rateRule: rule, budgetLimit: budget }));
     return {
       sys,
       final() {
@@ -278,14 +278,14 @@ const kekRotation: Scenario = {
     const sys = await buildSystem(world, base({ callMeanMs: 30 }));
     const r = world.rng.fork('plan/kek');
     for (let i = 0; i < 2; i++) {
-      world.plan(r.range(100 + i * 600, 600 + i * 600), `rotate KEK ${i}`, async () => {
+      world.plan(r.range(100 + i * 400, 400 + i * 400), `rotate KEK ${i}`, async () => {
         const kek = generateKek(world.crypto);
         world.scanner.key(kek.key, 'KEK');
         world.trace.fault('kek_rotation', 'vault', kek.id);
         await sys.vault.rotate(kek, { batchSize: 1 });
       });
     }
-    window(world, 'gateway-crash', 300, 1200, 10, 200, () => world.crash(GATEWAY), () => world.restart(GATEWAY));
+    window(world, 'gateway-crash', 200, 800, 10, 200, () => world.crash(GATEWAY), () => world.restart(GATEWAY));
     return {
       sys,
       final() {
@@ -304,9 +304,9 @@ const swarm: Scenario = {
   name: 'swarm',
   summary: 'many agents (some with leaked tokens) on a lossy, duplicating, reordering network, with one gateway crash',
   async setup(world) {
-    const sys = await buildSystem(world, base({ agents: 16, insiders: 3, callMeanMs: 150 }));
+    const sys = await buildSystem(world, base({ agents: 12, insiders: 3, callMeanMs: 200 }));
     for (const a of sys.agents) world.network.configure(a.name, GATEWAY, { drop: 0.02, duplicate: 0.02, reorder: 0.05 });
-    window(world, 'gateway-crash', 200, 1200, 10, 150, () => world.crash(GATEWAY), () => world.restart(GATEWAY));
+    window(world, 'gateway-crash', 200, 800, 10, 150, () => world.crash(GATEWAY), () => world.restart(GATEWAY));
     return { sys };
   },
 };
@@ -318,8 +318,8 @@ const gatewayAuditCrash: Scenario = {
     const sys = await buildSystem(world, base({ insiders: 1, callMeanMs: 50 }));
     world.network.configure(GATEWAY, UPSTREAM, { baseMs: 5, jitterMeanMs: 20 });
     for (let i = 0; i < 3; i++) {
-      window(world, `gw-${i}`, 100 + i * 400, 400 + i * 400, 5, 120, () => world.crash(GATEWAY), () => world.restart(GATEWAY));
-      window(world, `au-${i}`, 100 + i * 400, 400 + i * 400, 5, 120, () => world.crash(AUDITOR), () => world.restart(AUDITOR));
+      window(world, `gw-${i}`, 100 + i * 300, 300 + i * 300, 5, 120, () => world.crash(GATEWAY), () => world.restart(GATEWAY));
+      window(world, `au-${i}`, 100 + i * 300, 300 + i * 300, 5, 120, () => world.crash(AUDITOR), () => world.restart(AUDITOR));
     }
     return { sys };
   },

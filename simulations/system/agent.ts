@@ -4,6 +4,8 @@ import { decodeEnvelope, encodeEnvelope } from '../../runtime/session/envelope.t
 import type { LocalIdentity } from '../../runtime/session/handshake.ts';
 import { fromUtf8, utf8 } from '../../runtime/encoding/bytes.ts';
 import { TalosError } from '../../runtime/errors.ts';
+import type { RpcRequest, RpcResponse } from '../../runtime/mcp/jsonrpc.ts';
+import { withCapability } from '../../runtime/mcp/meta.ts';
 import type { Packet } from '../network.ts';
 import type { Rng } from '../random.ts';
 import type { SimNode, World } from '../world.ts';
@@ -20,21 +22,15 @@ export const RETRANSMIT_MS = 60;
 export const MAX_RETRANSMIT_MS = 400;
 export const RETRY_AFTER_MS = 50;
 
-export interface AgentRequest {
-  id: string;
-  call: string;
-  method: 'tools/call';
-  tool: string;
-  args: Record<string, unknown>;
-  token: string;
-}
+/** Gateway refusals that are about the moment, not the request: the agent tries again. */
+export const TRANSIENT_REASONS = new Set(['limits_unavailable', 'upstream_unavailable', 'audit_unavailable']);
 
-export interface GatewayReply {
-  id: string;
-  call: string;
-  status: 'ok' | 'denied' | 'retry';
-  reason?: string;
-  result?: string;
+/** ok: a result; denied: a refusal that stands; retry: a transient refusal. */
+export function classify(response: RpcResponse): 'ok' | 'denied' | 'retry' {
+  if ('result' in response) return 'ok';
+  const data = response.error.data as { talos?: { reason?: unknown } } | undefined;
+  const reason = data?.talos?.reason;
+  return typeof reason === 'string' && TRANSIENT_REASONS.has(reason) ? 'retry' : 'denied';
 }
 
 interface Pending {
@@ -53,7 +49,6 @@ export class SimAgent implements SimNode {
   epoch = 0;
   session: Session | null = null;
   private readonly pending = new Map<string, Pending>();
-  private msgCount = 0;
   /** Times at which this agent's own ratchet key changed (a DH ratchet step). */
   readonly ratchetSteps: number[] = [];
   /** Frame hashes this agent opened, with when (for the forward-secrecy check). */
@@ -86,13 +81,12 @@ export class SimAgent implements SimNode {
   private attempt(p: Pending): void {
     const canary = `cnry-${this.rng.hex(8)}`;
     this.world.scanner.canary(canary);
-    const req: AgentRequest = {
-      id: `${this.name}:m${this.msgCount++}`,
-      call: p.callId,
+    // An MCP tools/call; the capability rides in _meta, inside the encrypted payload.
+    const req: RpcRequest = {
+      jsonrpc: '2.0',
+      id: `${p.callId}#${p.attempt + 1}`,
       method: 'tools/call',
-      tool: p.tool,
-      args: { ...p.args, note: canary },
-      token: p.token,
+      params: withCapability({ name: p.tool, arguments: { ...p.args, note: canary } }, p.token),
     };
     p.frame = this.seal(utf8(JSON.stringify(req)));
     p.attempt++;
@@ -141,11 +135,14 @@ export class SimAgent implements SimNode {
       throw err;
     }
     this.opened.push({ frame: packet.payload, at: this.world.scheduler.now });
-    const reply = JSON.parse(fromUtf8(plaintext)) as GatewayReply;
-    this.truth.deliver(this.name, reply.id);
-    const p = this.pending.get(reply.call);
-    if (!p) return;
-    if (reply.status === 'retry') {
+    const reply = JSON.parse(fromUtf8(plaintext)) as RpcResponse;
+    const replyId = String(reply.id);
+    this.truth.deliver(this.name, replyId);
+    const callId = replyId.slice(0, replyId.lastIndexOf('#'));
+    const p = this.pending.get(callId);
+    if (!p || replyId !== `${callId}#${p.attempt}`) return; // an answer to an attempt already superseded
+    const status = classify(reply);
+    if (status === 'retry') {
       p.attempt++; // stops the retransmission of the old frame
       const attempt = p.attempt;
       this.world.scheduler.after(RETRY_AFTER_MS, 'agent retry', () => {
@@ -153,8 +150,8 @@ export class SimAgent implements SimNode {
       });
       return;
     }
-    this.pending.delete(reply.call);
-    this.truth.settle(reply.call, reply.status);
+    this.pending.delete(callId);
+    this.truth.settle(callId, status);
   }
 
   get inFlight(): number {

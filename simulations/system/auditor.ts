@@ -15,7 +15,7 @@ import type { SimNode, World } from '../world.ts';
  * (MemoryTree), real signed C2SP checkpoints, checked by the real light client. Appends are
  * group-committed: buffered, flushed every FLUSH_INTERVAL_MS, acknowledged only once flushed.
  * A crash loses the unflushed tail; on restart the tree is rebuilt from the flushed leaves.
- * Appends are idempotent by key (`kind:msg_hash`), so a gateway may retry freely.
+ * Appends are idempotent by key (kind, msg_hash, decision, reason), so a gateway may retry freely.
  */
 export const FLUSH_INTERVAL_MS = 4;
 export const CHECKPOINT_INTERVAL_MS = 100;
@@ -44,7 +44,7 @@ export class SimAuditor implements SimNode {
   /** The log's verifiers: one light client, and every checkpoint published so far. */
   readonly lightClient: LightClient;
   readonly published: { size: number; root: Uint8Array }[] = [];
-  /** Observer's view (survives crashes): where each key's leaves were written on disk. */
+  /** Observer's view (survives crashes): where each kind:msg_hash's leaves were written on disk. */
   private readonly written = new Map<string, string[]>();
 
   constructor(private readonly world: World) {
@@ -96,7 +96,8 @@ export class SimAuditor implements SimNode {
     this.tree.appendLeaf(leaf);
     const diskKey = `leaf:${String(i).padStart(10, '0')}`;
     this.disk.write(diskKey, JSON.stringify({ key: req.key, leaf: fromUtf8(leaf) }));
-    this.written.set(req.key, [...(this.written.get(req.key) ?? []), diskKey]);
+    const byHash = `${req.event.kind}:${req.event.msg_hash}`;
+    this.written.set(byHash, [...(this.written.get(byHash) ?? []), diskKey]);
     this.waiting.push({ key: req.key, from: p.from, index: i });
   }
 

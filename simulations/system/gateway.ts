@@ -1,13 +1,14 @@
 import { EventEmitter } from 'node:events';
 import CircuitBreaker from 'opossum';
-import { CapabilityChecker, type CheckResult } from '../../runtime/capability/checker.ts';
+import { CapabilityChecker } from '../../runtime/capability/checker.ts';
 import type { RevocationSource } from '../../runtime/capability/revocation.ts';
 import { decodeToken } from '../../runtime/capability/token.ts';
-import type { AuditEvent } from '../../runtime/audit/event.ts';
+import type { RpcRequest, RpcResponse } from '../../runtime/mcp/jsonrpc.ts';
+import { GatewayPipeline, type AuditSink, type Authorizer, type ToolRouter } from '../../runtime/mcp/pipeline.ts';
 import { toB64u } from '../../runtime/encoding/base64url.ts';
 import { bytesEqual, fromUtf8, utf8 } from '../../runtime/encoding/bytes.ts';
 import { TalosError } from '../../runtime/errors.ts';
-import { LimitError, type RateRule } from '../../runtime/limits/types.ts';
+import type { RateRule } from '../../runtime/limits/types.ts';
 import type { SecretVault } from '../../runtime/secrets/vault.ts';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from '../../runtime/session/envelope.ts';
 import type { LocalIdentity } from '../../runtime/session/handshake.ts';
@@ -20,7 +21,6 @@ import type { Packet } from '../network.ts';
 import type { SimRedis } from '../limits.ts';
 import { SimDisk } from '../storage.ts';
 import type { SimNode, World } from '../world.ts';
-import type { AgentRequest, GatewayReply } from './agent.ts';
 import { AUDITOR } from './auditor.ts';
 import type { Truth } from './truth.ts';
 import { UPSTREAM, type ForwardRequest, type ForwardResponse } from './upstream.ts';
@@ -31,17 +31,19 @@ import { UPSTREAM, type ForwardRequest, type ForwardResponse } from './upstream.
  * ports (on the simulated Redis), the audit event schema, the secret vault, and opossum's
  * circuit breaker in front of the upstream (its timers run on the simulated clock).
  *
- * Pipeline per request, in this order: decrypt and COMMIT the session state with the call
- * record (one flushed write) before the application sees the request; authorize (capability
- * with `sub` = the session's DID, rate limit, budget); record the decision durably; append it to
- * the audit log and wait for the auditor's acknowledgement (it acks once flushed); only then
- * forward. Replies are cached with the call, so a retransmitted frame gets the same answer.
+ * Per request: decrypt and COMMIT the session state with the call record (one flushed write)
+ * before the application sees the request; then the real GatewayPipeline (authorize with
+ * `sub` = the session's DID, rate limit, budget, audit append acknowledged once durable, and
+ * only then forward). Replies are cached with the call, so a retransmitted frame gets the same
+ * answer; calls committed but unanswered at a crash are run again after the restart.
  */
 export const GATEWAY = 'gateway';
 export const AUDIT_RETRY_MS = 30;
 export const UPSTREAM_TIMEOUT_MS = 150;
 export const BREAKER_RESET_MS = 200;
 export const CALL_COST = 1;
+/** The tools the simulated upstream offers. */
+export const UPSTREAM_TOOLS: readonly string[] = ['read_text_file', 'search'];
 
 export interface GatewayConfig {
   rateRule: RateRule;
@@ -53,15 +55,9 @@ interface CallState {
   peer: string;
   /** Network address the request came from (where replies go). */
   addr: string;
-  tool: string;
-  args: Record<string, unknown>;
-  token: string;
+  rpc: RpcRequest;
   msgHash: string;
-  status: 'new' | 'decided' | 'retry' | 'done';
-  allow?: boolean;
-  reason?: string;
-  tokenId?: string;
-  decidedAt?: number;
+  status: 'new' | 'done';
   reply?: string;
 }
 
@@ -78,7 +74,6 @@ export class SimGateway implements SimNode {
   private upstreamWaiters = new Map<string, (r: ForwardResponse) => void>();
   /** Frames this gateway opened, with when (for the forward-secrecy check). */
   readonly opened: { frame: string; peer: string; at: number }[] = [];
-  private replyCount = 0;
 
   constructor(
     private readonly world: World,
@@ -179,117 +174,100 @@ export class SimGateway implements SimNode {
     }
     this.world.scanner.key(session.ratchet.rk, 'gateway root key');
     this.world.scanner.key(session.ratchet.dhsSecret, 'gateway ratchet secret');
-    const req = JSON.parse(fromUtf8(plaintext)) as AgentRequest;
-    const existing = this.call(req.call);
+    const req = JSON.parse(fromUtf8(plaintext)) as RpcRequest;
+    const id = String(req.id);
+    const existing = this.call(id);
     writes[`sess:${env.from}`] = encodeSession(session);
-    writes[`env:${msgHash}`] = req.call;
-    const start = !existing || existing.status === 'retry';
+    writes[`env:${msgHash}`] = id;
+    const start = !existing;
     if (start) {
-      const fresh: CallState = { peer: env.from, addr: packet.from, tool: req.tool, args: req.args, token: req.token, msgHash, status: 'new' };
-      writes[`call:${req.call}`] = JSON.stringify(fresh);
+      const fresh: CallState = { peer: env.from, addr: packet.from, rpc: req, msgHash, status: 'new' };
+      writes[`call:${id}`] = JSON.stringify(fresh);
     }
     // One transaction: the new ratchet state, the frame's hash and the call record.
     this.disk.commit(writes);
     this.sessions.set(env.from, session);
     this.opened.push({ frame: packet.payload, peer: env.from, at: this.world.scheduler.now });
-    this.truth.deliver(this.name, req.id);
-    if (start) this.world.spawn(this.process(req.call, this.epoch));
+    this.truth.deliver(this.name, id);
+    if (start) this.world.spawn(this.process(id, this.epoch));
     else if (existing?.status === 'done' && existing.reply) {
       this.world.network.send(this.name, existing.addr, 'session.frame', existing.reply);
     }
   }
 
-  private authorize(c: CallState, now: number): CheckResult {
-    let presentedFor = c.peer;
-    if (this.world.broken === 'skip-sub-check') {
-      // BROKEN (test-only): the bearer is believed; the token's own `sub` stands in for the session's DID.
-      try {
-        presentedFor = decodeToken(c.token).sub;
-      } catch {
-        /* malformed tokens are refused by the checker anyway */
-      }
-    }
-    return this.checker.check(c.token, { method: 'tools/call', tool: c.tool, args: c.args }, presentedFor, now);
-  }
-
+  /**
+   * Runs one request through the REAL gateway pipeline (runtime/mcp/pipeline.ts), built per
+   * request so its ports can carry the request's identity to the simulated upstream. Ports:
+   * the capability checker (authorizer), the simulated auditor (audit sink: resolves once the
+   * append is durable), the limits ports on the simulated Redis, and a router whose single
+   * upstream sits behind opossum's breaker.
+   */
   private async process(callId: string, epoch: number): Promise<void> {
-    let c = this.call(callId);
-    if (!c) return;
-    if (c.status === 'new') {
-      const now = this.world.clock(this.name);
-      const res = this.authorize(c, now);
-      let allow = res.ok;
-      let reason: string = res.ok ? 'granted' : res.code;
-      const tokenId = res.ok ? res.tokenId : tokenIdOf(c.token);
-      if (allow) {
-        try {
-          const rate = await this.redis.rate.take(c.peer, c.tool, this.config.rateRule);
-          if (!rate.allowed) [allow, reason] = [false, 'rate_limited'];
-          else {
-            const b = await this.redis.budget.reserve(c.peer, CALL_COST, this.config.budgetLimit);
-            if (!b.ok) [allow, reason] = [false, 'budget_exhausted'];
-          }
-        } catch (err) {
-          if (epoch !== this.epoch) return;
-          if (err instanceof LimitError && err.code === 'limits_unavailable') return this.finish(callId, 'retry', 'limits_unavailable');
-          throw err;
+    const c = this.call(callId);
+    if (!c || c.status !== 'new') return;
+    const world = this.world;
+    let decision: ForwardRequest['decision'] | undefined;
+    const authorizer: Authorizer = {
+      check: (token, request, sessionDid, nowMs) => {
+        let subject = sessionDid;
+        if (world.broken === 'skip-sub-check') {
+          // BROKEN (test-only): the bearer is believed; the token's own `sub` stands in for the session's DID.
+          subject = tokenSubOf(token) ?? sessionDid;
         }
-        if (epoch !== this.epoch) return;
-      }
-      c = { ...c, status: 'decided', allow, reason, decidedAt: now, ...(tokenId ? { tokenId } : {}) };
-      this.disk.commit({ [`call:${callId}`]: JSON.stringify(c) });
-      if (allow) this.truth.allowedCalls.push({ agent: c.peer, tool: c.tool, at: this.world.scheduler.now });
-      else this.truth.denials++;
-    }
-    if (c.status !== 'decided') return;
-    const event: AuditEvent = {
-      ts: c.decidedAt!,
-      kind: 'request',
-      from: c.peer,
-      to: UPSTREAM,
-      msg_hash: c.msgHash,
-      method: 'tools/call',
-      tool: c.tool,
-      decision: c.allow ? 'allow' : 'deny',
-      reason: c.reason!,
-      ...(c.tokenId ? { token_id: c.tokenId } : {}),
+        const r = this.checker.check(token, request, subject, nowMs);
+        if (r.ok) decision = { tokenId: r.tokenId, sessionDid, nowMs };
+        return r;
+      },
     };
-    let forwarding: Promise<ForwardResponse | null> | null = null;
-    // BROKEN (test-only): forwards while the audit append is still on its way.
-    if (c.allow && this.world.broken === 'forward-before-audit') forwarding = this.forward(c, callId);
-    if (!(await this.audit(`request:${c.msgHash}`, event, epoch))) return;
-    if (!c.allow) return this.finish(callId, 'denied', c.reason);
-    const res = await (forwarding ?? this.forward(c, callId));
+    const audit: AuditSink = {
+      append: (event) => {
+        if (event.kind === 'request' && event.decision === 'allow' && event.tool !== undefined) {
+          this.truth.allowedCalls.push({ agent: c.peer, tool: event.tool, at: world.scheduler.now });
+        }
+        const key = `${event.kind}:${event.msg_hash}:${event.decision ?? ''}:${event.reason ?? ''}`;
+        const durable = this.audit(key, event, epoch);
+        // BROKEN (test-only): the sink answers before the auditor has made the entry durable.
+        if (world.broken === 'forward-before-audit') return Promise.resolve();
+        return durable;
+      },
+    };
+    const route = (name: string) => ({ name, upstream: UPSTREAM, upstreamName: name, definition: { name, inputSchema: { type: 'object' } } });
+    const router: ToolRouter = {
+      tools: () => UPSTREAM_TOOLS.map(route),
+      resolve: (name) => {
+        if (!UPSTREAM_TOOLS.includes(name)) return undefined;
+        return {
+          tool: route(name),
+          call: async (_method, params) => {
+            const res = await this.forward(callId, c.msgHash, name, (params?.arguments ?? {}) as Record<string, unknown>, decision!);
+            if (!res || !res.ok) throw new Error('the upstream did not answer');
+            return { content: [{ type: 'text', text: res.result ?? '' }] };
+          },
+        };
+      },
+    };
+    const pipeline = new GatewayPipeline({
+      authorizer,
+      audit,
+      rate: this.redis.rate,
+      budget: this.redis.budget,
+      limits: { rate: this.config.rateRule, budget: { perAgent: this.config.budgetLimit, windowSeconds: 3600 }, defaultCost: CALL_COST, tools: {} },
+      router,
+      gatewayDid: this.identity.did,
+      now: () => world.clock(this.name),
+    });
+    const response = await pipeline.handle({ did: c.peer, msgHash: c.msgHash }, c.rpc);
     if (epoch !== this.epoch) return;
-    if (!res || !res.ok) {
-      try {
-        await this.redis.budget.settle(c.peer, CALL_COST, 0);
-      } catch (err) {
-        if (!(err instanceof LimitError)) throw err;
-      }
-      if (epoch !== this.epoch) return;
-      return this.finish(callId, 'retry', 'upstream_unavailable');
-    }
-    const responseEvent: AuditEvent = {
-      ts: this.world.clock(this.name),
-      kind: 'response',
-      from: UPSTREAM,
-      to: c.peer,
-      msg_hash: toB64u(this.world.crypto.sha256(utf8(JSON.stringify(res)))),
-      method: 'tools/call',
-      tool: c.tool,
-    };
-    if (!(await this.audit(`response:${c.msgHash}`, responseEvent, epoch))) return;
-    this.finish(callId, 'ok', 'granted', res.result);
+    this.finish(callId, response);
   }
 
   /** Appends to the audit log, retrying until the auditor acknowledges a durable write. */
-  private audit(key: string, event: AuditEvent, epoch: number): Promise<boolean> {
+  private audit(key: string, event: unknown, epoch: number): Promise<void> {
     return new Promise((resolve) => {
       let done = false;
       this.auditWaiters.set(key, () => {
         done = true;
-        resolve(epoch === this.epoch);
+        if (epoch === this.epoch) resolve();
       });
       const send = () => {
         if (done || epoch !== this.epoch) return;
@@ -307,16 +285,9 @@ export class SimGateway implements SimNode {
     w?.();
   }
 
-  private async forward(c: CallState, callId: string): Promise<ForwardResponse | null> {
+  private async forward(callId: string, msgHash: string, tool: string, args: Record<string, unknown>, decision: ForwardRequest['decision']): Promise<ForwardResponse | null> {
     const secret = await this.vault.get(this.config.credentialRef);
-    const req: ForwardRequest = {
-      callId,
-      msgHash: c.msgHash,
-      tool: c.tool,
-      args: c.args,
-      credential: secret ? fromUtf8(secret) : '',
-      decision: { tokenId: c.tokenId, sessionDid: c.peer, nowMs: c.decidedAt! },
-    };
+    const req: ForwardRequest = { callId, msgHash, tool, args, credential: secret ? fromUtf8(secret) : '', decision };
     try {
       return await this.breaker.fire(req);
     } catch {
@@ -339,17 +310,14 @@ export class SimGateway implements SimNode {
   }
 
   /** Seals the answer, commits it with the session and the call record, then sends it. */
-  private finish(callId: string, status: GatewayReply['status'], reason?: string, result?: string): void {
+  private finish(callId: string, response: RpcResponse): void {
     const c = this.call(callId);
     if (!c) return;
     const session = this.sessions.get(c.peer);
     if (!session) return;
-    const reply: GatewayReply = { id: `gateway:r${this.replyCount++}:${callId}`, call: callId, status };
-    if (reason) reply.reason = reason;
-    if (result) reply.result = result;
-    const sealed = sealMessage(this.world.crypto, session, utf8(JSON.stringify(reply)));
+    const sealed = sealMessage(this.world.crypto, session, utf8(JSON.stringify(response)));
     const frame = encodeEnvelope(sealed.envelope);
-    const next: CallState = { ...c, status: status === 'retry' ? 'retry' : 'done', reply: frame };
+    const next: CallState = { ...c, status: 'done', reply: frame };
     this.disk.commit({ [`sess:${c.peer}`]: encodeSession(sealed.session), [`call:${callId}`]: JSON.stringify(next) });
     this.sessions.set(c.peer, sealed.session);
     this.world.scanner.key(sealed.session.ratchet.rk, 'gateway root key');
@@ -371,14 +339,14 @@ export class SimGateway implements SimNode {
     for (const k of this.disk.keys('sess:')) this.sessions.set(k.slice(5), decodeSession(this.disk.getDurable(k)!));
     for (const k of this.disk.keys('call:')) {
       const c = JSON.parse(this.disk.getDurable(k)!) as CallState;
-      if (c.status === 'new' || c.status === 'decided') this.world.spawn(this.process(k.slice(5), this.epoch));
+      if (c.status === 'new') this.world.spawn(this.process(k.slice(5), this.epoch));
     }
   }
 }
 
-function tokenIdOf(compact: string): string | undefined {
+function tokenSubOf(compact: string): string | undefined {
   try {
-    return decodeToken(compact).id;
+    return decodeToken(compact).sub;
   } catch {
     return undefined;
   }
