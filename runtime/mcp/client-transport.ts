@@ -34,6 +34,11 @@ export class TalosClientTransport implements Transport {
   private tunnel: TunnelClient | undefined;
   private closed = false;
 
+  /** The gateway's DID, once the session is open. */
+  get gatewayDid(): string | undefined {
+    return this.tunnel?.gatewayDid;
+  }
+
   constructor(private readonly options: TalosClientTransportOptions) {}
 
   async start(): Promise<void> {
