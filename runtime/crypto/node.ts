@@ -22,7 +22,7 @@ import {
   ed25519VerifyShapeOk,
   isAllZero,
 } from './checks.ts';
-import { isValidEd25519PublicKey } from './ed25519-points.ts';
+import { isValidEd25519PublicKey, passesEd25519KeyByteChecks } from './ed25519-points.ts';
 import { hchacha20 } from './hchacha20.ts';
 import { LruCache } from './lru.ts';
 import { createNobleProvider } from './noble.ts';
@@ -111,8 +111,9 @@ export function createNodeProvider(options: ProviderOptions = {}): CryptoProvide
   // still makes the whole provider deterministic.
   const kem = createNobleProvider({ random });
 
-  // Cached verdicts for public keys: the KeyObject when the key passes the strict pre-check
-  // (canonical, not of small order), null when it does not. Keyed by the key bytes.
+  // Cached verdicts for public keys: the KeyObject when the key passes the byte-level pre-check
+  // (canonical y, no negative zero, not of small order), null when it does not. Keyed by the
+  // key bytes.
   const edPublicKeys = new LruCache<string, KeyObject | null>(PUBLIC_KEY_CACHE_SIZE);
   const xPublicKeys = new LruCache<string, KeyObject>(PUBLIC_KEY_CACHE_SIZE);
 
@@ -130,8 +131,9 @@ export function createNodeProvider(options: ProviderOptions = {}): CryptoProvide
     const id = cacheKey(publicKey);
     let entry = edPublicKeys.get(id);
     if (entry === undefined) {
-      // OpenSSL accepts non-canonical and small-order keys, so the strict check runs first.
-      entry = isValidEd25519PublicKey(publicKey)
+      // OpenSSL accepts non-canonical and small-order keys, so those are refused first. A key
+      // that passes and is not a curve point fails OpenSSL's own decoding at verification.
+      entry = passesEd25519KeyByteChecks(publicKey)
         ? okpPublicKey('Ed25519', publicKey)
         : null;
       edPublicKeys.set(id, entry);
@@ -216,10 +218,13 @@ export function createNodeProvider(options: ProviderOptions = {}): CryptoProvide
       if (key === null) return false;
       // OpenSSL checks S < L and the cofactorless equation by recomputing R and comparing its
       // canonical encoding with the signature's R bytes, so a non-canonical R never verifies.
-      return nodeVerify(null, message, key, signature);
+      try {
+        return nodeVerify(null, message, key, signature);
+      } catch {
+        return false; // a verdict, never an exception (provider.ts)
+      }
     },
-    ed25519IsValidPublicKey: (publicKey) =>
-      publicKey instanceof Uint8Array && publicKey.length === 32 && edPublicKeyObject(publicKey) !== null,
+    ed25519IsValidPublicKey: (publicKey) => publicKey instanceof Uint8Array && isValidEd25519PublicKey(publicKey),
 
     x25519KeyPair(secret) {
       const secretKey = secret ?? random(32);

@@ -192,3 +192,33 @@ t.test('LRU cache keeps the most recent entries within its bound', async (t) => 
   t.equal(cache.get('c'), 3);
   t.throws(() => new LruCache(0));
 });
+
+t.test('the byte-level Ed25519 key pre-check matches the full rule on every decodable key', async (t) => {
+  const { passesEd25519KeyByteChecks, isValidEd25519PublicKey, decodeCanonicalPoint } = await import('./ed25519-points.ts');
+  const smallOrder = [
+    '0100000000000000000000000000000000000000000000000000000000000000',
+    'ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f',
+    '0000000000000000000000000000000000000000000000000000000000000000',
+    '0000000000000000000000000000000000000000000000000000000000000080',
+    'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac037a',
+    'c7176a703d4dd84fba3c0b760d10670f2a2053fa2c39ccc64ec7fd7792ac03fa',
+    '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc05',
+    '26e8958fc2b227b045c3f489f2ef98f0d5dfac05d3c63339b13802886d53fc85',
+  ];
+  for (const k of smallOrder) t.notOk(passesEd25519KeyByteChecks(hex(k)), `small order ${k.slice(0, 8)} refused`);
+  t.notOk(passesEd25519KeyByteChecks(hex('01' + '00'.repeat(30) + '80')), 'negative zero (y = 1) refused');
+  t.notOk(passesEd25519KeyByteChecks(hex('edffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f')), 'y = p refused');
+  const random = seededRandom('byte-checks');
+  let decodable = 0;
+  for (let i = 0; i < 3000; i++) {
+    const key = random(32);
+    if (i % 5 === 0) {
+      key.fill(0xff, 1, 31);
+      key[31] = (key[31]! & 0x80) | 0x7f;
+    }
+    if (decodeCanonicalPoint(key) === undefined) continue;
+    decodable++;
+    if (passesEd25519KeyByteChecks(key) !== isValidEd25519PublicKey(key)) t.fail(`disagreement on ${toHexString(key)}`);
+  }
+  t.ok(decodable > 1000, `${decodable} decodable keys compared`);
+});
