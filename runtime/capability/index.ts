@@ -29,6 +29,7 @@ export {
   type Token,
 } from './token.ts';
 export { verifyChainStatic } from './verify.ts';
+export { RedisRevocationSource, DEFAULT_REVOCATIONS_KEY, type RedisRevocationOptions } from './redis-revocations.ts';
 export { CapabilityChecker, DEFAULT_CACHE_SIZE, type CheckResult, type CheckerOptions, type CheckerStats } from './checker.ts';
 export {
   MemoryRevocationSource,

@@ -1,0 +1,102 @@
+import t from 'tap';
+import { Redis } from 'ioredis';
+import { providers } from '../crypto/index.ts';
+import { fromHex } from '../encoding/bytes.ts';
+import { jcs } from '../encoding/jcs.ts';
+import { didFromPublicKey } from '../identity/did.ts';
+import { startTestRedis } from '../redis/test-server.ts';
+import { CapabilityChecker } from './checker.ts';
+import { DEFAULT_REVOCATIONS_KEY, RedisRevocationSource } from './redis-revocations.ts';
+import { mintRevocation } from './revocation.ts';
+import { delegateToken, encodeToken, mintToken } from './token.ts';
+
+const T0 = 1_800_000_000;
+const NOW = (T0 + 10) * 1000;
+const seed = (n: number) => fromHex(n.toString(16).padStart(2, '0').repeat(32));
+const read = (path: string) => ({ method: 'tools/call', tool: 'read_text_file', args: { path } });
+
+/** Waits for a condition that another connection makes true (no timing is asserted). */
+async function until(cond: () => boolean, what: string, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!cond()) {
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+const redis = await startTestRedis({ appendonly: true });
+t.teardown(() => redis.stop());
+
+for (const crypto of providers()) {
+  t.test(`revocations spread through Redis (${crypto.name})`, async (t) => {
+    const key = `${DEFAULT_REVOCATIONS_KEY}:${crypto.name}`;
+    const did = (n: number) => didFromPublicKey(crypto.ed25519PublicKey(seed(n)));
+    const [ROOT, ALICE, BOB, GW] = [1, 2, 3, 4];
+    const grants = [{ method: 'tools/call', tool: 'read_text_file', args: { path: { glob: 'repo/**' } } }];
+    const root = mintToken(crypto, { issuerKey: seed(ROOT), sub: did(ALICE), aud: did(GW), grants, nbf: T0, exp: T0 + 3600 });
+    const child = delegateToken(crypto, { parent: root, issuerKey: seed(ALICE), sub: did(BOB), grants });
+    const other = delegateToken(crypto, { parent: root, issuerKey: seed(ALICE), sub: did(BOB), grants, exp: T0 + 3000 });
+    const third = delegateToken(crypto, { parent: root, issuerKey: seed(ALICE), sub: did(BOB), grants, exp: T0 + 2000 });
+
+    const sources: RedisRevocationSource[] = [];
+    const checkers: CapabilityChecker[] = [];
+    const gateway = async () => {
+      const source = new RedisRevocationSource({ url: redis.url, key });
+      sources.push(source);
+      await source.ready();
+      const checker = new CapabilityChecker({ crypto, audience: did(GW), trustedRoots: [did(ROOT)], revocations: source });
+      checkers.push(checker);
+      return { source, checker };
+    };
+    const raw = new Redis(redis.url, { maxRetriesPerRequest: null });
+    raw.on('error', () => {});
+    t.teardown(async () => {
+      for (const c of checkers) c.close();
+      for (const s of sources) await s.close();
+      raw.disconnect();
+    });
+
+    const a = await gateway();
+    const b = await gateway();
+    const check = (gw: { checker: CapabilityChecker }, tok = child) => gw.checker.check(encodeToken(tok), read('repo/x'), did(BOB), NOW);
+    t.equal(check(a).ok, true);
+    t.equal(check(b).ok, true, 'both gateways have verified and cached the token');
+
+    await a.source.publish(mintRevocation(crypto, seed(ALICE), child.id, NOW));
+    t.match(check(a), { code: 'revoked' }, 'the publishing gateway refuses at once');
+    await until(() => b.checker.isRevoked(child.id), 'gateway B to learn the revocation');
+    t.match(check(b), { code: 'revoked' }, 'the other gateway refuses its cached token');
+    t.equal(check(b, other).ok, true, 'siblings are unaffected');
+
+    // Junk and forgeries: stored and announced, ignored and counted.
+    const forged = { ...mintRevocation(crypto, seed(ROOT), other.id, NOW), ts: NOW + 5 };
+    await raw.hset(key, forged.sig, jcs(forged));
+    await raw.publish(key, jcs(forged));
+    await raw.publish(key, '{not json');
+    await until(() => b.checker.stats.revocationsIgnored === 1 && b.source.unreadable === 1, 'the forgery to be counted');
+    t.equal(check(b, other).ok, true, 'a forged revocation changes nothing');
+    await t.rejects(b.source.publish({ v: 1 } as never), { code: 'bad_revocation' });
+
+    // A gateway that starts later loads the whole persisted set.
+    const late = await gateway();
+    t.match(check(late), { code: 'revoked' });
+    t.equal(late.checker.stats.revocationsIgnored, 1);
+
+    // Outage: the server dies and comes back (append-only file kept). While B is cut off, a
+    // revocation lands in the hash without B hearing the announcement; B reloads on reconnect.
+    const reloadsBefore = b.source.reloads;
+    await redis.kill(true);
+    await redis.restart();
+    const missed = mintRevocation(crypto, seed(ROOT), other.id, NOW);
+    await raw.hset(key, missed.sig, jcs(missed));
+    await until(() => b.source.reloads > reloadsBefore, 'gateway B to reconnect and reload');
+    await until(() => b.checker.isRevoked(other.id), 'gateway B to apply the revocation it missed');
+    t.match(check(b, other), { code: 'revoked' });
+    t.match(check(b), { code: 'revoked' }, 'revocations persisted across the restart');
+    // And announcements flow again after the reconnect.
+    await until(() => a.source.reloads > 1, 'gateway A to reconnect');
+    await a.source.publish(mintRevocation(crypto, seed(ALICE), third.id, NOW));
+    await until(() => b.checker.isRevoked(third.id), 'gateway B to hear announcements again');
+    t.match(check(b, third), { code: 'revoked' });
+  });
+}
