@@ -4,12 +4,14 @@
  */
 import { identityVectors } from '../../runtime/identity/golden.ts';
 import { sessionVectors } from '../../runtime/session/golden.ts';
+import { capabilityVectors } from '../../runtime/capability/vectors.ts';
 
 type Generator = () => unknown;
 
 const generators: Record<string, Generator> = {
   'identity.json': identityVectors,
   'sessions.json': sessionVectors,
+  'capability.json': () => capabilityVectors(),
 };
 
 export function goldenVectorFiles(): Record<string, unknown> {
