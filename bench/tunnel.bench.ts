@@ -1,0 +1,160 @@
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { z } from 'zod';
+import { startGateway } from '../actors/gateway/index.ts';
+import { encodeToken, mintToken } from '../runtime/capability/index.ts';
+import { resolveConfig } from '../runtime/config/config.ts';
+import { createCryptoProvider } from '../runtime/crypto/index.ts';
+import { generateIdentity } from '../runtime/identity/index.ts';
+import { TalosClientTransport } from '../runtime/mcp/client-transport.ts';
+import { percentile, target, type Benchmark } from './harness.ts';
+
+/**
+ * `npm run bench -- tunnel [seconds]`: tools/call round trips through Talos (SDK Client ->
+ * TalosClientTransport -> session -> WebSocket -> gateway: capability check, rate limit,
+ * budget, audit append before forwarding and of the response -> upstream) against the same
+ * in-process upstream (the SDK's McpServer over InMemoryTransport) called directly by an SDK
+ * Client over the same transport, in the same run, with 50 concurrent sessions.
+ *
+ * Two phases per path:
+ *  - latency: the 50 sessions take turns, one call in flight at a time (no queueing): the
+ *    round trip and Talos's overhead on it (p50, p99);
+ *  - throughput: all 50 sessions call in a closed loop at once: authorized, audited calls per
+ *    second, with the round trip under that load.
+ */
+const SESSIONS = 50;
+const LATENCY_CALLS = 2000;
+
+function upstreamServer(): McpServer {
+  const server = new McpServer({ name: 'bench-upstream', version: '1.0.0' });
+  server.registerTool('echo', { description: 'echoes', inputSchema: { message: z.string() } }, async ({ message }) => ({
+    content: [{ type: 'text', text: message }],
+  }));
+  return server;
+}
+
+async function directClient(): Promise<Client> {
+  const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+  await upstreamServer().connect(serverSide);
+  const client = new Client({ name: 'bench-direct', version: '1' });
+  await client.connect(clientSide);
+  return client;
+}
+
+const callOnce = (c: Client, i: number) => c.callTool({ name: 'echo', arguments: { message: `m${i}` } });
+
+async function latency(clients: Client[]): Promise<number[]> {
+  const samples: number[] = [];
+  for (let i = 0; i < LATENCY_CALLS; i++) {
+    const start = performance.now();
+    await callOnce(clients[i % clients.length]!, i);
+    samples.push(performance.now() - start);
+  }
+  return samples;
+}
+
+async function throughput(clients: Client[], ms: number): Promise<{ perSecond: number; samples: number[] }> {
+  const samples: number[] = [];
+  const end = performance.now() + ms;
+  let calls = 0;
+  const start = performance.now();
+  await Promise.all(
+    clients.map(async (c, k) => {
+      while (performance.now() < end) {
+        const t0 = performance.now();
+        await callOnce(c, k);
+        samples.push(performance.now() - t0);
+        calls++;
+      }
+    }),
+  );
+  return { perSecond: (calls * 1000) / (performance.now() - start), samples };
+}
+
+const bench: Benchmark = async (args) => {
+  const seconds = Number(args[0] ?? 3);
+  const crypto = createCryptoProvider();
+  const issuer = generateIdentity(crypto);
+  const config = resolveConfig(
+    {
+      v: 1,
+      gateway: { listen: { port: 0 } },
+      trustedIssuers: [issuer.did],
+      upstreams: [{ name: 'bench', transport: 'http', url: 'http://unused.invalid/' }],
+      limits: { rate: { capacity: 1_000_000, refillPerSecond: 1_000_000 }, budget: { perAgent: 1_000_000_000 }, defaultCost: 1 },
+    },
+    { baseDir: process.cwd() },
+  );
+  // The gateway's upstream: the same McpServer, over the same in-memory transport as the direct path.
+  const gw = await startGateway({
+    config,
+    crypto,
+    transports: {
+      bench: () => {
+        const [clientSide, serverSide] = InMemoryTransport.createLinkedPair();
+        void upstreamServer().connect(serverSide);
+        return clientSide;
+      },
+    },
+  });
+  const nowS = Math.floor(Date.now() / 1000);
+  const tunnelClients: Client[] = [];
+  for (let i = 0; i < SESSIONS; i++) {
+    const agent = generateIdentity(crypto);
+    const token = encodeToken(mintToken(crypto, { issuerKey: issuer.sig.secretKey, sub: agent.did, aud: gw.did, grants: [{ method: 'tools/call', tool: 'echo' }], nbf: nowS - 5, exp: nowS + 3600 }));
+    const c = new Client({ name: `bench-agent-${i}`, version: '1' });
+    await c.connect(new TalosClientTransport({ gateway: gw.url, identity: agent, crypto, token }));
+    tunnelClients.push(c);
+  }
+  const directClients = await Promise.all(Array.from({ length: SESSIONS }, directClient));
+
+  // Warm up both paths (JIT, caches), then measure direct and tunnel alternately.
+  await throughput(directClients, 500);
+  await throughput(tunnelClients, 1000);
+  const directLat = await latency(directClients);
+  const tunnelLat = await latency(tunnelClients);
+  const directTp = await throughput(directClients, seconds * 1000);
+  const tunnelTp = await throughput(tunnelClients, seconds * 1000);
+  const audited = (await gw.audit.store.head()).size;
+
+  await Promise.all([...tunnelClients, ...directClients].map((c) => c.close()));
+  await gw.stop();
+
+  const p = (s: number[], q: number) => percentile(s, q);
+  const metrics = {
+    tunnel_rtt_p50_ms: p(tunnelLat, 50),
+    tunnel_rtt_p99_ms: p(tunnelLat, 99),
+    overhead_p50_ms: p(tunnelLat, 50) - p(directLat, 50),
+    overhead_p99_ms: p(tunnelLat, 99) - p(directLat, 99),
+    tunnel_calls_per_s_50_sessions: tunnelTp.perSecond,
+    tunnel_rtt_under_load_p50_ms: p(tunnelTp.samples, 50),
+    tunnel_rtt_under_load_p99_ms: p(tunnelTp.samples, 99),
+  };
+  const baseline = {
+    tunnel_rtt_p50_ms: p(directLat, 50),
+    tunnel_rtt_p99_ms: p(directLat, 99),
+    tunnel_calls_per_s_50_sessions: directTp.perSecond,
+    tunnel_rtt_under_load_p50_ms: p(directTp.samples, 50),
+    tunnel_rtt_under_load_p99_ms: p(directTp.samples, 99),
+  };
+  const ratios = Object.fromEntries(Object.entries(baseline).map(([k, b]) => [k, metrics[k as keyof typeof metrics] / b]));
+  return {
+    metrics,
+    baseline,
+    ratios,
+    targets: {
+      tunnel_rtt_p99_ms: target(metrics.tunnel_rtt_p99_ms, '<=', 5),
+      tunnel_calls_per_s_50_sessions: target(metrics.tunnel_calls_per_s_50_sessions, '>=', 2000),
+    },
+    notes: [
+      `${SESSIONS} sessions; latency phase: ${LATENCY_CALLS} calls one at a time round-robin over the sessions; throughput phase: ${seconds} s closed loop, all sessions at once`,
+      'baseline = the same McpServer called directly by an SDK Client over InMemoryTransport (same transport as the gateway\'s upstream)',
+      'tunnel path: PQXDH session + Double Ratchet (node crypto provider), WebSocket on 127.0.0.1, capability check, in-process rate limit and budget, audit appends (SQLite in memory) before forwarding and of each response',
+      `audit log size at the end: ${audited} leaves`,
+      'clients, gateway and upstream share one Node.js process (one core); the target p99 applies to the latency phase',
+    ],
+  };
+};
+
+export default bench;
