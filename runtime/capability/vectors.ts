@@ -107,10 +107,11 @@ export function capabilityVectors(crypto: CryptoProvider = createNobleProvider({
   const revocations: Record<string, Revocation | unknown> = {
     root_revokes_chain2: mintRevocation(crypto, seed('root'), chain2.id, NOW_MS - 1000),
     alice_revokes_root: mintRevocation(crypto, seed('alice'), rootTok.id, NOW_MS - 1000),
+    root_revokes_root: mintRevocation(crypto, seed('root'), rootTok.id, NOW_MS - 1000),
     mallory_revokes_root: mintRevocation(crypto, seed('mallory'), rootTok.id, NOW_MS - 1000),
     forged: { ...(mintRevocation(crypto, seed('root'), rootTok.id, NOW_MS - 1000) as Revocation), ts: NOW_MS },
   };
-  const revValid: Record<string, boolean> = { root_revokes_chain2: true, alice_revokes_root: true, mallory_revokes_root: true, forged: false };
+  const revValid: Record<string, boolean> = { root_revokes_chain2: true, alice_revokes_root: true, root_revokes_root: true, mallory_revokes_root: true, forged: false };
 
   const cases: VectorCase[] = [];
   const add = (name: string, token: unknown, request: AccessRequest, expect: VectorCase['expect'], o: { session?: VectorKey; now?: number; revs?: string[] } = {}) => {
@@ -138,6 +139,7 @@ export function capabilityVectors(crypto: CryptoProvider = createNobleProvider({
   add('chain of 2, narrowed glob', chain2, readReq('repo/src/main.ts'), ok(chain2, 0));
   add('chain of 3', chain3, readReq('repo/src/a.ts'), ok(chain3, 0));
   add('revocation by someone not above the token has no effect', rootTok, readReq('repo/a'), ok(rootTok, 0), { revs: ['mallory_revokes_root', 'forged'] });
+  add('the delegate (below) cannot revoke its parent', chain2, readReq('repo/src/a'), ok(chain2, 0), { revs: ['alice_revokes_root'] });
 
   add('malformed: unknown field (signed)', forge('root', { ...stripSig(rootTok), extra: 1 }), readReq('repo/a'), no('malformed'));
   add('malformed: constraint with two operators', forge('root', { ...stripSig(rootTok), grants: [{ method: 'tools/call', args: { path: { eq: 'a', max: 1 } } }] }), readReq('repo/a'), no('malformed'));
@@ -148,9 +150,9 @@ export function capabilityVectors(crypto: CryptoProvider = createNobleProvider({
   add('delegation_audience', forge('alice', childOf(rootTok, { aud: did('other_gateway') })), readReq('repo/src/a'), no('delegation_audience'), { session: 'bob' });
   add('delegation_nbf', forge('alice', childOf(rootTok, { nbf: T0 - 1 })), readReq('repo/src/a'), no('delegation_nbf'), { session: 'bob' });
   add('delegation_exp', forge('alice', childOf(rootTok, { exp: T0 + 3601 })), readReq('repo/src/a'), no('delegation_exp'), { session: 'bob' });
-  add('grant_escalation: child widens the glob', forge('alice', childOf(rootTok, { grants: [{ method: 'tools/call', tool: 'read_text_file', args: { path: { glob: '**' } } }] })), readReq('repo/src/a'), no('grant_escalation'), { session: 'bob' });
+  add('grant_escalation: child widens the glob', forge('alice', childOf(rootTok, { grants: [{ method: 'tools/call', tool: 'read_text_file', args: { path: { glob: 'secret/**' } } }] })), readReq('secret/a'), no('grant_escalation'), { session: 'bob' });
   add('grant_escalation: child drops a constraint', forge('alice', childOf(rootTok, { grants: [{ method: 'tools/call', tool: 'write_file', args: { path: { glob: 'repo/tmp/*' } } }] })), readReq('repo/src/a'), no('grant_escalation'), { session: 'bob' });
-  add('grant_unknown: undecided glob containment', forge('bob', childOf(chain3, { iss: did('carol'), sub: did('bob'), grants: [{ method: 'tools/call', tool: 'read_text_file', args: { path: { glob: 'repo/src/*x.ts' } } }] })), readReq('repo/src/ax.ts'), no('grant_unknown'), { session: 'bob' });
+  add('grant_unknown: undecided glob containment', forge('carol', childOf(chain3, { iss: did('carol'), sub: did('bob'), grants: [{ method: 'tools/call', tool: 'read_text_file', args: { path: { glob: 'repo/src/*x.ts' } } }] })), readReq('repo/src/ax.ts'), no('grant_unknown'), { session: 'bob' });
   add('untrusted_root', root({ key: 'mallory' }), readReq('repo/a'), no('untrusted_root'));
   add('wrong_subject: bearer is not the subject', chain2, readReq('repo/src/a'), no('wrong_subject'), { session: 'alice' });
   add('wrong_audience', root({ aud: did('other_gateway') }), readReq('repo/a'), no('wrong_audience'));
@@ -158,7 +160,7 @@ export function capabilityVectors(crypto: CryptoProvider = createNobleProvider({
   add('valid from nbf exactly', rootTok, readReq('repo/a'), ok(rootTok, 0), { now: T0 * 1000 });
   add('expired at exp exactly', rootTok, readReq('repo/a'), no('expired'), { now: (T0 + 3600) * 1000 });
   add('revoked: the root issuer revokes the child', chain2, readReq('repo/src/a'), no('revoked'), { revs: ['root_revokes_chain2'] });
-  add('revoked: a child token dies with its revoked parent', chain3, readReq('repo/src/a.ts'), no('revoked'), { revs: ['alice_revokes_root'] });
+  add('revoked: a child token dies with its revoked parent', chain3, readReq('repo/src/a.ts'), no('revoked'), { revs: ['root_revokes_root'] });
   add('no_matching_grant: tool not granted', rootTok, { method: 'tools/call', tool: 'delete_file', args: { path: 'repo/a' } }, no('no_matching_grant'));
   add('no_matching_grant: method not granted', rootTok, { method: 'resources/read' }, no('no_matching_grant'));
   add('arg_violation: path escapes the glob root', chain2, readReq('repo/src/../secret.txt'), no('arg_violation', 'path'));
