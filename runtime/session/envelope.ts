@@ -74,7 +74,15 @@ export function decodeEnvelope(frame: string | Uint8Array): Envelope {
   if (frame.length > MAX_FRAME_BYTES) throw sessionError('frame_too_large', `a frame is at most ${MAX_FRAME_BYTES} bytes`);
   try {
     const text = typeof frame === 'string' ? frame : new TextDecoder('utf-8', { fatal: true }).decode(frame);
-    const value = parseJson(text) as unknown as WireFrame;
+    // Fast path: JSON.parse, then (below) the frame must re-encode to exactly `text`. A frame
+    // that does not (other key order, whitespace, escapes, a duplicate key, 1.0) goes through
+    // the strict parser, which refuses duplicates and non-integers as PROTOCOL.md section 1 asks.
+    let value: WireFrame;
+    try {
+      value = JSON.parse(text) as WireFrame;
+    } catch {
+      throw sessionError('frame_malformed', 'frame is not JSON');
+    }
     const type = value !== null && typeof value === 'object' ? value.type : undefined;
     if (type !== 'prekey' && type !== 'msg' && type !== 'close') throw sessionError('frame_malformed', 'unknown frame type');
     const w = validate(SCHEMA_BY_TYPE[type], value) as WireFrame;
@@ -96,6 +104,7 @@ export function decodeEnvelope(frame: string | Uint8Array): Envelope {
       env.handshake = h;
     }
     if (env.ct.length < 16) throw sessionError('frame_malformed', 'ciphertext shorter than its tag');
+    if (encodeEnvelope(env) !== text) parseJson(text);
     return env;
   } catch (err) {
     if (err instanceof TalosError && err.code.startsWith('frame_')) throw err;
