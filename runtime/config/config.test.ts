@@ -70,3 +70,11 @@ t.test('per-tool limits fall back to the defaults', async (t) => {
   t.same(toolLimits(c.limits, 'slow'), { cost: 2, rate: { capacity: 1, refillPerSecond: 1 } });
   t.same(toolLimits(c.limits, 'constructor'), { cost: 2, rate: { capacity: 60, refillPerSecond: 10 } }, 'no prototype keys');
 });
+
+t.test('the example configuration in examples/ is valid', async (t) => {
+  const file = new URL('../../examples/talos.config.json', import.meta.url).pathname;
+  const c = loadConfig(file, {});
+  t.equal(c.upstreams.length, 3);
+  t.equal(c.redis?.url, 'redis://127.0.0.1:6379');
+  t.match(c.audit.store, /^sqlite:\/.*examples\/audit\.db$/);
+});
