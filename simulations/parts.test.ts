@@ -1,0 +1,119 @@
+import t from 'tap';
+import { limitsContract } from '../runtime/limits/contract-suite.ts';
+import { SimRedis } from './limits.ts';
+import { SimNetwork } from './network.ts';
+import { Rng } from './random.ts';
+import { Scheduler } from './scheduler.ts';
+import { SecretScanner } from './secrets-scan.ts';
+import { SimDisk } from './storage.ts';
+import { TraceWriter } from './trace-writer.ts';
+import { decodeTrace } from '../runtime/inspect/trace.ts';
+
+// The simulated Redis passes the same contract as the real limit adapters (on the real clock here).
+limitsContract(t, 'simulated', async () => {
+  const redis = new SimRedis(() => performance.timeOrigin + performance.now());
+  return { rate: redis.rate, budget: redis.budget, close: async () => void (await Promise.all([redis.rate.close(), redis.budget.close()])) };
+});
+
+t.test('a Redis outage fails closed with limits_unavailable and changes nothing', async (t) => {
+  let now = 0;
+  const redis = new SimRedis(() => now);
+  const rule = { capacity: 1, refillPerSecond: 1 };
+  redis.available = false;
+  await t.rejects(redis.rate.take('a', 'x', rule), { code: 'limits_unavailable' });
+  await t.rejects(redis.budget.reserve('a', 1, 5), { code: 'limits_unavailable' });
+  redis.available = true;
+  t.equal((await redis.rate.take('a', 'x', rule)).allowed, true, 'the bucket was not touched while down');
+  t.equal((await redis.budget.reserve('a', 5, 5)).ok, true, 'the budget was not touched while down');
+  now += 1000;
+  t.equal((await redis.rate.take('a', 'x', rule)).allowed, true, 'refills on the simulated clock');
+});
+
+t.test('the disk loses exactly the unflushed writes on a crash', async (t) => {
+  const d = new SimDisk();
+  d.commit({ a: '1', b: '2' });
+  d.write('c', '3');
+  d.write('a', null);
+  t.same(d.keys(''), ['b', 'c'], 'reads see buffered writes');
+  t.equal(d.crash(), 2);
+  t.same(d.keys(''), ['a', 'b']);
+  t.equal(d.get('a'), '1');
+  t.equal(d.get('c'), undefined);
+});
+
+function net(seed = 1) {
+  const s = new Scheduler();
+  const trace = new TraceWriter(TraceWriter.header('test', seed), () => s.now);
+  const n = new SimNetwork(s, new Rng(seed), trace);
+  const got: string[] = [];
+  n.attach('b', (p) => void got.push(`${p.payload}@${s.now}`));
+  return { s, n, got, trace };
+}
+
+t.test('latency, partitions, heal and down nodes', async (t) => {
+  const { s, n, got } = net();
+  n.configure('a', 'b', { baseMs: 10, jitterMeanMs: 0 });
+  n.send('a', 'b', 'm', 'zero');
+  await s.run(20);
+  t.same(got, ['zero@10']);
+  got.length = 0;
+  s.at(25, 'noop', () => {});
+  await s.run(25);
+  n.send('a', 'b', 'm', 'one');
+  n.send('a', 'b', 'm', 'in flight when the link is cut');
+  await s.run(5);
+  n.partition(['a'], ['b']);
+  n.send('a', 'b', 'm', 'lost');
+  await s.run(50);
+  n.heal();
+  n.setDown('b', true);
+  n.send('a', 'b', 'm', 'down');
+  await s.run(100);
+  n.setDown('b', false);
+  n.send('a', 'b', 'm', 'two');
+  await s.run(200);
+  t.same(got, ['two@110'], 'a partition also loses what was in flight');
+});
+
+t.test('drop, duplicate and reorder happen at their configured rates, deterministically', async (t) => {
+  const run = async (seed: number) => {
+    const { s, n, got } = net(seed);
+    n.configure('a', 'b', { drop: 0.1, duplicate: 0.1, reorder: 0.2 });
+    for (let i = 0; i < 1000; i++) s.at(i, 'send', () => n.send('a', 'b', 'm', String(i)));
+    await s.run(100_000);
+    return got;
+  };
+  const got = await run(5);
+  t.same(got, await run(5), 'same seed, same deliveries');
+  t.ok(got.length > 900 && got.length < 1100, `${got.length} deliveries`);
+  const order = got.map((g) => Number(g.split('@')[0]));
+  let inversions = 0;
+  for (let i = 1; i < order.length; i++) if (order[i]! < order[i - 1]!) inversions++;
+  t.ok(inversions > 50, `${inversions} reorderings`);
+});
+
+t.test('the scanner finds canaries and key bytes in any common encoding', async (t) => {
+  const sc = new SecretScanner();
+  const key = new Uint8Array(32).map((_, i) => (i * 37 + 11) & 0xff);
+  sc.key(key, 'k');
+  sc.canary('cnry-0123456789abcdef');
+  const embed = new Uint8Array(100);
+  embed.set(key, 33);
+  t.equal(sc.scan(JSON.stringify({ x: Buffer.from(embed).toString('base64url') })), 'key bytes (k)');
+  t.equal(sc.scan(`"${Buffer.from(embed).toString('base64')}"`), 'key bytes (k)');
+  t.equal(sc.scan(`id=${Buffer.from(key).toString('hex')}`), 'key bytes (k)');
+  t.equal(sc.scan('{"note":"cnry-0123456789abcdef"}'), 'plaintext canary cnry-0123456789abcdef');
+  t.equal(sc.scan('{"note":"cnry-ffffffffffffffff"}'), null, 'an unregistered canary is not a secret');
+  t.equal(sc.scan(Buffer.from(new Uint8Array(64).fill(7)).toString('base64url')), null);
+});
+
+t.test('trace writer output is a valid inspector trace', async (t) => {
+  const { trace } = net();
+  trace.actor('gateway', 'gateway');
+  trace.state('gateway', 'up');
+  trace.fault('crash', 'gateway', 'x');
+  const { header, events } = decodeTrace(trace.encode());
+  t.equal(header.source, 'sim:test');
+  t.equal(header.seed, 1);
+  t.same(events.map((e) => e.kind), ['actor', 'state', 'fault']);
+});
