@@ -52,7 +52,16 @@ export function createSessionActor(options: SessionActorOptions): SessionActor {
       return { session };
     }
     if (input.kind === 'accept') {
-      const accepted = await acceptFirstMessage(crypto, identity, decodeEnvelope(input.frame), store, now());
+      const envelope = decodeEnvelope(input.frame);
+      // A later first-message frame of a session we already hold (the initiator had not heard
+      // back yet, or we restarted): an ordinary message of the stored session.
+      const existing = await store.load(envelope.sid);
+      if (existing && !existing.closed) {
+        const opened = openMessage(crypto, existing, envelope, now());
+        await store.save(opened.session);
+        return { session: opened.session, plaintext: opened.plaintext };
+      }
+      const accepted = await acceptFirstMessage(crypto, identity, envelope, store, now());
       return { session: accepted.session, plaintext: accepted.plaintext };
     }
     const session = await store.load(input.sid);

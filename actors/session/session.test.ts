@@ -114,6 +114,16 @@ t.test('a stopped actor resumes from the store; an unknown session fails', async
   bob.start();
   await bOut.next('RECEIVED');
   bob.stop();
+  // Alice had not heard back: her second frame is still a prekey frame. A new responder actor
+  // started from it finds the stored session instead of refusing a replayed handshake.
+  alice.send({ type: 'SEND', plaintext: utf8('again') });
+  const second = await aOut.next('OUTBOUND');
+  t.equal(decodeEnvelope(second.frame).type, 'prekey');
+  const bOutRe = outbox();
+  const bobRe = createSessionActor({ crypto, identity: bobId, store: bobStore, start: { kind: 'accept', frame: second.frame }, onOutput: bOutRe.push });
+  bobRe.start();
+  t.equal(fromUtf8((await bOutRe.next('RECEIVED')).plaintext), 'again');
+  bobRe.stop();
   alice.stop();
   // Both come back from their stores.
   const aOut2 = outbox();
