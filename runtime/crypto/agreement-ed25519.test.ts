@@ -13,9 +13,7 @@ t.test('Ed25519: keys, signatures and verdicts agree', async (t) => {
       if (agree((p) => p.ed25519Verify(pkBytes, message, sigBytes)) !== 'verdict:true') throw new Error('own signature refused');
       agree((p) => p.ed25519Verify(pkBytes, message, flip(sigBytes, bit)));
       agree((p) => p.ed25519Verify(flip(pkBytes, bit), message, sigBytes));
-      agree((p) => p.ed25519Verify(pkBytes, flip(message, bit), sigBytes));
       agree((p) => p.ed25519Verify(otherKey, message, otherSig));
-      agree((p) => p.ed25519Verify(otherKey, message, sigBytes));
       agree((p) => p.ed25519IsValidPublicKey(otherKey));
     }),
     { numRuns: RUNS },

@@ -36,7 +36,9 @@ import { createNobleProvider } from './noble.ts';
 // EVP_PKEY_new_raw_*_key, about ten times faster than parsing PKCS#8/SPKI DER through the
 // OpenSSL 3.0 decoder framework (measured: ~1 ms per DER private key under load). For a
 // private key Node reads only `d`; `x` must be present as a string, so it is left empty.
+// (The secret passes through a short-lived base64url string, as it would through DER bytes.)
 type OkpCurve = 'Ed25519' | 'X25519';
+
 /**
  * How many distinct public keys each cache remembers. A gateway verifies a few issuer keys
  * many times; 1024 covers that with room, and bounds memory (about 1 KiB per entry) against
@@ -105,8 +107,8 @@ export function createNodeProvider(options: ProviderOptions = {}): CryptoProvide
     ? (n) => checkRandomOutput(injected(checkRandomLength(n)), n)
     : (n) => randomFillSync(new Uint8Array(checkRandomLength(n)));
 
-  // ML-KEM: Node 20 bundles OpenSSL 3.0, which has no ML-KEM (OpenSSL 3.5 added it, and
-  // node:crypto only exposes it from Node 24). The node provider therefore delegates ML-KEM to
+  // ML-KEM: Node 20 bundles OpenSSL 3.0, which has no ML-KEM (OpenSSL 3.5 added it, and only
+  // later Node lines built on it expose it in node:crypto). The node provider therefore delegates ML-KEM to
   // the noble implementation, fed by this provider's own random source, so a seeded source
   // still makes the whole provider deterministic.
   const kem = createNobleProvider({ random });
