@@ -132,7 +132,7 @@ const bench: Benchmark = async (args) => {
     notes: [
       'metrics: node provider ops per CPU-second; baseline: noble provider ops per CPU-second; ratios: node / noble (the *_wall_clock ratios use elapsed time instead)',
       'ed25519_verify verifies one issuer key repeatedly (the gateway case); node caches its KeyObject and pre-check verdict',
-      'ed25519_verify_cold_key cycles through 2048 keys (more than the 1024-entry cache): every node verification pays the strict pre-check',
+      'ed25519_verify_cold_key cycles through 2048 keys (more than the 1024-entry cache): every node verification pays the byte-level key pre-check and a new KeyObject',
       'x25519 reuses one secret array (node remembers its private KeyObject per array); x25519_fresh_secret copies the secret each call',
       'both providers are measured in 20 alternating slices per case, so they share the same machine load',
       'node provider ML-KEM delegates to noble on Node 20 (OpenSSL 3.0 has no ML-KEM): ratios near 1 are expected',
