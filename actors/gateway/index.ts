@@ -16,7 +16,7 @@ import { GatewayResponder } from '../../runtime/net/responder.ts';
 import { startTunnelServer, type TunnelServer } from '../../runtime/net/server.ts';
 import { SqliteSessionStore } from '../../runtime/store/session-sqlite.ts';
 import { UpstreamActor } from '../upstream/index.ts';
-import { groupCommitAudit, openAuditStore, type GatewayAudit } from './audit.ts';
+import { openAuditStore, startGatewayAudit, type GatewayAudit } from './audit.ts';
 
 /**
  * The gateway actor: binds the gateway machine to real services and serves the tunnel.
@@ -108,7 +108,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         ? `limits: Redis at ${redactUrl(config.redis!.url)} (shared by every gateway using it)`
         : 'limits: in-process (no Redis configured): rate limits and budgets apply to this process only',
     );
-    audit = groupCommitAudit(await openAuditStore(config.audit.store, crypto), crypto);
+    audit = startGatewayAudit(await openAuditStore(config.audit.store, crypto), crypto, { origin: config.gateway.name, seed: identity.sig.secretKey }, (what, err) =>
+      log(`audit: ${what} failed: ${(err as Error).message}`),
+    );
     log(`audit: ${config.audit.store.startsWith('postgres') ? 'postgresql' : config.audit.store.startsWith('sqlite:') ? config.audit.store : 'in memory (not durable across restarts)'}`);
     const pins = new FilePinStore(config.pinsFile);
     for (const u of config.upstreams) {
