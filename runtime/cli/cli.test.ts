@@ -28,7 +28,7 @@ t.test('every command has a summary, usage, an example and a --help page', async
   t.equal(new Set(commands.map((c) => c.name)).size, commands.length, 'command names are unique');
   for (const c of commands) {
     t.ok(c.summary && c.usage.startsWith(`talos ${c.name}`), `${c.name}: usage starts with its name`);
-    t.ok(c.examples.length > 0 && c.examples.every((e) => e.startsWith('talos ')), `${c.name}: has examples`);
+    t.ok(c.examples.some((e) => e.includes(`talos ${c.name}`)), `${c.name}: has an example of itself`);
     const io = capture();
     t.equal(await runCli([...c.name.split(' '), '--help'], io.ctx), 0);
     t.match(io.out(), 'examples:');
