@@ -1,0 +1,171 @@
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { optionalString, output, UsageError, type CliCommand, type CliContext, type OptionValues } from '../command.ts';
+import { progressBar } from '../progress.ts';
+import { runScenario, sweep, type RunResult } from '../../../simulations/runner.ts';
+import { SCENARIOS, scenarioByName } from '../../../simulations/scenarios/index.ts';
+import { BROKEN_VARIANTS, type BrokenVariant } from '../../../simulations/world.ts';
+
+/**
+ * `talos sim`: the deterministic chaos simulator. `run` replays one scenario from one seed and
+ * writes its trace (open it with `talos inspect --trace FILE`); `sweep` runs many seeds and
+ * prints, for every failure, the exact command that replays it; `list` names the scenarios.
+ */
+export const TRACE_DIR = 'sim-traces';
+/** Seeds one sweep may ask for (per scenario). */
+export const MAX_SWEEP_SEEDS = 1_000_000;
+
+function seedOption(options: OptionValues, name: string, fallback?: number): number {
+  const raw = optionalString(options, name);
+  if (raw === undefined) {
+    if (fallback !== undefined) return fallback;
+    throw new UsageError(`--${name} is required`);
+  }
+  if (!/^(0|[1-9][0-9]*)$/.test(raw) || !Number.isSafeInteger(Number(raw))) throw new UsageError(`--${name} must be a non-negative integer`);
+  return Number(raw);
+}
+
+function brokenOption(options: OptionValues): BrokenVariant | undefined {
+  const b = optionalString(options, 'broken');
+  if (b === undefined) return undefined;
+  if (!(BROKEN_VARIANTS as readonly string[]).includes(b)) throw new UsageError(`--broken must be one of ${BROKEN_VARIANTS.join(', ')}`);
+  return b as BrokenVariant;
+}
+
+function cryptoOption(options: OptionValues): 'node' | 'noble' | undefined {
+  const c = optionalString(options, 'crypto');
+  if (c === undefined) return undefined;
+  if (c !== 'node' && c !== 'noble') throw new UsageError('--crypto must be node or noble');
+  return c;
+}
+
+function scenarioArg(positionals: string[]): string {
+  const name = positionals[0];
+  if (!name) throw new UsageError(`name a scenario (talos sim list): ${SCENARIOS.map((s) => s.name).join(', ')}`);
+  if (!SCENARIOS.some((s) => s.name === name)) throw new UsageError(`unknown scenario "${name}"; talos sim list shows them`);
+  return name;
+}
+
+function writeTrace(ctx: CliContext, r: RunResult, out?: string): string {
+  const file = resolve(ctx.cwd, out ?? `${TRACE_DIR}/${r.scenario}-seed-${r.seed}.jsonl`);
+  mkdirSync(dirname(file), { recursive: true });
+  writeFileSync(file, r.trace);
+  return file;
+}
+
+function summary(r: RunResult) {
+  return {
+    scenario: r.scenario,
+    seed: r.seed,
+    ok: r.ok,
+    ...(r.violation ? { violation: r.violation } : {}),
+    traceHash: r.traceHash,
+    simulatedMs: r.simMs,
+    wallMs: Math.round(r.wallMs),
+    calls: r.calls,
+    settled: r.settled,
+    command: r.command,
+  };
+}
+
+const SHARED_OPTIONS = [
+  { name: 'crypto', type: 'string' as const, description: 'crypto provider for the run: node or noble (same bytes)' },
+  { name: 'broken', type: 'string' as const, description: `TEST ONLY: a deliberately broken variant (${BROKEN_VARIANTS.join(', ')})` },
+];
+
+export const simCommands: CliCommand[] = [
+  {
+    name: 'sim list',
+    summary: 'list the chaos scenarios',
+    usage: 'talos sim list',
+    examples: ['talos sim list', 'talos sim list --json'],
+    options: [],
+    async run(_args, ctx) {
+      output(ctx, SCENARIOS.map((s) => ({ name: s.name, summary: s.summary })), () => {
+        const w = Math.max(...SCENARIOS.map((s) => s.name.length));
+        return SCENARIOS.map((s) => `${s.name.padEnd(w)}  ${s.summary}`).join('\n');
+      });
+      return 0;
+    },
+  },
+  {
+    name: 'sim run',
+    summary: 'run one scenario from one seed; writes its trace (byte-identical for the same seed)',
+    usage: 'talos sim run <scenario> --seed N [--out FILE]',
+    positionals: ['scenario'],
+    examples: ['talos sim run gateway-crash --seed 7', 'talos sim run partition --seed 42 --out /tmp/p.jsonl && talos inspect --trace /tmp/p.jsonl'],
+    options: [
+      { name: 'seed', type: 'string', description: 'the seed (a non-negative integer)' },
+      { name: 'out', type: 'string', description: `trace file (default ${TRACE_DIR}/<scenario>-seed-<N>.jsonl)` },
+      ...SHARED_OPTIONS,
+    ],
+    async run({ options, positionals }, ctx) {
+      const name = scenarioArg(positionals);
+      const seed = seedOption(options, 'seed');
+      const broken = brokenOption(options);
+      const crypto = cryptoOption(options);
+      const r = await runScenario(scenarioByName(name), seed, { ...(broken ? { __broken: broken } : {}), ...(crypto ? { crypto } : {}) });
+      const file = writeTrace(ctx, r, optionalString(options, 'out'));
+      output(ctx, { ...summary(r), trace: file }, () =>
+        [
+          `${r.ok ? 'PASS' : 'FAIL'} ${r.scenario} seed ${r.seed}: ${r.settled}/${r.calls} calls answered, ${r.simMs} ms simulated in ${Math.round(r.wallMs)} ms`,
+          ...(r.violation ? [`  invariant ${r.violation.invariant} violated at t=${r.violation.at}ms: ${r.violation.detail}`] : []),
+          `  trace ${file}`,
+          `  sha256 ${r.traceHash}`,
+        ].join('\n'),
+      );
+      return r.ok ? 0 : 1;
+    },
+  },
+  {
+    name: 'sim sweep',
+    summary: 'run a scenario (or all) over many seeds; prints the replay command of every failure',
+    usage: 'talos sim sweep <scenario|all> --seeds K [--from N] [--first-failure]',
+    positionals: ['scenario'],
+    examples: ['talos sim sweep all --seeds 100', 'talos sim sweep swarm --seeds 1000 --from 5000'],
+    options: [
+      { name: 'seeds', type: 'string', description: 'seeds per scenario', default: '100' },
+      { name: 'from', type: 'string', description: 'first seed', default: '1' },
+      { name: 'first-failure', type: 'boolean', description: "stop each scenario's sweep at its first failure" },
+      ...SHARED_OPTIONS,
+    ],
+    async run({ options, positionals }, ctx) {
+      const target = positionals[0] === 'all' ? 'all' : scenarioArg(positionals);
+      const seeds = seedOption(options, 'seeds', 100);
+      if (seeds < 1 || seeds > MAX_SWEEP_SEEDS) throw new UsageError(`--seeds must be 1..${MAX_SWEEP_SEEDS}`);
+      const from = seedOption(options, 'from', 1);
+      const broken = brokenOption(options);
+      const crypto = cryptoOption(options);
+      const total = (target === 'all' ? SCENARIOS.length : 1) * seeds;
+      const bar = progressBar(ctx, 'sim sweep', total);
+      const failures: RunResult[] = [];
+      const r = await sweep(target === 'all' ? 'all' : [target], {
+        seeds,
+        firstSeed: from,
+        stopOnFailure: options['first-failure'] === true,
+        ...(broken ? { __broken: broken } : {}),
+        ...(crypto ? { crypto } : {}),
+        onRun: (done, _total, run) => {
+          bar.update(done);
+          if (!run.ok) {
+            failures.push(run);
+            if (!ctx.json) ctx.stderr(`${ctx.interactive ? '\n' : ''}FAIL ${run.scenario} seed ${run.seed}: ${run.violation!.invariant}: ${run.violation!.detail}\n  replay: ${run.command}\n`);
+          }
+        },
+      });
+      bar.finish();
+      for (const f of failures) writeTrace(ctx, f);
+      const speed = r.wallMs > 0 ? r.simMs / r.wallMs : 0;
+      output(
+        ctx,
+        { runs: r.runs, failures: failures.map(summary), simulatedMs: r.simMs, wallMs: Math.round(r.wallMs), speedup: Number(speed.toFixed(1)) },
+        () =>
+          [
+            `${r.runs} runs, ${failures.length} failed; ${(r.simMs / 1000).toFixed(1)} s simulated in ${(r.wallMs / 1000).toFixed(1)} s (${speed.toFixed(0)}x real time)`,
+            ...failures.map((f) => `  replay: ${f.command}`),
+          ].join('\n'),
+      );
+      return failures.length === 0 ? 0 : 1;
+    },
+  },
+];
