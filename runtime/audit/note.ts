@@ -116,9 +116,12 @@ export function verifierKeyString(crypto: CryptoProvider, name: string, publicKe
 }
 
 export function parseVerifierKey(crypto: CryptoProvider, vkey: string): { name: string; publicKey: Uint8Array } {
-  const parts = vkey.split('+');
-  if (parts.length !== 3) throw new AuditError('bad_key', 'verifier key is name+keyid+base64');
-  const [name, idHex, b64] = parts as [string, string, string];
+  // Names never contain '+'; the base64 part may.
+  const parts = typeof vkey === 'string' ? vkey.trim().split('+') : [];
+  if (parts.length < 3) throw new AuditError('bad_key', 'verifier key is name+keyid+base64');
+  const name = parts[0]!;
+  const idHex = parts[1]!;
+  const b64 = parts.slice(2).join('+');
   let raw: Uint8Array;
   try {
     raw = fromB64(b64);
@@ -132,3 +135,37 @@ export function parseVerifierKey(crypto: CryptoProvider, vkey: string): { name: 
 }
 
 export { fromUtf8 };
+
+/**
+ * Private signer key string, as golang.org/x/mod/sumdb/note writes it:
+ * PRIVATE+KEY+<name>+<hex key id>+<base64(type || 32-byte seed)>. Type 0x01 signs notes
+ * (a log), type 0x04 signs cosignatures (a witness).
+ */
+export function signerKeyString(crypto: CryptoProvider, name: string, seed: Uint8Array, type: number = SIG_TYPE_ED25519): string {
+  const pub = crypto.ed25519PublicKey(seed);
+  return `PRIVATE+KEY+${name}+${toHex(keyId(crypto, name, type, pub))}+${toB64(concatBytes(new Uint8Array([type]), seed))}`;
+}
+
+export function parseSignerKey(crypto: CryptoProvider, text: string): { name: string; seed: Uint8Array; type: number; publicKey: Uint8Array } {
+  const parts = text.trim().split('+');
+  if (parts.length < 5 || parts[0] !== 'PRIVATE' || parts[1] !== 'KEY') throw new AuditError('bad_key', 'signer key is PRIVATE+KEY+name+keyid+base64');
+  const name = parts[2]!;
+  const idHex = parts[3]!;
+  let raw: Uint8Array;
+  try {
+    raw = fromB64(parts.slice(4).join('+'));
+  } catch {
+    throw new AuditError('bad_key', 'signer key is not base64');
+  }
+  const type = raw[0]!;
+  if (raw.length !== 33 || (type !== SIG_TYPE_ED25519 && type !== SIG_TYPE_COSIGNATURE)) throw new AuditError('bad_key', 'signer key is not an Ed25519 key');
+  const seed = raw.slice(1);
+  const publicKey = crypto.ed25519PublicKey(seed);
+  if (toHex(keyId(crypto, name, type, publicKey)) !== idHex) throw new AuditError('bad_key', 'signer key id does not match');
+  return { name, seed, type, publicKey };
+}
+
+/** Verifier key string for either type (0x01 log, 0x04 witness). */
+export function typedVerifierKeyString(crypto: CryptoProvider, name: string, publicKey: Uint8Array, type: number): string {
+  return `${name}+${toHex(keyId(crypto, name, type, publicKey))}+${toB64(concatBytes(new Uint8Array([type]), publicKey))}`;
+}

@@ -23,6 +23,7 @@ auditStoreContract(t, async () => {
   const tb = (name: string) => `"${schema}".${name}`;
   return {
     store,
+    spec: `${url}${url.includes('?') ? '&' : '?'}schema=${schema}`,
     async second() {
       const s = await PostgresAuditStore.open({ connectionString: url, schema, hasher });
       opened.push(s);

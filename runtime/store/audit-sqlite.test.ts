@@ -16,6 +16,7 @@ auditStoreContract(t, async () => {
   const opened: SqliteAuditStore[] = [store];
   return {
     store,
+    spec: `sqlite:${path}`,
     async second() {
       const s = new SqliteAuditStore({ path, hasher });
       opened.push(s);

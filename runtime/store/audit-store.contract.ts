@@ -12,6 +12,8 @@ import { verifyStoredLog } from '../audit/verify.ts';
 import { sampleEvent } from '../audit/testing.ts';
 import { leafBytes } from '../audit/event.ts';
 import type { AuditStore } from './audit-store.ts';
+import { auditCommands } from '../cli/commands/audit.ts';
+import { verifierKeyString } from '../audit/note.ts';
 
 /**
  * The AuditStore contract, run against every adapter with REAL storage. Each adapter's test
@@ -30,6 +32,8 @@ export interface Tamper {
 
 export interface StoreFixture {
   store: AuditStore;
+  /** The store as `talos audit --store` names it. */
+  spec: string;
   /** Another handle on the same database (a second process or gateway). */
   second(): Promise<AuditStore>;
   tamper: Tamper;
@@ -53,6 +57,17 @@ async function fill(log: AuditLog, n: number, batch = 37, salt = ''): Promise<vo
 
 async function verify(store: AuditStore) {
   return verifyStoredLog(store, { crypto, hasher, origin: ORIGIN, publicKey: logPub });
+}
+
+/** Runs `talos audit verify --json` on the store through the command module. */
+async function runVerifyCli(spec: string): Promise<{ code: number; stdout: string }> {
+  const verifyCommand = auditCommands.find((c) => c.name === 'audit verify')!;
+  let stdout = '';
+  const code = await verifyCommand.run(
+    { options: { store: spec, vkey: verifierKeyString(crypto, ORIGIN, logPub) }, positionals: [] },
+    { stdout: (x) => (stdout += x), stderr: () => {}, env: {}, cwd: process.cwd(), json: true, interactive: false },
+  );
+  return { code, stdout };
 }
 
 export function auditStoreContract(t: Test, open: () => Promise<StoreFixture>): void {
@@ -160,6 +175,9 @@ export function auditStoreContract(t: Test, open: () => Promise<StoreFixture>): 
       const report = await verify(f.store);
       t.notOk(report.ok, 'verify detects it');
       t.equal(report.firstBadIndex, expect.firstBadIndex, 'and names the first bad index');
+      const cli = await runVerifyCli(f.spec);
+      t.equal(cli.code, 1, '`talos audit verify` exits 1');
+      t.equal(JSON.parse(cli.stdout).firstBadIndex, expect.firstBadIndex, '`talos audit verify` names the same first bad index');
       await expect.lightClient(client, f, new AuditLog(f.store, hasher));
     });
 
