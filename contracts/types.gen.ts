@@ -319,6 +319,10 @@ export interface PrekeyMessage {
    */
   ik: string;
   /**
+   * base64url of IKsig_A's Ed25519 signature certifying ik (domain talos/v1/session-identity over {did, ik_dh}; contracts/spec/05-sessions.md).
+   */
+  ik_sig: string;
+  /**
    * base64url of the initiator's ephemeral X25519 key EK_A.
    */
   ek: string;

@@ -12,7 +12,7 @@ import { HEADER_BYTES } from './ratchet.ts';
 /**
  * The session frame codec (contracts/spec/05-sessions.md, schemas prekey-message,
  * message-envelope, session-close). One JSON object per frame:
- *   { v: 1, type, from, to, sid, [ik, ek, spk_id, opk_id?, pq_ct?, pq_id?], header, ct }
+ *   { v: 1, type, from, to, sid, [ik, ik_sig, ek, spk_id, opk_id?, pq_ct?, pq_id?], header, ct }
  * The handshake fields appear only on `prekey` frames: the initiator's messages until it has
  * received a reply.
  */
@@ -43,7 +43,7 @@ export function encodeEnvelope(e: Envelope): string {
   if (e.type === 'prekey') {
     const h = e.handshake;
     if (!h) throw sessionError('frame_malformed', 'a prekey frame carries the handshake fields');
-    s += `,"ik":"${toB64u(h.ik)}","ek":"${toB64u(h.ek)}","spk_id":${h.spkId}`;
+    s += `,"ik":"${toB64u(h.ik)}","ik_sig":"${toB64u(h.ikSig)}","ek":"${toB64u(h.ek)}","spk_id":${h.spkId}`;
     if (h.opkId !== undefined) s += `,"opk_id":${h.opkId}`;
     if (h.pqCt !== undefined) s += `,"pq_ct":"${toB64u(h.pqCt)}","pq_id":${h.pqId}`;
   }
@@ -59,6 +59,7 @@ interface WireFrame {
   to: Did;
   sid: string;
   ik?: string;
+  ik_sig?: string;
   ek?: string;
   spk_id?: number;
   opk_id?: number;
@@ -95,7 +96,12 @@ export function decodeEnvelope(frame: string | Uint8Array): Envelope {
       ct: fromB64u(w.ct),
     };
     if (type === 'prekey') {
-      const h: HandshakeFields = { ik: fromB64u(w.ik!, 32), ek: fromB64u(w.ek!, 32), spkId: w.spk_id! };
+      const h: HandshakeFields = {
+        ik: fromB64u(w.ik!, 32),
+        ikSig: fromB64u(w.ik_sig!, 64),
+        ek: fromB64u(w.ek!, 32),
+        spkId: w.spk_id!,
+      };
       if (w.opk_id !== undefined) h.opkId = w.opk_id;
       if (w.pq_ct !== undefined) {
         h.pqCt = fromB64u(w.pq_ct, PQ_CIPHERTEXT_BYTES);

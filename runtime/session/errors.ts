@@ -14,6 +14,7 @@ export type SessionErrorCode =
   | 'bad_header'
   | 'bad_public_key'
   | 'bad_bundle'
+  | 'bad_identity'
   | 'bundle_expired'
   | 'bad_pq_prekey'
   | 'pq_downgrade'

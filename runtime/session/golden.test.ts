@@ -28,6 +28,8 @@ for (const name of PROVIDER_NAMES) {
     for (const h of committed.handshakes) {
       const frame = JSON.parse(h.first_frame) as Record<string, string | number>;
       const ikA = fromB64u(frame.ik as string, 32);
+      const certInput = concatBytes(utf8('talos/v1/session-identity'), new Uint8Array([0]), utf8(`{"did":"${h.alice.did}","ik_dh":"${frame.ik}"}`));
+      t.ok(crypto.ed25519Verify(publicKeyFromDid(h.alice.did), certInput, fromB64u(frame.ik_sig as string, 64)), `${h.name}: ik_sig`);
       const ek = fromB64u(frame.ek as string, 32);
       const spkSk = fromB64u(h.spk_sk, 32);
       const parts = [

@@ -112,6 +112,14 @@ for (const crypto of providers()) {
     const ct = good.ct.slice();
     ct[3]! ^= 0x10;
     await t.rejects(acceptFirstMessage(crypto, bob, { ...good, ct }, store, NOW), code('decrypt_failed'));
+    // Impersonation: Mallory claims Alice's DID with her own X25519 identity key.
+    const mallory = makeIdentity(crypto);
+    const posing = { did: alice.did, sig: mallory.sig, dh: mallory.dh };
+    const impostor = sealMessage(crypto, initiateSession(crypto, posing, { bundle: pub.bundle, opk: pub.opks[0]!.json }, NOW), utf8('hi')).envelope;
+    await t.rejects(acceptFirstMessage(crypto, bob, impostor, store, NOW), code('bad_identity'));
+    // Alice's genuine certificate does not cover Mallory's key either.
+    const swapped = { ...impostor, handshake: { ...impostor.handshake!, ikSig: good.handshake!.ikSig } };
+    await t.rejects(acceptFirstMessage(crypto, bob, swapped, store, NOW), code('bad_identity'));
     const lk = await store.lookup(good.handshake!);
     t.ok(lk.opk && !lk.ekSeen, 'refused first messages consumed no one-time prekey and recorded no EK');
     const ok = await acceptFirstMessage(crypto, bob, good, store, NOW);

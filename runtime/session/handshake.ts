@@ -1,6 +1,8 @@
 import type { CryptoProvider, KeyPair } from '../crypto/provider.ts';
 import { CryptoError } from '../errors.ts';
 import type { Identity } from '../identity/identity.ts';
+import type { Did } from '../identity/did.ts';
+import { signIdentityCert, verifyIdentityCert } from './identity-cert.ts';
 import { sessionError } from './errors.ts';
 import { INFO_PQXDH, INFO_SESSION_ID, INFO_X3DH, ZERO_SALT } from './kdf.ts';
 import { requireCanonicalX25519 } from './keys.ts';
@@ -24,6 +26,7 @@ export type HandshakeMode = 'x3dh' | 'pqxdh';
 /** What the first message(s) carry so the responder can derive the same SK. */
 export interface HandshakeFields {
   ik: Uint8Array; // IKdh_A (IKsig_A is named by the sender's DID)
+  ikSig: Uint8Array; // IKsig_A's certificate of IKdh_A (identity-cert.ts)
   ek: Uint8Array;
   spkId: number;
   opkId?: number;
@@ -93,7 +96,12 @@ export function initiateHandshake(
     dh(crypto, ek.secretKey, peer.ikDh),
     dh(crypto, ek.secretKey, peer.spk.pub),
   ];
-  const fields: HandshakeFields = { ik: self.dh.publicKey, ek: ek.publicKey, spkId: peer.spk.id };
+  const fields: HandshakeFields = {
+    ik: self.dh.publicKey,
+    ikSig: signIdentityCert(crypto, self),
+    ek: ek.publicKey,
+    spkId: peer.spk.id,
+  };
   if (peer.opk) {
     parts.push(dh(crypto, ek.secretKey, peer.opk.pub));
     fields.opkId = peer.opk.id;
@@ -125,11 +133,15 @@ export interface ResponderPrekeys {
 export function respondHandshake(
   crypto: CryptoProvider,
   self: LocalIdentity,
+  initiatorDid: Did,
   initiatorSigningKey: Uint8Array,
   fields: HandshakeFields,
   prekeys: ResponderPrekeys,
 ): HandshakeResult {
   requireCanonicalX25519(fields.ik, 'initiator identity key');
+  if (!verifyIdentityCert(crypto, initiatorDid, initiatorSigningKey, fields.ik, fields.ikSig)) {
+    throw sessionError('bad_identity', "the initiator's X25519 identity key is not certified by its DID");
+  }
   requireCanonicalX25519(fields.ek, 'ephemeral key');
   const parts = [
     dh(crypto, prekeys.spk.secretKey, fields.ik),

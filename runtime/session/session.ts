@@ -184,7 +184,7 @@ export function acceptSession(
   const prekeys: { spk: KeyPair; opk?: KeyPair; pqSeed?: Uint8Array } = { spk: lookup.spk };
   if (lookup.opk) prekeys.opk = lookup.opk;
   if (lookup.pq) prekeys.pqSeed = lookup.pq.seed;
-  const hs = respondHandshake(crypto, self, initiatorKey, h, prekeys);
+  const hs = respondHandshake(crypto, self, envelope.from, initiatorKey, h, prekeys);
   if (!bytesEqual(hs.sid, envelope.sid)) throw sessionError('sid_mismatch', 'session id does not match the handshake');
   const session: Session = {
     v: 1,

@@ -24,7 +24,7 @@ export function sessionToJson(s: Session): unknown {
   let handshake: Record<string, unknown> | null = null;
   if (s.handshake) {
     const h = s.handshake;
-    handshake = { ik: b(h.ik), ek: b(h.ek), spk_id: h.spkId };
+    handshake = { ik: b(h.ik), ik_sig: b(h.ikSig), ek: b(h.ek), spk_id: h.spkId };
     if (h.opkId !== undefined) handshake.opk_id = h.opkId;
     if (h.pqCt !== undefined) handshake.pq_ct = b(h.pqCt);
     if (h.pqId !== undefined) handshake.pq_id = h.pqId;
@@ -97,7 +97,7 @@ export function decodeSession(text: string): Session {
     let handshake: HandshakeFields | null = null;
     if (o.handshake !== null) {
       const h = o.handshake as J;
-      handshake = { ik: key(h.ik, 32), ek: key(h.ek, 32), spkId: u32(h.spk_id) };
+      handshake = { ik: key(h.ik, 32), ikSig: key(h.ik_sig, 64), ek: key(h.ek, 32), spkId: u32(h.spk_id) };
       if (h.opk_id !== undefined) handshake.opkId = u32(h.opk_id);
       if (h.pq_ct !== undefined) handshake.pqCt = key(h.pq_ct, 1088);
       if (h.pq_id !== undefined) handshake.pqId = u32(h.pq_id);
