@@ -1,5 +1,5 @@
 import CircuitBreaker from 'opossum';
-import { createActor, fromPromise, waitFor, type Actor } from 'xstate';
+import { createActor, fromPromise, waitFor, type Actor, type InspectionEvent } from 'xstate';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { upstreamMachine } from '../../machines/upstream.machine.ts';
 import type { BreakerConfig, UpstreamConfig } from '../../runtime/config/config.ts';
@@ -32,6 +32,8 @@ export interface UpstreamOptions {
   onDrift?: (report: DriftReport) => void;
   onStateChange?: (state: string) => void;
   onFault?: (code: string) => void;
+  /** XState inspection hook (the live inspector's recorder). */
+  inspect?: (event: InspectionEvent) => void;
 }
 
 export class UpstreamActor {
@@ -80,7 +82,7 @@ export class UpstreamActor {
         reportDrift: () => {},
       },
     });
-    this.actor = createActor(machine, { input: { name: config.name } });
+    this.actor = createActor(machine, { input: { name: config.name }, ...(options.inspect ? { inspect: options.inspect } : {}) });
     this.actor.subscribe((s) => options.onStateChange?.(String(s.value)));
   }
 

@@ -114,3 +114,33 @@ t.test('an upstream that dies opens its breaker, is restarted, and the breaker r
   t.same(res.content, [{ type: 'text', text: 'Echo: back' }]);
   t.equal(u.breakerState, 'closed', 'a successful trial call closes the breaker');
 });
+
+t.test('a Streamable HTTP upstream (server-everything streamableHttp) through the same actor', async (t) => {
+  const { spawn } = await import('node:child_process');
+  const { freePort } = await import('../../runtime/redis/test-server.ts');
+  const port = await freePort();
+  const child = spawn(process.execPath, [referenceServerScript('server-everything'), 'streamableHttp'], {
+    env: { PATH: process.env.PATH ?? '', HOME: process.env.HOME ?? '', PORT: String(port) },
+    stdio: ['ignore', 'ignore', 'pipe'],
+  });
+  t.teardown(() => void child.kill('SIGKILL'));
+  await new Promise<void>((resolve, reject) => {
+    let err = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      err += d.toString();
+      if (err.includes('listening')) resolve();
+    });
+    child.once('exit', (code) => reject(new Error(`server exited ${code}: ${err}`)));
+  });
+  const u = new UpstreamActor({
+    config: { name: 'web', transport: 'http', url: `http://127.0.0.1:${port}/mcp`, toolPrefix: 'web.' },
+    breaker: DEFAULTS.breaker,
+    pins: new FilePinStore(),
+  });
+  t.teardown(() => u.stop());
+  await u.start();
+  t.ok(u.tool('web.echo'), 'tools are exposed under the prefix');
+  t.equal(u.tool('web.echo')!.upstreamName, 'echo');
+  const res = await u.call('tools/call', { name: 'echo', arguments: { message: 'over http' } });
+  t.same(res.content, [{ type: 'text', text: 'Echo: over http' }]);
+});
