@@ -3,7 +3,7 @@ import { providers } from '../crypto/index.ts';
 import { toB64u } from '../encoding/base64url.ts';
 import { fromHex, utf8 } from '../encoding/bytes.ts';
 import { didFromPublicKey } from '../identity/did.ts';
-import { CapabilityChecker } from './checker.ts';
+import { CapabilityChecker, fingerprint } from './checker.ts';
 import { CapabilityError } from './errors.ts';
 import type { Grant } from './grant.ts';
 import { MemoryRevocationSource, mintRevocation } from './revocation.ts';
@@ -63,6 +63,26 @@ for (const crypto of providers()) {
       t.match(c.check(encodeToken(evil), read('repo/secret'), did(BOB), NOW), { ok: false, code: 'bad_signature' });
       t.match(c.check(encodeToken(evil), read('repo/secret'), did(BOB), NOW), { ok: false, code: 'bad_signature' }, 'refusals are cached too');
       t.equal(c.check(encodeToken(child), read('repo/src/a'), did(BOB), NOW).ok, true);
+    });
+
+    t.test('a fingerprint collision neither hits nor evicts a verified entry', async (t) => {
+      const c = mkChecker();
+      const good = encodeToken(child);
+      t.equal(c.check(good, read('repo/src/a'), did(BOB), NOW).ok, true);
+      // Change one character the fingerprint does not sample: same bucket, different token.
+      const sampled = new Set<number>();
+      const n = good.length;
+      const step = Math.max(1, Math.floor(n / 16));
+      for (let i = 0; i < n; i += step) sampled.add(i);
+      for (let i = n > 256 ? n - 256 : 0; i < n; i += 16) sampled.add(i);
+      let i = 40;
+      while (sampled.has(i)) i++;
+      const evil = good.slice(0, i) + (good[i] === 'A' ? 'B' : 'A') + good.slice(i + 1);
+      t.equal(fingerprint(evil), fingerprint(good), 'the two strings share a bucket');
+      for (let k = 0; k < 3; k++) t.equal(c.check(evil, read('repo/src/a'), did(BOB), NOW).ok, false, 'the look-alike is refused');
+      const hits = c.stats.cacheHits;
+      t.equal(c.check(good, read('repo/src/a'), did(BOB), NOW).ok, true);
+      t.equal(c.stats.cacheHits, hits + 1, 'the verified entry was kept');
     });
 
     t.test('sub must be the session DID; checks run in the protocol order', async (t) => {

@@ -10,8 +10,11 @@ import { verifyChainStatic } from './verify.ts';
  * The checker the gateway calls on every request:
  *   check(token, request, sessionDid, nowMs)
  * The first check of a token verifies its whole chain; the verdict (refusals included) is
- * cached under the token's full compact form, so a token that merely shares an id (or a
- * signature) with a verified one can never hit its entry. Cached entries keep the chain's
+ * cached. The cache is bucketed by a cheap fingerprint of the compact string (sampled
+ * characters, weighted to the tail where the leaf signature lies) and every hit is confirmed
+ * by comparing the WHOLE compact string, so a token that merely shares an id, a signature or a
+ * fingerprint with a verified one can never use its entry. (Keying a Map by the compact
+ * string itself would make V8 hash all ~4 KB of every freshly parsed token: ~4 µs a call.) Cached entries keep the chain's
  * ids, issuers, nbf/exp and precompiled grant matchers, so subject, audience, time and
  * revocation are still checked on every call, in the order of PROTOCOL.md section 7.
  * Never throws on the request path: refusals are values.
@@ -41,6 +44,8 @@ export interface CheckerStats {
 }
 
 interface Entry {
+  /** the exact compact token this entry was verified for */
+  compact: string;
   refusal: CheckResult | null;
   sub: string;
   audienceOk: boolean;
@@ -64,11 +69,32 @@ const EXPIRED = refusal('expired', 'the token has expired');
 const REVOKED = refusal('revoked', 'a token in the chain has been revoked');
 const NO_MATCHING_GRANT = refusal('no_matching_grant', 'no grant covers this method and tool');
 
+/** Samples of the compact string hashed into the bucket key. */
+const FINGERPRINT_SPREAD_SAMPLES = 16;
+const FINGERPRINT_TAIL = 256;
+const FINGERPRINT_TAIL_STEP = 16;
+
+/**
+ * A 30-bit fingerprint of a compact token: its length, 16 characters spread over the whole
+ * string and 16 from its last 256 characters (in JCS order the leaf's `sig` is followed only
+ * by `sub` and `v`, so the random signature lands there). It only chooses a bucket.
+ */
+export function fingerprint(s: string): number {
+  const n = s.length;
+  let h = n ^ 0x811c9dc5;
+  const step = Math.max(1, Math.floor(n / FINGERPRINT_SPREAD_SAMPLES));
+  for (let i = 0; i < n; i += step) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  for (let i = n > FINGERPRINT_TAIL ? n - FINGERPRINT_TAIL : 0; i < n; i += FINGERPRINT_TAIL_STEP) {
+    h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+  }
+  return h & 0x3fffffff; // stays a small integer: cheap Map key
+}
+
 export class CapabilityChecker {
   readonly #crypto: CryptoProvider;
   readonly #audience: string;
   readonly #roots: ReadonlySet<string>;
-  readonly #cache: BoundedLru<string, Entry>;
+  readonly #cache: BoundedLru<number, Entry>;
   /** token id -> issuers that revoked it (a revocation binds only chains where its issuer sits at or above the token) */
   readonly #revoked = new Map<string, Set<string>>();
   #epoch = 0;
@@ -98,12 +124,17 @@ export class CapabilityChecker {
         return refusal('malformed', 'the token object cannot be canonicalized');
       }
     }
-    let e = this.#cache.get(key);
-    if (e === undefined) {
+    const fp = fingerprint(key);
+    let e = this.#cache.get(fp);
+    if (e !== undefined && e.compact === key) this.stats.cacheHits++;
+    else {
       this.stats.cacheMisses++;
-      e = this.#verify(key);
-      this.#cache.set(key, e);
-    } else this.stats.cacheHits++;
+      const fresh = this.#verify(key);
+      // A bucket held by another token is taken over only by a token that verifies, so
+      // forged look-alikes can neither hit nor evict a verified entry.
+      if (e === undefined || fresh.refusal === null || e.refusal !== null) this.#cache.set(fp, fresh);
+      e = fresh;
+    }
     if (e.refusal !== null) return e.refusal;
     if (e.sub !== sessionDid) return WRONG_SUBJECT;
     if (!e.audienceOk) return WRONG_AUDIENCE;
@@ -124,20 +155,22 @@ export class CapabilityChecker {
 
   #verify(compact: string): Entry {
     const failed = (r: CheckResult): Entry => ({
+      compact,
       refusal: r, sub: '', audienceOk: false, nbfMs: 0, expMs: 0, ids: [], issuers: [], index: null, okResults: [], revEpoch: -1, revoked: false,
     });
-    let value: unknown;
+    let decoded: { value: unknown; text: string };
     try {
-      value = decodeCompactJson(compact);
+      decoded = decodeCompactJson(compact);
     } catch (err) {
       if (err instanceof CapabilityError) return failed(refusal(err.code as RefusalCode, err.message));
       return failed(refusal('malformed', 'the token cannot be parsed'));
     }
-    const r = verifyChainStatic(this.#crypto, value, this.#roots);
+    const r = verifyChainStatic(this.#crypto, decoded.value, this.#roots, { receivedText: decoded.text });
     if (!r.ok) return failed(refusal(r.code, r.message));
     const chain = r.chain;
     const token = chain[chain.length - 1]!;
     return {
+      compact,
       refusal: null,
       sub: token.sub,
       audienceOk: token.aud === this.#audience,

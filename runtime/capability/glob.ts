@@ -43,9 +43,23 @@ export interface CompiledGlob {
 
 export type GlobProblem = string;
 
+/** Compiled globs are immutable and tokens repeat the same few: compile each once. */
+export const GLOB_CACHE_SIZE = 4096;
+const compiled = new Map<string, CompiledGlob | GlobProblem>();
+
 /** Compiles a glob, or returns why it is refused (not canonical, `**` inside a segment, limits). */
 export function compileGlob(glob: unknown): CompiledGlob | GlobProblem {
   if (typeof glob !== 'string') return 'a glob must be a string';
+  let c = compiled.get(glob);
+  if (c === undefined) {
+    c = compileUncached(glob);
+    if (compiled.size >= GLOB_CACHE_SIZE) compiled.clear(); // crude bound: a refill is cheap
+    compiled.set(glob, c);
+  }
+  return c;
+}
+
+function compileUncached(glob: string): CompiledGlob | GlobProblem {
   if (glob.length > MAX_GLOB_LENGTH) return `a glob is at most ${MAX_GLOB_LENGTH} characters`;
   if (canonicalizePath(glob) !== glob) return 'a glob must be a canonical path (no empty, `.` or `..` segments, no trailing `/`, no NUL or backslash)';
   const absolute = glob.charCodeAt(0) === 0x2f;
@@ -70,7 +84,7 @@ export function compileGlob(glob: unknown): CompiledGlob | GlobProblem {
   }
   if (globstars > MAX_GLOBSTARS) return `a glob holds at most ${MAX_GLOBSTARS} \`**\` segments`;
   const literal = segs.every((s) => s.kind === SegKind.Literal);
-  return { source: glob, absolute, segs, globstars, literal };
+  return Object.freeze({ source: glob, absolute, segs: Object.freeze(segs) as SegPattern[], globstars, literal });
 }
 
 /** Does segment pattern `p` match the path segment path[start, end)? */

@@ -69,12 +69,8 @@ export function linkProblem(t: unknown): string | null {
   return null;
 }
 
-/**
- * The chain of a token, root first, presented token last; every link's shape checked.
- * Throws CapabilityError('malformed') — shapes are checked before depth — or
- * CapabilityError('chain_too_deep').
- */
-export function tokenChain(token: unknown): Token[] {
+/** Every link of a token, root first, each link's shape checked (CapabilityError 'malformed'); depth NOT checked. */
+export function parseLinks(token: unknown): Token[] {
   const chain: unknown[] = [];
   let t: unknown = token;
   for (;;) {
@@ -86,10 +82,61 @@ export function tokenChain(token: unknown): Token[] {
     if (prf === undefined) break;
     t = prf[0];
   }
+  return chain.reverse() as Token[];
+}
+
+export function checkDepth(chain: Token[]): void {
   if (chain.length > MAX_CHAIN_DEPTH) {
     throw new CapabilityError('chain_too_deep', `a chain holds at most ${MAX_CHAIN_DEPTH} tokens, this one ${chain.length}`);
   }
-  return chain.reverse() as Token[];
+}
+
+/**
+ * The chain of a token, root first, presented token last; every link's shape checked.
+ * Throws CapabilityError('malformed') — shapes are checked before depth — or
+ * CapabilityError('chain_too_deep').
+ */
+export function tokenChain(token: unknown): Token[] {
+  const chain = parseLinks(token);
+  checkDepth(chain);
+  return chain;
+}
+
+/**
+ * The JCS text of one well-formed link, given the JCS text of its parent: each link's own
+ * fields are serialized once, the parent's text is reused. The member order is JCS order
+ * (aud < exp < grants < iat < id < iss < nbf < prf < sig < sub < v), fixed because the token
+ * schema is closed; integers are validated safe and non-negative, strings use JSON.stringify
+ * exactly as JCS does. Throws EncodingError when a grant value cannot be canonicalized.
+ */
+export function linkJcs(t: Token, parentText: string | null, withSig: boolean, grantsText: string = jcs(t.grants)): string {
+  return (
+    '{"aud":' + JSON.stringify(t.aud) +
+    ',"exp":' + String(t.exp) +
+    ',"grants":' + grantsText +
+    ',"iat":' + String(t.iat) +
+    ',"id":' + JSON.stringify(t.id) +
+    ',"iss":' + JSON.stringify(t.iss) +
+    ',"nbf":' + String(t.nbf) +
+    (parentText === null ? '' : ',"prf":[' + parentText + ']') +
+    (withSig ? ',"sig":' + JSON.stringify(t.sig) : '') +
+    ',"sub":' + JSON.stringify(t.sub) +
+    ',"v":1}'
+  );
+}
+
+/** The signed and unsigned JCS texts of every link of a well-formed chain (root first). */
+export function chainTexts(chain: Token[]): { signed: string[]; unsigned: string[] } {
+  const signed: string[] = [];
+  const unsigned: string[] = [];
+  let parent: string | null = null;
+  for (const link of chain) {
+    const grantsText = jcs(link.grants);
+    unsigned.push(linkJcs(link, parent, false, grantsText));
+    parent = linkJcs(link, parent, true, grantsText);
+    signed.push(parent);
+  }
+  return { signed, unsigned };
 }
 
 /** base64url(JCS(token)): the compact transport form. */
@@ -102,38 +149,43 @@ export function encodeToken(token: Token): string {
  * base64url of the JCS bytes of a well-formed token, so a token has exactly one compact form.
  */
 export function decodeToken(compact: string): Token {
-  const value = decodeCompactJson(compact);
-  tokenChain(value); // shape and depth
+  const { value, text } = decodeCompactJson(compact);
+  const chain = parseLinks(value);
+  requireCanonical(chain, text);
+  checkDepth(chain);
   return value as Token;
 }
 
 /**
- * base64url -> UTF-8 -> JSON, accepted only when the text is exactly JCS(value). That single
- * comparison makes the native JSON.parse as strict as the protocol parser: a duplicate key,
- * an integer outside ±(2^53 − 1) (rounded by JSON.parse), a float, an escape or whitespace
- * that JCS would not write all change the re-serialized text (or make jcs throw). The shape
- * is NOT checked here (tokenChain does it).
+ * Refuses a token whose received text is not exactly JCS(token). That one comparison makes
+ * the native JSON.parse as strict as the protocol parser: a duplicate key, an integer outside
+ * ±(2^53 − 1) (rounded by JSON.parse), a float, an escape or whitespace that JCS would not
+ * write all change the re-serialized text (or make jcs throw). Returns the chain's texts.
  */
-export function decodeCompactJson(compact: string): unknown {
-  if (typeof compact !== 'string' || compact.length === 0 || compact.length > MAX_COMPACT_TOKEN_LENGTH) {
-    throw new CapabilityError('malformed', `a compact token is 1..${MAX_COMPACT_TOKEN_LENGTH} base64url characters`);
-  }
-  let text: string;
-  let value: unknown;
+export function requireCanonical(chain: Token[], text: string): { signed: string[]; unsigned: string[] } {
+  let texts: { signed: string[]; unsigned: string[] };
   try {
-    text = fromUtf8(fromB64u(compact));
-    value = JSON.parse(text);
-  } catch {
-    throw new CapabilityError('malformed', 'a compact token must be base64url of JSON');
-  }
-  let canonical: string;
-  try {
-    canonical = jcs(value);
+    texts = chainTexts(chain);
   } catch {
     throw new CapabilityError('malformed', 'token is not canonicalizable (floats, unsafe integers or too deep)');
   }
-  if (canonical !== text) throw new CapabilityError('malformed', 'a compact token must hold the JCS form of the token');
-  return value;
+  if (texts.signed[texts.signed.length - 1] !== text) {
+    throw new CapabilityError('malformed', 'a compact token must hold the JCS form of the token');
+  }
+  return texts;
+}
+
+/** base64url -> UTF-8 -> JSON (native parser; canonical form is enforced by requireCanonical). */
+export function decodeCompactJson(compact: string): { value: unknown; text: string } {
+  if (typeof compact !== 'string' || compact.length === 0 || compact.length > MAX_COMPACT_TOKEN_LENGTH) {
+    throw new CapabilityError('malformed', `a compact token is 1..${MAX_COMPACT_TOKEN_LENGTH} base64url characters`);
+  }
+  try {
+    const text = fromUtf8(fromB64u(compact));
+    return { value: JSON.parse(text) as unknown, text };
+  } catch {
+    throw new CapabilityError('malformed', 'a compact token must be base64url of JSON');
+  }
 }
 
 /** Parses either transport form: a JSON object text or the compact form. */

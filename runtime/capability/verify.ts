@@ -1,10 +1,10 @@
 import type { CryptoProvider } from '../crypto/provider.ts';
 import { fromB64u } from '../encoding/base64url.ts';
 import { cachedDidKey } from './did-cache.ts';
-import { DOMAINS, signingInput } from '../identity/signing.ts';
+import { DOMAINS } from '../identity/signing.ts';
 import { CapabilityError, type RefusalCode } from './errors.ts';
 import { grantsAttenuate } from './grant.ts';
-import { tokenChain, type Token } from './token.ts';
+import { chainTexts, checkDepth, parseLinks, requireCanonical, type Token } from './token.ts';
 
 /**
  * The token-only part of verification: everything that depends on the token's bytes and the
@@ -19,15 +19,29 @@ export type StaticResult = { ok: true; chain: Token[] } | StaticRefusal;
 
 export type PublicKeyOf = (did: string) => Uint8Array;
 
+export interface StaticOptions {
+  /** The text the token was received as: it must be exactly the token's JCS form. */
+  receivedText?: string;
+  publicKeyOf?: PublicKeyOf;
+}
+
+const SIGNING_PREFIX = DOMAINS.capability + '\u0000';
+const encoder = new TextEncoder();
+
 export function verifyChainStatic(
   crypto: CryptoProvider,
   token: unknown,
   trustedRoots: ReadonlySet<string>,
-  publicKeyOf: PublicKeyOf = (did) => cachedDidKey(did)!,
+  options: StaticOptions = {},
 ): StaticResult {
+  const publicKeyOf = options.publicKeyOf ?? ((did: string) => cachedDidKey(did)!);
   let chain: Token[];
+  let unsigned: string[];
   try {
-    chain = tokenChain(token);
+    chain = parseLinks(token);
+    const texts = options.receivedText === undefined ? chainTextsOrMalformed(chain) : requireCanonical(chain, options.receivedText);
+    unsigned = texts.unsigned;
+    checkDepth(chain);
   } catch (err) {
     if (err instanceof CapabilityError) return refuse(err.code as RefusalCode, err.message);
     throw err;
@@ -36,11 +50,8 @@ export function verifyChainStatic(
     const link = chain[i]!;
     let ok = false;
     try {
-      ok = crypto.ed25519Verify(
-        publicKeyOf(link.iss),
-        signingInput(DOMAINS.capability, link as unknown as Record<string, unknown>),
-        fromB64u(link.sig, 64),
-      );
+      // utf8(DOMAIN) || 0x00 || JCS(link without sig), the signing rule of PROTOCOL.md section 1
+      ok = crypto.ed25519Verify(publicKeyOf(link.iss), encoder.encode(SIGNING_PREFIX + unsigned[i]!), fromB64u(link.sig, 64));
     } catch {
       ok = false;
     }
@@ -66,6 +77,14 @@ export function verifyChainStatic(
   }
   if (!trustedRoots.has(chain[0]!.iss)) return refuse('untrusted_root', 'the root issuer is not trusted by this gateway');
   return { ok: true, chain };
+}
+
+function chainTextsOrMalformed(chain: Token[]): { unsigned: string[] } {
+  try {
+    return chainTexts(chain);
+  } catch {
+    throw new CapabilityError('malformed', 'token is not canonicalizable (floats, unsafe integers or too deep)');
+  }
 }
 
 function where(i: number, n: number): string {
