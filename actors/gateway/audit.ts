@@ -1,3 +1,4 @@
+import type { InspectionEvent } from 'xstate';
 import type { CryptoProvider } from '../../runtime/crypto/provider.ts';
 import { AuditLog } from '../../runtime/audit/log.ts';
 import { createHasher } from '../../runtime/audit/merkle.ts';
@@ -37,9 +38,15 @@ export async function openAuditStore(spec: string, crypto: CryptoProvider): Prom
   throw new TunnelError('config_invalid', 'audit.store must be memory, sqlite:<path> or a postgres:// URL');
 }
 
-export function startGatewayAudit(store: AuditStore, crypto: CryptoProvider, key: LogKey, onError?: (what: string, error: unknown) => void): GatewayAudit {
+export function startGatewayAudit(
+  store: AuditStore,
+  crypto: CryptoProvider,
+  key: LogKey,
+  onError?: (what: string, error: unknown) => void,
+  inspect?: (event: InspectionEvent) => void,
+): GatewayAudit {
   const log = new AuditLog(store, createHasher((d) => crypto.sha256(d)));
-  const auditor = startAuditor({ log, crypto, key, ...(onError ? { onError } : {}) });
+  const auditor = startAuditor({ log, crypto, key, ...(onError ? { onError } : {}), ...(inspect ? { inspect } : {}) });
   return {
     log,
     store,

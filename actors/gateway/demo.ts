@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
+import type { InspectionEvent } from 'xstate';
 import { startGateway } from './index.ts';
 import { openCheckpoint } from '../../runtime/audit/checkpoint.ts';
 import type { AuditEvent } from '../../runtime/audit/event.ts';
@@ -40,7 +41,14 @@ export interface DemoResult {
 
 export const DEMO_ORIGIN = 'talos.demo/audit';
 
-export async function runDemo(log: (line: string) => void = () => {}): Promise<DemoResult> {
+export interface DemoOptions {
+  /** XState inspection hook: the gateway, upstream, auditor and agent session actors report to it. */
+  inspect?: (event: InspectionEvent) => void;
+  /** Awaited before each tool call (names the call): lets a watcher look between calls. */
+  beforeCall?: (call: string) => Promise<void>;
+}
+
+export async function runDemo(log: (line: string) => void = () => {}, options: DemoOptions = {}): Promise<DemoResult> {
   const crypto = createCryptoProvider();
   const folder = realpathSync(mkdtempSync(join(tmpdir(), 'talos-demo-')));
   try {
@@ -59,7 +67,7 @@ export async function runDemo(log: (line: string) => void = () => {}): Promise<D
       },
       { baseDir: folder },
     );
-    const gw = await startGateway({ config, crypto, log: (l) => log(`gateway: ${l}`) });
+    const gw = await startGateway({ config, crypto, log: (l) => log(`gateway: ${l}`), ...(options.inspect ? { inspect: options.inspect } : {}) });
     try {
       const glob = `${folder}/projects/**`;
       const nowS = Math.floor(Date.now() / 1000);
@@ -76,9 +84,19 @@ export async function runDemo(log: (line: string) => void = () => {}): Promise<D
       });
       log(`agent ${agent.did} holds a token for read_text_file and list_directory under ${glob}`);
       const client = new Client({ name: 'talos-demo-agent', version: '0.1.0' });
-      await client.connect(new TalosClientTransport({ gateway: gw.url, identity: agent, crypto, token: encodeToken(token), expectGatewayDid: gw.did }));
+      await client.connect(
+        new TalosClientTransport({
+          gateway: gw.url,
+          identity: agent,
+          crypto,
+          token: encodeToken(token),
+          expectGatewayDid: gw.did,
+          ...(options.inspect ? { inspect: options.inspect } : {}),
+        }),
+      );
       const calls: DemoCall[] = [];
       const attempt = async (label: string, name: string, args: Record<string, unknown>) => {
+        await options.beforeCall?.(label);
         try {
           const r = (await client.callTool({ name, arguments: args })) as { content: { text?: string }[]; isError?: boolean };
           const text = (r.content[0]?.text ?? '').split('\n')[0]!;

@@ -1,6 +1,7 @@
-import { createActor, fromPromise, waitFor, type Actor } from 'xstate';
+import { createActor, fromPromise, waitFor, type Actor, type InspectionEvent } from 'xstate';
 import { gatewayMachine } from '../../machines/gateway.machine.ts';
-import { CapabilityChecker, type RevocationSource } from '../../runtime/capability/index.ts';
+import { CapabilityChecker, MemoryRevocationSource, type RevocationSource } from '../../runtime/capability/index.ts';
+import { RedisRevocationSource } from '../../runtime/capability/redis-revocations.ts';
 import type { TalosConfig } from '../../runtime/config/config.ts';
 import { createCryptoProvider } from '../../runtime/crypto/index.ts';
 import type { CryptoProvider } from '../../runtime/crypto/provider.ts';
@@ -36,6 +37,8 @@ export interface GatewayOptions {
   sessionStorePath?: string;
   log?: (line: string) => void;
   now?: () => number;
+  /** XState inspection hook for the gateway, upstream and auditor actors (the live inspector). */
+  inspect?: (event: InspectionEvent) => void;
 }
 
 export interface Gateway {
@@ -48,6 +51,8 @@ export interface Gateway {
   limits: Limits;
   upstreams: UpstreamActor[];
   checker: CapabilityChecker;
+  /** Where revocations come from (Redis when configured: shared by every gateway). */
+  revocations: RevocationSource;
   actor: Actor<typeof gatewayMachine>;
   stop(): Promise<void>;
 }
@@ -92,11 +97,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const upstreams: UpstreamActor[] = [];
   let pipeline: GatewayPipeline | undefined;
   let checker: CapabilityChecker | undefined;
+  let revocations: RevocationSource | undefined = options.revocations;
+  let ownedRevocations: RedisRevocationSource | undefined;
 
   const stopServices = async () => {
     await server?.close();
     await Promise.allSettled(upstreams.map((u) => u.stop()));
     await limits?.close();
+    await ownedRevocations?.close();
     await audit?.close();
     sessions?.close();
   };
@@ -108,8 +116,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         ? `limits: Redis at ${redactUrl(config.redis!.url)} (shared by every gateway using it)`
         : 'limits: in-process (no Redis configured): rate limits and budgets apply to this process only',
     );
-    audit = startGatewayAudit(await openAuditStore(config.audit.store, crypto), crypto, { origin: config.gateway.name, seed: identity.sig.secretKey }, (what, err) =>
-      log(`audit: ${what} failed: ${(err as Error).message}`),
+    audit = startGatewayAudit(
+      await openAuditStore(config.audit.store, crypto),
+      crypto,
+      { origin: config.gateway.name, seed: identity.sig.secretKey },
+      (what, err) => log(`audit: ${what} failed: ${(err as Error).message}`),
+      options.inspect,
     );
     log(`audit: ${config.audit.store.startsWith('postgres') ? 'postgresql' : config.audit.store.startsWith('sqlite:') ? config.audit.store : 'in memory (not durable across restarts)'}`);
     const pins = new FilePinStore(config.pinsFile);
@@ -121,6 +133,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           breaker: config.breaker,
           pins,
           ...(transport ? { transport } : {}),
+          ...(options.inspect ? { inspect: options.inspect } : {}),
           onDrift: (d) => {
             actor.send({ type: 'gateway.drift', upstream: d.upstream, tool: d.tool });
             log(`drift: upstream ${d.upstream} changed the definition of tool ${d.tool}; it is withheld until re-pinned`);
@@ -131,11 +144,18 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
     await Promise.all(upstreams.map((u) => u.start()));
     for (const u of upstreams) log(`upstream ${u.name}: ${u.tools().length} tools pinned`);
+    if (!revocations && config.redis) {
+      ownedRevocations = new RedisRevocationSource({ url: config.redis.url, key: `${config.redis.prefix}revocations` });
+      await ownedRevocations.ready();
+      revocations = ownedRevocations;
+      log('revocations: Redis (persisted hash + pub/sub)');
+    }
+    revocations ??= new MemoryRevocationSource();
     checker = new CapabilityChecker({
       crypto,
       audience: identity.did,
       trustedRoots: config.trustedIssuers.map((d) => normalizeDid(d)),
-      ...(options.revocations ? { revocations: options.revocations } : {}),
+      revocations,
     });
     pipeline = new GatewayPipeline({
       authorizer: checker,
@@ -192,7 +212,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       stopServices: fromPromise(stopServices),
     },
   });
-  const actor = createActor(machine, { systemId: 'gateway' });
+  const actor = createActor(machine, { systemId: 'gateway', ...(options.inspect ? { inspect: options.inspect } : {}) });
   actor.start();
   const s = await waitFor(actor, (s) => s.matches('serving') || s.matches('failed'), { timeout: 120_000 });
   if (s.matches('failed')) {
@@ -211,6 +231,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     limits: limits!,
     upstreams,
     checker: checker!,
+    revocations: revocations!,
     actor,
     stop: async () => {
       actor.send({ type: 'gateway.stop' });

@@ -4,7 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { resolveConfig } from '../../runtime/config/config.ts';
-import { CAPABILITY_META_KEY } from '../../runtime/capability/index.ts';
+import { decodeToken, mintRevocation } from '../../runtime/capability/index.ts';
 import { RPC_ERRORS } from '../../runtime/mcp/errors.ts';
 import { referenceServerScript } from '../../runtime/mcp/servers.ts';
 import { startTestRedis } from '../../runtime/redis/test-server.ts';
@@ -127,6 +127,22 @@ t.test('an upstream that dies opens its breaker, then recovers', async (t) => {
   t.equal(echoed, 'Echo: back', 'calls pass again');
   t.not(upstream.pid, pid, 'on a restarted server');
   t.equal(upstream.breakerState, 'closed');
+});
+
+t.test('a revocation published through Redis refuses the token on the next call', async (t) => {
+  const other = await kit.agent([{ method: 'tools/call', tool: 'echo' }]);
+  t.equal(text(await other.client.callTool({ name: 'echo', arguments: { message: 'before' } })), 'Echo: before');
+  await kit.gw.revocations.publish(mintRevocation(kit.crypto, kit.issuer.sig.secretKey, decodeToken(other.token).id, Date.now()));
+  let reason = '';
+  for (let i = 0; i < 50 && reason !== 'revoked'; i++) {
+    try {
+      await other.client.callTool({ name: 'echo', arguments: { message: 'after' } });
+      await new Promise((r) => setTimeout(r, 20));
+    } catch (err) {
+      reason = String(((err as McpError).data as { talos: { reason: string } }).talos.reason);
+    }
+  }
+  t.equal(reason, 'revoked');
 });
 
 t.test('every call is audited with a verified inclusion proof; refunds on upstream failure', async (t) => {
