@@ -32,6 +32,8 @@ export interface UpstreamOptions {
   onDrift?: (report: DriftReport) => void;
   onStateChange?: (state: string) => void;
   onFault?: (code: string) => void;
+  /** Told on every breaker transition (the TGA records it: health, metrics, traces). */
+  onBreakerState?: (state: 'closed' | 'open' | 'half-open') => void;
   /** XState inspection hook (the live inspector's recorder). */
   inspect?: (event: InspectionEvent) => void;
 }
@@ -66,6 +68,9 @@ export class UpstreamActor {
         errorFilter: (err: unknown) => err instanceof McpError,
       },
     );
+    this.breaker.on('open', () => options.onBreakerState?.('open'));
+    this.breaker.on('halfOpen', () => options.onBreakerState?.('half-open'));
+    this.breaker.on('close', () => options.onBreakerState?.('closed'));
     const machine = upstreamMachine.provide({
       actors: {
         connect: fromPromise(async () => {
