@@ -121,7 +121,16 @@ export const auditorMachine = setup({
         'auditor.append': [
           { guard: 'closing', actions: { type: 'refuse', params: ({ event }) => ({ id: event.id, code: 'audit_closed' as const }) } },
           { guard: 'queueFull', actions: { type: 'refuse', params: ({ event }) => ({ id: event.id, code: 'audit_backpressure' as const }) } },
-          { actions: assign({ queue: ({ context, event }) => [...context.queue, { id: event.id, leaf: event.leaf }] }) },
+          {
+            // Appended in place: copying the queue on every request would make a burst O(n^2).
+            // The array is owned by this machine's context and never shared outside it.
+            actions: assign({
+              queue: ({ context, event }) => {
+                context.queue.push({ id: event.id, leaf: event.leaf });
+                return context.queue;
+              },
+            }),
+          },
         ],
         'auditor.close': { actions: assign({ closing: true }) },
       },

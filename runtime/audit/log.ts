@@ -16,8 +16,14 @@ export const CACHE_MIN_LEVEL = 4;
 /** Bound on cached nodes (~32 bytes each plus map overhead); the cache is cleared when full. */
 export const MAX_CACHED_NODES = 1 << 18;
 
+/** Bound on cached right-edge folds (hashes of incomplete ranges [lo, hi), fixed once hi <= size). */
+export const MAX_CACHED_FOLDS = 4096;
+
 export class AuditLog {
   private readonly cache = new Map<string, Uint8Array>();
+  private readonly folds = new Map<string, Uint8Array>();
+  /** The head only grows: sizes at or below the last one seen need no store read. */
+  private knownSize = 0;
 
   constructor(
     readonly store: AuditStore,
@@ -54,11 +60,28 @@ export class AuditLog {
   }
 
   private async build(plan: ProofPlan): Promise<Uint8Array[]> {
-    return assemble(this.hasher, plan, await this.fetch(planRefs(plan)));
+    // Multi-node groups are folds over an incomplete range on the right edge; each one's hash
+    // is cached (the same few ranges recur in every proof against one tree size).
+    const foldKeys = plan.map((g) => (g.length > 1 ? `${g[0]!.level}:${g[0]!.index}:${g.length}:${g[g.length - 1]!.level}:${g[g.length - 1]!.index}` : ''));
+    const need = planRefs(plan.filter((g, i) => g.length === 1 || !this.folds.has(foldKeys[i]!)));
+    const nodes = await this.fetch(need);
+    return plan.map((g, i) => {
+      if (g.length === 1) return assemble(this.hasher, [g], nodes)[0]!;
+      const k = foldKeys[i]!;
+      let h = this.folds.get(k);
+      if (!h) {
+        h = assemble(this.hasher, [g], nodes)[0]!;
+        if (this.folds.size >= MAX_CACHED_FOLDS) this.folds.clear();
+        this.folds.set(k, h);
+      }
+      return h;
+    });
   }
 
   private async checkSize(size: number): Promise<void> {
+    if (size <= this.knownSize) return;
     const head = await this.store.head();
+    this.knownSize = head.size;
     if (size > head.size) throw new AuditError('bad_size', `the log has ${head.size} leaves`);
   }
 
