@@ -145,3 +145,23 @@ t.test('a session survives a killed process, in both directions', async (t) => {
   t.equal(r4.reply, 'echo:and again');
   await third.kill();
 });
+
+t.test('prekey secrets: one ML-KEM id space; retiring a signed prekey takes its pqspk and EKs', async (t) => {
+  const crypto = createCryptoProvider();
+  const bob = makeIdentity(crypto);
+  const pub = publishPrekeys(crypto, bob, { pq: true, pqOpks: 1 });
+  const store = new SqliteSessionStore({ path: ':memory:' });
+  await store.putSignedPrekey(pub.secrets);
+  const clash = { ...pub.pqOpks[0]!.secret, id: pub.secrets.pqspk!.id };
+  await t.rejects(store.putPqOneTimePrekeys([clash]), { constructor: SessionError, code: 'unknown_prekey' });
+  const fields = { ik: new Uint8Array(32), ikSig: new Uint8Array(64), ek: new Uint8Array(32).fill(9), spkId: pub.secrets.spk.id, pqId: pub.secrets.pqspk!.id };
+  let found = await store.lookup(fields);
+  t.ok(found.spk && found.pq && found.requiresPq);
+  t.equal(found.pq!.oneTime, false);
+  store.db.prepare('INSERT INTO seen_ek (spk_id, ek) VALUES (?, ?)').run(fields.spkId, fields.ek);
+  t.equal((await store.lookup(fields)).ekSeen, true);
+  await store.deleteSignedPrekey(pub.secrets.spk.id);
+  found = await store.lookup(fields);
+  t.same([found.spk, found.pq, found.requiresPq, found.ekSeen], [undefined, undefined, false, false]);
+  await store.close();
+});
