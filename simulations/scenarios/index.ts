@@ -28,13 +28,22 @@ export interface Scenario {
   setup(world: World): Promise<ScenarioPlan>;
 }
 
-const base = (o: Partial<SystemOptions> = {}): SystemOptions => ({ agents: 3, callMeanMs: 100, loadUntil: 1000, ...o });
+/**
+ * Simulated time runs at an agent's pace: a model turn takes a while, so an agent makes a tool
+ * call every CALL_MEAN_MS on average. Fault plans are written for a 1-second load and stretched
+ * by TIME_SCALE to the LOAD_MS the standard scenarios run.
+ */
+export const TIME_SCALE = 6;
+export const CALL_MEAN_MS = 600;
+export const LOAD_MS = 1000 * TIME_SCALE;
+const S = TIME_SCALE;
+const base = (o: Partial<SystemOptions> = {}): SystemOptions => ({ agents: 3, callMeanMs: CALL_MEAN_MS, loadUntil: LOAD_MS, ...o });
 
 /** A fault window [start, start+length) drawn from the seed; returns the heal time. */
 function window(world: World, label: string, earliest: number, latest: number, minLen: number, maxLen: number, on: () => void, off: () => void | Promise<void>): number {
   const r = world.rng.fork(`plan/${label}`);
-  const start = r.range(earliest, latest);
-  const end = start + r.range(minLen, maxLen);
+  const start = r.range(earliest * S, latest * S);
+  const end = start + r.range(minLen * S, maxLen * S);
   world.plan(start, `${label} on`, on);
   world.plan(end, `${label} off`, off, true);
   return end;
@@ -58,15 +67,15 @@ const flappingUpstream: Scenario = {
   async setup(world) {
     const sys = await buildSystem(world, base());
     const r = world.rng.fork('plan/flap');
-    let t = r.range(50, 200);
+    let t = r.range(50, 200) * S;
     const states: UpstreamHealth[] = ['failing', 'silent', 'healthy'];
-    while (t < 900) {
+    while (t < 900 * S) {
       const h = r.pick(states);
       world.plan(t, `upstream ${h}`, () => {
         sys.upstream.health = h;
         world.trace.fault(h === 'healthy' ? 'heal' : 'upstream_' + h, UPSTREAM);
       });
-      t += r.range(40, 300);
+      t += r.range(40, 300) * S;
     }
     world.plan(t, 'upstream healthy', () => void (sys.upstream.health = 'healthy'), true);
     return { sys };
@@ -103,7 +112,7 @@ const auditCrash: Scenario = {
   name: 'audit-store-crash',
   summary: 'the auditor crashes (losing its unflushed appends) and restarts from its durable leaves',
   async setup(world) {
-    const sys = await buildSystem(world, base({ callMeanMs: 40 }));
+    const sys = await buildSystem(world, base({ callMeanMs: CALL_MEAN_MS / 2 }));
     for (let i = 0; i < 3; i++) {
       window(world, `auditor-crash-${i}`, 100 + i * 300, 350 + i * 300, 5, 200, () => world.crash(AUDITOR), () => world.restart(AUDITOR));
     }
@@ -115,7 +124,7 @@ const keyCompromise: Scenario = {
   name: 'key-compromise',
   summary: "an attacker steals both ends' session state of one agent; it must read nothing older, and lose access after two ratchet steps",
   async setup(world) {
-    const sys = await buildSystem(world, base({ agents: 2, callMeanMs: 50 }));
+    const sys = await buildSystem(world, base({ agents: 2, callMeanMs: CALL_MEAN_MS / 2 }));
     const victim = sys.agents[0]!;
     const firstSeen = new Map<string, number>();
     const captured: Packet[] = [];
@@ -125,7 +134,7 @@ const keyCompromise: Scenario = {
       captured.push(p);
     });
     const attackerCrypto = createCryptoProvider({ name: world.options.crypto ?? 'node', random: world.rng.randomSource('attacker') });
-    const stealAt = world.rng.fork('plan/steal').range(300, 800);
+    const stealAt = world.rng.fork('plan/steal').range(300, 800) * S;
     let follower: Session | null = null;
     let stolenAt = -1;
     const followed: { frame: string; sealedAt: number }[] = [];
@@ -201,14 +210,14 @@ const replayTamper: Scenario = {
     for (const a of sys.agents) world.network.configure(a.name, GATEWAY, { duplicate: 0.05 });
     const r = world.rng.fork('attacker');
     world.network.tap((p) => {
-      if (p.type !== 'session.frame' || p.trusted || world.scheduler.now > 1000) return;
+      if (p.type !== 'session.frame' || p.trusted || world.scheduler.now > LOAD_MS) return;
       if (r.chance(0.25)) {
         const bad = tamper(p.payload, r.u32());
         if (bad) world.network.inject(p.from, p.to, p.type, bad, r.range(0, 1));
       }
       if (r.chance(0.15)) world.network.inject(p.from, p.to, p.type, p.payload, r.range(50, 800));
     });
-    world.healedAt = 1000 + 800;
+    world.healedAt = LOAD_MS + 800;
     return { sys };
   },
 };
@@ -217,10 +226,10 @@ const tokenRevoked: Scenario = {
   name: 'token-revoked',
   summary: "an agent's token is revoked while its calls are in flight (slow upstream); a leaked-token insider keeps trying",
   async setup(world) {
-    const sys = await buildSystem(world, base({ agents: 3, insiders: 1, callMeanMs: 40 }));
+    const sys = await buildSystem(world, base({ agents: 3, insiders: 1, callMeanMs: CALL_MEAN_MS / 2 }));
     world.network.configure(GATEWAY, UPSTREAM, { baseMs: 20, jitterMeanMs: 30 });
     const victim = sys.tokens.get('agent-0')!;
-    world.plan(world.rng.fork('plan/revoke').range(200, 900), 'revoke token', () => sys.revoke(victim.id));
+    world.plan(world.rng.fork('plan/revoke').range(200, 900) * S, 'revoke token', () => sys.revoke(victim.id));
     return { sys };
   },
 };
@@ -231,8 +240,8 @@ const clockSkew: Scenario = {
   async setup(world) {
     const r = world.rng.fork('plan/skew');
     for (const n of [GATEWAY, AUDITOR, 'redis', 'issuer', 'agent-0', 'agent-1', 'agent-2']) world.skew.set(n, r.range(-3000, 3000));
-    const sys = await buildSystem(world, base({ tokenTtlMs: r.range(500, 4000) }));
-    world.plan(r.range(200, 900), 'gateway clock jumps', () => {
+    const sys = await buildSystem(world, base({ tokenTtlMs: r.range(500, 4000) * S }));
+    world.plan(r.range(200, 900) * S, 'gateway clock jumps', () => {
       const jump = r.range(-2000, 2000);
       world.skew.set(GATEWAY, (world.skew.get(GATEWAY) ?? 0) + jump);
       world.trace.fault('clock_jump', GATEWAY, `${jump}ms`);
@@ -275,10 +284,10 @@ const kekRotation: Scenario = {
   name: 'kek-rotation',
   summary: 'the KEK wrapping the upstream credential is rotated twice under traffic, once across a gateway crash',
   async setup(world) {
-    const sys = await buildSystem(world, base({ callMeanMs: 30 }));
+    const sys = await buildSystem(world, base({ callMeanMs: CALL_MEAN_MS / 3 }));
     const r = world.rng.fork('plan/kek');
     for (let i = 0; i < 2; i++) {
-      world.plan(r.range(100 + i * 400, 400 + i * 400), `rotate KEK ${i}`, async () => {
+      world.plan(r.range(100 + i * 400, 400 + i * 400) * S, `rotate KEK ${i}`, async () => {
         const kek = generateKek(world.crypto);
         world.scanner.key(kek.key, 'KEK');
         world.trace.fault('kek_rotation', 'vault', kek.id);
@@ -304,7 +313,7 @@ const swarm: Scenario = {
   name: 'swarm',
   summary: 'many agents (some with leaked tokens) on a lossy, duplicating, reordering network, with one gateway crash',
   async setup(world) {
-    const sys = await buildSystem(world, base({ agents: 12, insiders: 3, callMeanMs: 200 }));
+    const sys = await buildSystem(world, base({ agents: 12, insiders: 3, callMeanMs: 2 * CALL_MEAN_MS }));
     for (const a of sys.agents) world.network.configure(a.name, GATEWAY, { drop: 0.02, duplicate: 0.02, reorder: 0.05 });
     window(world, 'gateway-crash', 200, 800, 10, 150, () => world.crash(GATEWAY), () => world.restart(GATEWAY));
     return { sys };
@@ -315,7 +324,7 @@ const gatewayAuditCrash: Scenario = {
   name: 'crash-storm',
   summary: 'gateway and auditor crash independently and repeatedly while the upstream is slow',
   async setup(world) {
-    const sys = await buildSystem(world, base({ insiders: 1, callMeanMs: 50 }));
+    const sys = await buildSystem(world, base({ insiders: 1, callMeanMs: CALL_MEAN_MS / 2 }));
     world.network.configure(GATEWAY, UPSTREAM, { baseMs: 5, jitterMeanMs: 20 });
     for (let i = 0; i < 3; i++) {
       window(world, `gw-${i}`, 100 + i * 300, 300 + i * 300, 5, 120, () => world.crash(GATEWAY), () => world.restart(GATEWAY));

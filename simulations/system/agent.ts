@@ -20,7 +20,9 @@ import type { Truth } from './truth.ts';
  */
 export const RETRANSMIT_MS = 60;
 export const MAX_RETRANSMIT_MS = 400;
+/** After a transient refusal: wait RETRY_AFTER_MS, doubling per retry up to MAX_RETRY_AFTER_MS. */
 export const RETRY_AFTER_MS = 50;
+export const MAX_RETRY_AFTER_MS = 800;
 
 /** Gateway refusals that are about the moment, not the request: the agent tries again. */
 export const TRANSIENT_REASONS = new Set(['limits_unavailable', 'upstream_unavailable', 'audit_unavailable']);
@@ -41,6 +43,7 @@ interface Pending {
   frame: string;
   backoff: number;
   attempt: number;
+  retries: number;
 }
 
 export class SimAgent implements SimNode {
@@ -72,7 +75,7 @@ export class SimAgent implements SimNode {
   call(tool: string, args: Record<string, unknown>, token: string): string {
     const callId = `${this.name}:c${this.rng.hex(4)}`;
     this.truth.issue({ callId, agent: this.name, tool, issuedAt: this.world.scheduler.now });
-    const p: Pending = { callId, tool, args, token, frame: '', backoff: RETRANSMIT_MS, attempt: 0 };
+    const p: Pending = { callId, tool, args, token, frame: '', backoff: RETRANSMIT_MS, attempt: 0, retries: 0 };
     this.pending.set(callId, p);
     this.attempt(p);
     return callId;
@@ -145,7 +148,8 @@ export class SimAgent implements SimNode {
     if (status === 'retry') {
       p.attempt++; // stops the retransmission of the old frame
       const attempt = p.attempt;
-      this.world.scheduler.after(RETRY_AFTER_MS, 'agent retry', () => {
+      const wait = Math.min(MAX_RETRY_AFTER_MS, RETRY_AFTER_MS * 2 ** p.retries++);
+      this.world.scheduler.after(wait, 'agent retry', () => {
         if (this.pending.get(p.callId) === p && p.attempt === attempt) this.attempt(p);
       });
       return;

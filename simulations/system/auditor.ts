@@ -17,8 +17,9 @@ import type { SimNode, World } from '../world.ts';
  * A crash loses the unflushed tail; on restart the tree is rebuilt from the flushed leaves.
  * Appends are idempotent by key (kind, msg_hash, decision, reason), so a gateway may retry freely.
  */
+/** Group commit: a batch is flushed this long after its first write. */
 export const FLUSH_INTERVAL_MS = 4;
-export const CHECKPOINT_INTERVAL_MS = 100;
+export const CHECKPOINT_INTERVAL_MS = 250;
 export const AUDITOR = 'auditor';
 
 export interface AppendRequest {
@@ -39,6 +40,7 @@ export class SimAuditor implements SimNode {
   private events: AuditEvent[] = [];
   private flushedSize = 0;
   private waiting: { key: string; from: string; index: number }[] = [];
+  private flushPending = false;
   private readonly logKey: LogKey;
   readonly publicKey: Uint8Array;
   /** The log's verifiers: one light client, and every checkpoint published so far. */
@@ -56,7 +58,6 @@ export class SimAuditor implements SimNode {
     this.publicKey = world.crypto.ed25519PublicKey(seed);
     this.lightClient = new LightClient(world.crypto, { origin: this.logKey.origin, publicKey: this.publicKey });
     world.network.attach(this.name, (p) => this.receive(p));
-    this.tick(this.epoch);
     this.checkpointLoop(this.epoch);
   }
 
@@ -99,6 +100,10 @@ export class SimAuditor implements SimNode {
     const byHash = `${req.event.kind}:${req.event.msg_hash}`;
     this.written.set(byHash, [...(this.written.get(byHash) ?? []), diskKey]);
     this.waiting.push({ key: req.key, from: p.from, index: i });
+    if (!this.flushPending) {
+      this.flushPending = true;
+      this.scheduleFlush(this.epoch);
+    }
   }
 
   private ack(to: string, key: string, index: number): void {
@@ -106,17 +111,15 @@ export class SimAuditor implements SimNode {
   }
 
   /** Group commit: flush, then acknowledge every append the flush made durable. */
-  private tick(epoch: number): void {
+  private scheduleFlush(epoch: number): void {
     this.world.scheduler.after(FLUSH_INTERVAL_MS, 'auditor flush', () => {
       if (epoch !== this.epoch) return;
-      if (this.disk.unflushed > 0) {
-        this.disk.flush();
-        this.flushedSize = this.events.length;
-        const ready = this.waiting.filter((w) => w.index < this.flushedSize);
-        this.waiting = this.waiting.filter((w) => w.index >= this.flushedSize);
-        for (const w of ready) this.ack(w.from, w.key, w.index);
-      }
-      this.tick(epoch);
+      this.flushPending = false;
+      this.disk.flush();
+      this.flushedSize = this.events.length;
+      const ready = this.waiting.filter((w) => w.index < this.flushedSize);
+      this.waiting = this.waiting.filter((w) => w.index >= this.flushedSize);
+      for (const w of ready) this.ack(w.from, w.key, w.index);
     });
   }
 
@@ -167,6 +170,7 @@ export class SimAuditor implements SimNode {
     this.events = [];
     this.flushedSize = 0;
     this.waiting = [];
+    this.flushPending = false;
   }
 
   restart(): void {
@@ -178,7 +182,6 @@ export class SimAuditor implements SimNode {
       this.tree.appendLeaf(leafBytes(event));
     }
     this.flushedSize = this.events.length;
-    this.tick(this.epoch);
     this.checkpointLoop(this.epoch);
   }
 }
