@@ -5,6 +5,7 @@
 import { identityVectors } from '../../runtime/identity/golden.ts';
 import { sessionVectors } from '../../runtime/session/golden.ts';
 import { capabilityVectors } from '../../runtime/capability/vectors.ts';
+import { secretsVectors } from '../../runtime/secrets/golden.ts';
 
 type Generator = () => unknown;
 
@@ -12,6 +13,7 @@ const generators: Record<string, Generator> = {
   'identity.json': identityVectors,
   'sessions.json': sessionVectors,
   'capability.json': () => capabilityVectors(),
+  'secrets.json': secretsVectors,
 };
 
 export function goldenVectorFiles(): Record<string, unknown> {
