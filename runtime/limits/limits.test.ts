@@ -53,3 +53,15 @@ t.test('a Redis that is down gives limits_unavailable, not an allow', async (t) 
   const rl = new RedisRateLimiter(client);
   await t.rejects(rl.take('a', 't', { capacity: 1, refillPerSecond: 1 }), { code: 'limits_unavailable' });
 });
+
+t.test('the budget window job resets only on the first run of a window', async (t) => {
+  const { budgetWindowResetJob } = await import('./budget-job.ts');
+  const ledger = new MemoryBudgetLedger();
+  const job = budgetWindowResetJob(ledger, 3600, 60_000);
+  const run = (slot: number) => job({ name: 'budget-window-reset', runId: `repeat:x:${slot}`, data: null, slot, attempt: 1 });
+  await ledger.reserve('a', 10, 10);
+  await run(3600_000 * 5 + 60_000); // the second minute of a window: nothing
+  t.equal(await ledger.remaining('a', 10), 0);
+  await run(3600_000 * 6); // the first minute of the next window
+  t.equal(await ledger.remaining('a', 10), 10);
+});
