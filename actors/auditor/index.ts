@@ -1,4 +1,4 @@
-import { createActor, fromPromise, type Actor } from 'xstate';
+import { createActor, fromPromise, type Actor, type InspectionEvent } from 'xstate';
 import type { CryptoProvider } from '../../runtime/crypto/provider.ts';
 import { AuditError } from '../../runtime/audit/errors.ts';
 import type { AuditLog } from '../../runtime/audit/log.ts';
@@ -26,6 +26,8 @@ export interface AuditorOptions {
   onCheckpoint?: (cp: SignedCheckpoint) => void;
   onError?: (what: string, error: unknown) => void;
   /** XState clock (SimulatedClock in simulations). */
+  /** XState inspection hook (the live inspector's recorder). */
+  inspect?: (event: InspectionEvent) => void;
   clock?: Parameters<typeof createActor>[1] extends infer O ? (O extends { clock?: infer C } ? C : never) : never;
 }
 
@@ -72,7 +74,11 @@ export function startAuditor(options: AuditorOptions): Auditor {
       reportError: (_, { what, error }) => options.onError?.(what, error),
     },
   });
-  const actor = createActor(machine, { input: { config: options.config ?? {} }, ...(options.clock ? { clock: options.clock } : {}) });
+  const actor = createActor(machine, {
+    input: { config: options.config ?? {} },
+    ...(options.clock ? { clock: options.clock } : {}),
+    ...(options.inspect ? { inspect: options.inspect } : {}),
+  });
   actor.start();
   const done = new Promise<void>((resolve) => {
     const sub = actor.subscribe({

@@ -1,4 +1,4 @@
-import { createActor, fromPromise, type Actor, type SimulatedClock } from 'xstate';
+import { createActor, fromPromise, type Actor, type InspectionEvent, type SimulatedClock } from 'xstate';
 import {
   sessionMachine,
   type ProcessOutput,
@@ -37,6 +37,8 @@ export interface SessionActorOptions {
   /** XState clock for the idle timer (SimulatedClock in tests and simulations). */
   clock?: SimulatedClock;
   systemId?: string;
+  /** XState inspection hook (the live inspector's recorder). */
+  inspect?: (event: InspectionEvent) => void;
 }
 
 export type SessionActor = Actor<typeof sessionMachine>;
@@ -119,5 +121,6 @@ export function createSessionActor(options: SessionActorOptions): SessionActor {
     input,
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.systemId ? { systemId: options.systemId } : {}),
+    ...(options.inspect ? { inspect: options.inspect } : {}),
   });
 }

@@ -3,6 +3,8 @@ import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
 import type { CryptoProvider } from '../crypto/provider.ts';
 import { parseJson } from '../encoding/json.ts';
 import type { Identity } from '../identity/index.ts';
+import type { InspectionEvent } from 'xstate';
+import { connectTunnelWithActor } from '../net/actor-client.ts';
 import { connectTunnel, type TunnelClient } from '../net/client.ts';
 import { TunnelError } from './errors.ts';
 import { isPlainObject } from './jsonrpc.ts';
@@ -24,6 +26,8 @@ export interface TalosClientTransportOptions {
   /** Compact capability token (base64url), attached to every request. */
   token: string;
   expectGatewayDid?: string;
+  /** Runs the session as an inspectable XState session actor and reports to this hook. */
+  inspect?: (event: InspectionEvent) => void;
 }
 
 export class TalosClientTransport implements Transport {
@@ -43,12 +47,15 @@ export class TalosClientTransport implements Transport {
 
   async start(): Promise<void> {
     if (this.tunnel) throw new TunnelError('already_started', 'TalosClientTransport already started');
-    this.tunnel = await connectTunnel({
+    const tunnelOptions = {
       url: this.options.gateway,
       identity: this.options.identity,
       crypto: this.options.crypto,
       ...(this.options.expectGatewayDid ? { expectDid: this.options.expectGatewayDid } : {}),
-    });
+    };
+    this.tunnel = this.options.inspect
+      ? await connectTunnelWithActor({ ...tunnelOptions, inspect: this.options.inspect })
+      : await connectTunnel(tunnelOptions);
     this.tunnel.onmessage = (text) => {
       let msg: unknown;
       try {
