@@ -6,10 +6,12 @@ import { identityVectors } from '../../runtime/identity/golden.ts';
 import { sessionVectors } from '../../runtime/session/golden.ts';
 import { capabilityVectors } from '../../runtime/capability/vectors.ts';
 import { secretsVectors } from '../../runtime/secrets/golden.ts';
+import { auditVectors } from '../../runtime/audit/golden.ts';
 
 type Generator = () => unknown;
 
 const generators: Record<string, Generator> = {
+  'audit.json': auditVectors,
   'identity.json': identityVectors,
   'sessions.json': sessionVectors,
   'capability.json': () => capabilityVectors(),
