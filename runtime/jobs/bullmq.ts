@@ -1,5 +1,6 @@
 import { Queue, Worker, type Job } from 'bullmq';
 import { Redis } from 'ioredis';
+import { SPANS, withSpan } from '../telemetry/tracing.ts';
 import { JobError } from './errors.ts';
 import {
   COMPLETED_RUNS_KEPT,
@@ -171,6 +172,7 @@ export class BullmqScheduler implements Scheduler {
   async #process(job: Job): Promise<void> {
     const handler = this.#handlers.get(job.name);
     if (!handler) throw new JobError('job_unknown', `no handler for job ${job.name}`);
-    await handler(this.#runOf(job));
+    const run = this.#runOf(job);
+    await withSpan(SPANS.job, { 'talos.job': run.name, 'talos.run_id': run.runId, 'talos.attempt': run.attempt }, () => handler(run));
   }
 }

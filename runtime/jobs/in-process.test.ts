@@ -1,4 +1,6 @@
 import t from 'tap';
+import { InMemorySpanExporter } from '@opentelemetry/sdk-trace-base';
+import { SPANS, startTelemetry } from '../telemetry/tracing.ts';
 import { ManualClock } from './clock.ts';
 import { InProcessScheduler } from './in-process.ts';
 import { schedulerContract } from './scheduler.contract.ts';
@@ -47,4 +49,32 @@ t.test('driven by a manual clock: slots on the interval grid, retries after back
   await clock.advance(0);
   t.same(runs.slice(before).map((r) => r.slot), [1_014_000]);
   await s.stop();
+});
+
+t.test('each run is a talos.job span naming the job, run id and attempt', async (t) => {
+  const exporter = new InMemorySpanExporter();
+  const telemetry = startTelemetry({ exporter });
+  t.teardown(() => telemetry.shutdown());
+  const clock = new ManualClock(0);
+  const s = new InProcessScheduler({ clock, backoffMs: 10 });
+  let fail = true;
+  s.onJob('checkpoint-publish', () => {
+    if (fail) {
+      fail = false;
+      throw new Error('transient');
+    }
+  });
+  await s.start();
+  await s.enqueue('checkpoint-publish', null, 'c1');
+  await clock.advance(10);
+  await s.stop();
+  const spans = exporter.getFinishedSpans().filter((x) => x.name === SPANS.job);
+  t.same(
+    spans.map((x) => [x.attributes['talos.job'], x.attributes['talos.run_id'], x.attributes['talos.attempt'], x.status.code]),
+    [
+      ['checkpoint-publish', 'once:checkpoint-publish:c1', 1, 2],
+      ['checkpoint-publish', 'once:checkpoint-publish:c1', 2, 0],
+    ],
+    'a failed attempt (status ERROR) then a successful one',
+  );
 });

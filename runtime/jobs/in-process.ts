@@ -1,3 +1,4 @@
+import { SPANS, withSpan } from '../telemetry/tracing.ts';
 import { systemClock, type Clock } from './clock.ts';
 import { JobError } from './errors.ts';
 import {
@@ -154,7 +155,7 @@ export class InProcessScheduler implements Scheduler {
     const handler = this.#handlers.get(run.name);
     try {
       if (!handler) throw new JobError('job_unknown', `no handler for job ${run.name}`);
-      await handler({ ...run });
+      await withSpan(SPANS.job, { 'talos.job': run.name, 'talos.run_id': run.runId, 'talos.attempt': run.attempt }, () => handler({ ...run }));
     } catch (error) {
       const final = run.attempt >= JOB_ATTEMPTS;
       this.#events.onRunSettled?.(run, { ok: false, error, final });
