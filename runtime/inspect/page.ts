@@ -13,6 +13,7 @@ export const INSPECTOR_PAGE = String.raw`<!doctype html>
   header { display:flex; gap:16px; align-items:center; padding:8px 14px; border-bottom:1px solid var(--line); background:var(--panel); }
   header h1 { font-size:15px; margin:0; color:var(--accent); }
   #mode { color:var(--dim); }
+  #current { color:var(--dim); min-width:360px; }
   main { display:grid; grid-template-columns: 260px 1fr 440px; height: calc(100vh - 92px); }
   section { overflow:auto; border-right:1px solid var(--line); padding:10px; }
   h2 { font-size:12px; text-transform:uppercase; letter-spacing:.08em; color:var(--dim); margin:4px 0 8px; }
@@ -47,7 +48,7 @@ export const INSPECTOR_PAGE = String.raw`<!doctype html>
 <footer>
   <button id="back" title="step back">◀</button><button id="fwd" title="step forward">▶</button>
   <button id="live">follow live</button>
-  <input id="cursor" type="range" min="0" max="0" value="0"><span id="pos">0 / 0</span>
+  <input id="cursor" type="range" min="0" max="0" value="0"><span id="pos">0 / 0</span><span id="current"></span>
 </footer>
 <script>
 const NS = 'http://www.w3.org/2000/svg';
@@ -70,12 +71,14 @@ function activeIds(machine, value) {
   const walk = (p, v) => { if (typeof v === 'string') out.push(p + '.' + v); else if (v && typeof v === 'object') for (const k in v) { out.push(p + '.' + k); walk(p + '.' + k, v[k]); } };
   walk(machine, value); return out;
 }
-function label(a) { return (a.systemId || a.machine || 'actor') + ' ' + a.actor; }
+function label(a) { return (a.systemId || a.machine || a.name || 'actor') + ' ' + a.actor; }
+// Invoked promises and callbacks (one per operation) are shown only while they run.
+const visible = (a) => a.machine || a.status === 'active';
 
 function renderTree(actors) {
   const tree = $('tree'); tree.replaceChildren();
   const kids = new Map();
-  for (const a of actors.values()) { const p = a.parent && actors.has(a.parent) ? a.parent : ''; kids.set(p, [...(kids.get(p) || []), a]); }
+  for (const a of actors.values()) { if (!visible(a)) continue; const p = a.parent && actors.has(a.parent) ? a.parent : ''; kids.set(p, [...(kids.get(p) || []), a]); }
   const build = (parent, ul) => { for (const a of kids.get(parent) || []) {
     const li = document.createElement('li'); const span = document.createElement('div');
     span.className = 'actor' + (a.actor === selected ? ' selected' : ''); span.dataset.actor = a.actor;
@@ -108,7 +111,7 @@ function renderCards(actors) {
   const list = [...actors.values()].filter((a) => a.machine && drawings[a.machine]);
   list.sort((a, b) => (a.actor === selected ? -1 : b.actor === selected ? 1 : 0));
   for (const a of list) {
-    const card = document.createElement('div'); card.className = 'card'; card.dataset.actor = a.actor;
+    const card = document.createElement('div'); card.className = 'card'; card.dataset.actor = a.actor; card.dataset.machine = a.machine;
     const h = document.createElement('h3'); h.textContent = label(a); const st = document.createElement('span'); st.className = 'state'; st.textContent = stateText(a.value) + (a.status !== 'active' ? ' (' + a.status + ')' : ''); h.append(st);
     card.append(h, drawMachineSvg(drawings[a.machine], activeIds(a.machine, a.value)));
     if (a.details) { const d = document.createElement('div'); d.className = 'details'; d.textContent = Object.entries(a.details).map(([k, v]) => k + ': ' + v).join('   '); card.append(d); }
@@ -135,12 +138,21 @@ function renderSequence(actors, messages) {
     svg.append(g); });
 }
 
+function describeEvent(e, actors) {
+  const name = (id) => { const a = actors.get(id); return a ? label(a) : id || '(outside)'; };
+  if (e.kind === 'actor') return 'new actor ' + name(e.actor);
+  if (e.kind === 'state') return name(e.actor) + ' -> ' + stateText(e.value) + (e.status !== 'active' ? ' (' + e.status + ')' : '');
+  if (e.kind === 'message') return name(e.from) + ' -> ' + name(e.to) + ': ' + e.type;
+  return 'fault ' + e.fault + (e.target ? ' at ' + name(e.target) : '');
+}
+
 function render() {
   cursor = Math.max(0, Math.min(cursor, events.length));
   const { actors, messages } = derive(cursor);
   if (!selected || !actors.has(selected)) selected = [...actors.keys()][0] || null;
   renderTree(actors); renderCards(actors); renderSequence(actors, messages);
   $('cursor').max = events.length; $('cursor').value = cursor; $('pos').textContent = cursor + ' / ' + events.length;
+  $('current').textContent = cursor > 0 ? describeEvent(events[cursor - 1], actors) : '';
 }
 $('back').onclick = () => { follow = false; cursor--; render(); };
 $('fwd').onclick = () => { follow = false; cursor++; render(); };

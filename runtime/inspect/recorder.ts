@@ -55,6 +55,7 @@ export function createRecorder(options: { now?: () => number } = {}): Recorder {
       ...(ref._parent ? { parent: ref._parent.sessionId } : {}),
       ...(ref.systemId ? { systemId: ref.systemId } : {}),
       ...(machine ? { machine: machine.id } : {}),
+      ...(typeof ref.src === 'string' ? { name: ref.src } : {}),
     });
   };
 

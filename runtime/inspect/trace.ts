@@ -32,6 +32,8 @@ export interface ActorEvent extends Base {
   parent?: string;
   systemId?: string;
   machine?: string;
+  /** The logic's name when it was invoked by name (e.g. a promise actor 'process'). */
+  name?: string;
 }
 
 /** An actor's state changed. `details` are the machine's own safe description of itself. */

@@ -10,7 +10,8 @@ import { createCryptoProvider } from '../../crypto/index.ts';
 import { loadKeyFile, normalizeDid } from '../../identity/index.ts';
 import { TalosClientTransport } from '../../mcp/client-transport.ts';
 import { TunnelError } from '../../mcp/errors.ts';
-import { optionalString, output, requireString, type CliCommand, type CliContext } from '../command.ts';
+import { startLiveInspector } from '../../inspect/live.ts';
+import { optionalString, output, requireString, UsageError, type CliCommand, type CliContext } from '../command.ts';
 
 /**
  * The tunnel's commands: `talos demo` (the README's main job), `talos gateway` (serve a
@@ -18,6 +19,9 @@ import { optionalString, output, requireString, type CliCommand, type CliContext
  * through a Talos session, so any MCP client that launches stdio servers uses Talos by
  * changing one command line).
  */
+
+/** Longest wait before each demo call (--pause). */
+export const MAX_DEMO_PAUSE_MS = 60_000;
 
 /** Largest token file read. */
 export const MAX_TOKEN_FILE_BYTES = 256 * 1024;
@@ -75,14 +79,38 @@ export const tunnelCommands: CliCommand[] = [
   {
     name: 'demo',
     summary: 'run a gateway in front of the real MCP filesystem server and show allowed, refused and audited calls',
-    usage: 'talos demo [--json]',
-    examples: ['talos demo', 'talos demo --json | jq .proof.verified'],
-    options: [],
-    async run(_args, ctx) {
-      const result = await runDemo((l) => {
-        if (!ctx.json) ctx.stderr(`${l}\n`);
-      });
-      output(ctx, result, () => printDemo(result));
+    usage: 'talos demo [--inspect] [--port N] [--pause MS] [--json]',
+    examples: ['talos demo', 'talos demo --inspect --pause 1500', 'talos demo --json | jq .proof.verified'],
+    options: [
+      { name: 'inspect', type: 'boolean', description: 'serve the live inspector page while the demo runs (and after, until Ctrl-C)' },
+      { name: 'port', type: 'string', description: 'inspector port on 127.0.0.1 (0 picks a free one)', default: '0' },
+      { name: 'pause', type: 'string', description: 'milliseconds to wait before each call (to watch it in the inspector)', default: '0' },
+    ],
+    async run({ options }, ctx) {
+      const port = Number(options.port);
+      const pause = Number(options.pause);
+      if (!Number.isInteger(port) || port < 0 || port > 65535) throw new UsageError('--port must be an integer 0..65535');
+      if (!Number.isInteger(pause) || pause < 0 || pause > MAX_DEMO_PAUSE_MS) throw new UsageError(`--pause must be an integer 0..${MAX_DEMO_PAUSE_MS}`);
+      const live = options.inspect ? await startLiveInspector({ port }) : undefined;
+      if (live) ctx.stderr(`inspector: ${live.url}  (open it in a browser)\n`);
+      const result = await runDemo(
+        (l) => {
+          if (!ctx.json) ctx.stderr(`${l}\n`);
+        },
+        {
+          ...(live ? { inspect: live.inspect } : {}),
+          ...(pause > 0 ? { beforeCall: () => new Promise<void>((done) => setTimeout(done, pause)) } : {}),
+        },
+      );
+      output(ctx, { ...result, ...(live ? { inspector: live.url } : {}) }, () => printDemo(result));
+      if (live) {
+        ctx.stderr(`inspector still serving the recorded run at ${live.url} (step through it with the slider); Ctrl-C to stop\n`);
+        await new Promise<void>((done) => {
+          process.once('SIGINT', done);
+          process.once('SIGTERM', done);
+        });
+        await live.close();
+      }
       return result.proof.verified ? 0 : 1;
     },
   },
