@@ -14,7 +14,7 @@ t.test('the signing input is utf8(domain) || 0x00 || JCS(obj without sig)', asyn
     const expected = concatBytes(utf8(domain), new Uint8Array([0]), utf8('{"a":[1,{"y":true,"z":null}],"b":"two","v":1}'));
     t.same(signingInput(domain, sample), expected, domain);
   }
-  t.same(Object.keys(DOMAINS).length, 5, 'five domains');
+  t.same(Object.keys(DOMAINS).length, 6, 'the five domains of PROTOCOL.md section 1 and session-identity (SPEC)');
   t.same(new Set(domains).size, domains.length, 'domains are distinct');
 });
 

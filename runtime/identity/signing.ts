@@ -15,6 +15,8 @@ export const DOMAINS = {
   capability: 'talos/v1/capability',
   revocation: 'talos/v1/revocation',
   didDocument: 'talos/v1/did-document',
+  /** An initiator's certificate of its X25519 identity key on first session messages. */
+  sessionIdentity: 'talos/v1/session-identity',
 } as const;
 
 export type Domain = (typeof DOMAINS)[keyof typeof DOMAINS];

@@ -1,9 +1,8 @@
 import type { CryptoProvider } from '../crypto/provider.ts';
 import { toB64u } from '../encoding/base64url.ts';
-import { concatBytes, utf8 } from '../encoding/bytes.ts';
-import { jcsBytes } from '../encoding/jcs.ts';
 import type { Did } from '../identity/did.ts';
 import type { Identity } from '../identity/identity.ts';
+import { DOMAINS, signingInput } from '../identity/signing.ts';
 
 /**
  * The initiator's certificate of its X25519 identity key, carried on first messages as
@@ -11,13 +10,9 @@ import type { Identity } from '../identity/identity.ts';
  * IKdh (X3DH authenticates the initiator only through IKdh_A). It follows the one signing rule
  * (PROTOCOL.md section 1) with a new domain, as that section asks of a new signed type:
  *   ik_sig = Ed25519.sign(IKsig_A, utf8("talos/v1/session-identity") || 0x00 || JCS({ did, ik_dh }))
- * The domain should join identity/signing.ts DOMAINS (owned by the identity module); until then
- * it is spelled here.
  */
-export const SESSION_IDENTITY_DOMAIN = 'talos/v1/session-identity';
-
 function certInput(did: Did, ikDh: Uint8Array): Uint8Array {
-  return concatBytes(utf8(SESSION_IDENTITY_DOMAIN), new Uint8Array([0]), jcsBytes({ did, ik_dh: toB64u(ikDh) }));
+  return signingInput(DOMAINS.sessionIdentity, { did, ik_dh: toB64u(ikDh) });
 }
 
 const cache = new WeakMap<Identity, Uint8Array>();
