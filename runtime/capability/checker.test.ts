@@ -131,6 +131,13 @@ for (const crypto of providers()) {
       late.close();
     });
 
+    t.test('verifyToken runs every request-independent check', async (t) => {
+      const c = mkChecker();
+      t.same(c.verifyToken(encodeToken(child), did(BOB), NOW), { ok: true, tokenId: child.id });
+      t.match(c.verifyToken(encodeToken(child), did(ALICE), NOW), { ok: false, code: 'wrong_subject' });
+      t.match(c.verifyToken(child, did(BOB), (T0 + 3600) * 1000), { ok: false, code: 'expired' });
+    });
+
     t.test('the cache is bounded', async (t) => {
       const c = mkChecker({ cacheSize: 2 });
       const tokens = [0, 1, 2].map((i) =>

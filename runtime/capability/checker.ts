@@ -68,6 +68,11 @@ const NOT_YET_VALID = refusal('not_yet_valid', 'the token is not valid yet');
 const EXPIRED = refusal('expired', 'the token has expired');
 const REVOKED = refusal('revoked', 'a token in the chain has been revoked');
 const NO_MATCHING_GRANT = refusal('no_matching_grant', 'no grant covers this method and tool');
+const REFUSED_WRONG_SUBJECT = Object.freeze({ refusal: WRONG_SUBJECT });
+const REFUSED_WRONG_AUDIENCE = Object.freeze({ refusal: WRONG_AUDIENCE });
+const REFUSED_NOT_YET_VALID = Object.freeze({ refusal: NOT_YET_VALID });
+const REFUSED_EXPIRED = Object.freeze({ refusal: EXPIRED });
+const REFUSED_REVOKED = Object.freeze({ refusal: REVOKED });
 
 /** Samples of the compact string hashed into the bucket key. */
 const FINGERPRINT_SPREAD_SAMPLES = 16;
@@ -115,13 +120,35 @@ export class CapabilityChecker {
    * the session authenticated; `nowMs` the gateway clock in milliseconds.
    */
   check(token: string | Token, request: AccessRequest, sessionDid: string, nowMs: number): CheckResult {
+    const admitted = this.#admit(token, sessionDid, nowMs);
+    if (admitted.refusal !== null) return admitted.refusal;
+    const e = admitted as Entry;
+    const m = matchRequest(e.index!, request);
+    if (typeof m === 'number') return e.okResults[m]!;
+    if (m === null) return NO_MATCHING_GRANT;
+    return { ok: false, code: 'arg_violation', message: `argument ${JSON.stringify(m)} is outside the grant`, arg: m };
+  }
+
+  /**
+   * Every check that does not depend on a request (chain, trust, subject, audience, time,
+   * revocation): for tools such as `talos token inspect`, or to vet a token once up front.
+   */
+  verifyToken(token: string | Token, sessionDid: string, nowMs: number): { ok: true; tokenId: string } | Extract<CheckResult, { ok: false }> {
+    const admitted = this.#admit(token, sessionDid, nowMs);
+    if (admitted.refusal !== null) return admitted.refusal as Extract<CheckResult, { ok: false }>;
+    const ids = (admitted as Entry).ids;
+    return { ok: true, tokenId: ids[ids.length - 1]! };
+  }
+
+  /** The cache entry when the token passes every request-independent check, else a refusal holder. */
+  #admit(token: string | Token, sessionDid: string, nowMs: number): Entry | { refusal: CheckResult } {
     let key: string;
     if (typeof token === 'string') key = token;
     else {
       try {
         key = encodeToken(token);
       } catch {
-        return refusal('malformed', 'the token object cannot be canonicalized');
+        return { refusal: refusal('malformed', 'the token object cannot be canonicalized') };
       }
     }
     const fp = fingerprint(key);
@@ -135,22 +162,19 @@ export class CapabilityChecker {
       if (e === undefined || fresh.refusal === null || e.refusal !== null) this.#cache.set(fp, fresh);
       e = fresh;
     }
-    if (e.refusal !== null) return e.refusal;
-    if (e.sub !== sessionDid) return WRONG_SUBJECT;
-    if (!e.audienceOk) return WRONG_AUDIENCE;
-    if (nowMs < e.nbfMs) return NOT_YET_VALID;
-    if (nowMs >= e.expMs) return EXPIRED;
+    if (e.refusal !== null) return e;
+    if (e.sub !== sessionDid) return REFUSED_WRONG_SUBJECT;
+    if (!e.audienceOk) return REFUSED_WRONG_AUDIENCE;
+    if (nowMs < e.nbfMs) return REFUSED_NOT_YET_VALID;
+    if (nowMs >= e.expMs) return REFUSED_EXPIRED;
     if (e.revEpoch !== this.#epoch) {
       if (e.revoked || this.#chainRevoked(e)) {
         e.revoked = true;
-        return REVOKED;
+        return REFUSED_REVOKED;
       }
       e.revEpoch = this.#epoch;
     }
-    const m = matchRequest(e.index!, request);
-    if (typeof m === 'number') return e.okResults[m]!;
-    if (m === null) return NO_MATCHING_GRANT;
-    return { ok: false, code: 'arg_violation', message: `argument ${JSON.stringify(m)} is outside the grant`, arg: m };
+    return e;
   }
 
   #verify(compact: string): Entry {
