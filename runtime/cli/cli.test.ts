@@ -1,11 +1,15 @@
 import t from 'tap';
-import { mkdtempSync, readFileSync, statSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { Client } from '@modelcontextprotocol/sdk/client/index.js';
+import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCryptoProvider } from '../crypto/index.ts';
-import { verifyDidDocument } from '../identity/index.ts';
+import { loadKeyFile, verifyDidDocument } from '../identity/index.ts';
+import { TalosClientTransport } from '../mcp/client-transport.ts';
 import type { CliContext } from './command.ts';
 import { allCommands } from './commands/index.ts';
+import { serveGateway } from './commands/tunnel.ts';
 import { runCli } from './main.ts';
 
 function capture(cwd = process.cwd()) {
@@ -74,4 +78,63 @@ t.test('identity new writes a key file that identity show reads back; --json is 
   io = capture(dir);
   t.equal(await runCli(['identity', 'show', '--key', 'missing.json', '--json'], io.ctx), 1);
   t.match(JSON.parse(io.out()), { error: { code: String } }, 'errors are JSON too under --json');
+});
+
+t.test('talos init makes a folder whose gateway serves the agent its token allows, and nothing more', async (t) => {
+  const base = mkdtempSync(join(tmpdir(), 'talos-init-'));
+  t.teardown(() => rmSync(base, { recursive: true, force: true }));
+  let io = capture(base);
+  t.equal(await runCli(['init', 'site', '--port', '0', '--json'], io.ctx), 0, io.err());
+  const made = JSON.parse(io.out()) as {
+    dir: string;
+    gateway: string;
+    agent: string;
+    files: Record<string, string>;
+    next: { gateway: string; connect: string; mcpClient: { mcpServers: Record<string, { command: string; args: string[] }> } };
+  };
+  t.match(made.next.gateway, 'talos gateway -c site/talos.config.json');
+  t.match(made.next.connect, `--gateway-did ${made.gateway}`);
+  t.same(made.next.mcpClient.mcpServers['talos-filesystem']!.args.slice(0, 1), ['connect']);
+  for (const f of ['gatewayKey', 'issuerKey', 'agentKey', 'agentToken']) {
+    t.equal(statSync(made.files[f]!).mode & 0o777, 0o600, `${f} is private`);
+  }
+  const { secrets } = JSON.parse(readFileSync(made.files.agentKey!, 'utf8')) as { secrets: Record<string, string> };
+  for (const secret of Object.values(secrets)) t.notMatch(io.out(), secret, 'no secret is printed');
+
+  const before = readFileSync(made.files.config!, 'utf8');
+  io = capture(base);
+  t.equal(await runCli(['init', 'site'], io.ctx), 1, 'a second init refuses to overwrite');
+  t.match(io.err(), '--force');
+  t.equal(readFileSync(made.files.config!, 'utf8'), before, 'nothing changed');
+  io = capture(base);
+  t.equal(await runCli(['init', 'other', '--days', '0'], io.ctx), 2);
+  t.match(io.err(), '--days must be');
+
+  // The gateway exactly as `talos gateway -c site/talos.config.json` starts it.
+  let stop!: () => void;
+  const gwIo = capture(base);
+  const gw = await serveGateway(join(made.dir, 'talos.config.json'), gwIo.ctx, new Promise<void>((r) => (stop = r)));
+  t.teardown(async () => {
+    stop();
+    await new Promise<void>((done) => gw.actor.subscribe({ complete: done }));
+  });
+  t.equal(gw.did, made.gateway, 'the gateway runs with the key init wrote');
+
+  const crypto = createCryptoProvider();
+  const agent = loadKeyFile(crypto, made.files.agentKey!);
+  t.equal(agent.did, made.agent);
+  writeFileSync(join(made.files.workspace!, 'notes.md'), 'hello through talos\n');
+  const client = new Client({ name: 'init-test', version: '1' });
+  await client.connect(
+    new TalosClientTransport({ gateway: gw.url, identity: agent, crypto, token: readFileSync(made.files.agentToken!, 'utf8').trim(), expectGatewayDid: made.gateway }),
+  );
+  t.teardown(() => client.close());
+  const read = (await client.callTool({ name: 'read_text_file', arguments: { path: join(made.files.workspace!, 'notes.md') } })) as { content: { text: string }[] };
+  t.match(read.content[0]!.text, 'hello through talos', 'the token allows reading the workspace');
+  await t.rejects(
+    client.callTool({ name: 'read_text_file', arguments: { path: made.files.agentKey! } }),
+    McpError,
+    'the agent cannot read its own key file next to the workspace',
+  );
+  await t.rejects(client.callTool({ name: 'write_file', arguments: { path: join(made.files.workspace!, 'x.md'), content: 'x' } }), McpError, 'nor write');
 });

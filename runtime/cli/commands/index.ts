@@ -1,9 +1,12 @@
 import type { CliCommand } from '../command.ts';
+import { auditCommands } from './audit.ts';
 import { identityCommands } from './identity.ts';
+import { initCommands } from './init.ts';
 import { inspectCommands } from './inspect.ts';
+import { simCommands } from './sim.ts';
 import { tunnelCommands } from './tunnel.ts';
 
 /** Every `talos` command, gathered from the command modules of each area. */
 export function allCommands(): CliCommand[] {
-  return [...identityCommands, ...inspectCommands, ...tunnelCommands];
+  return [...initCommands, ...identityCommands, ...tunnelCommands, ...inspectCommands, ...auditCommands, ...simCommands];
 }
