@@ -57,7 +57,13 @@ export function startAuditor(options: AuditorOptions): Auditor {
   };
   const machine = auditorMachine.provide({
     actors: {
-      commitBatch: fromPromise<CommitResult, { leaves: Uint8Array[] }>(async ({ input }) => options.log.store.append(input.leaves)),
+      commitBatch: fromPromise<CommitResult, { leaves: Uint8Array[] }>(async ({ input }) => {
+        // Yield to the event loop first: a synchronous store (SQLite) fed by callers that only
+        // await would otherwise run on microtasks alone and starve timers (the checkpoint
+        // interval) and I/O; it also lets more requests join the next batch.
+        await new Promise<void>((resolve) => setImmediate(resolve));
+        return options.log.store.append(input.leaves);
+      }),
       signCheckpoint: fromPromise<{ size: number }, void>(async () => {
         const cp = await options.log.checkpoint(options.crypto, options.key);
         latest = cp;
