@@ -196,7 +196,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           }
           if (!isRequest(msg)) return undefined; // notifications and stray responses need no answer
           try {
-            return JSON.stringify(await p.handle({ did: peer.did, msgHash }, msg));
+            const out = await p.handleSealed({ did: peer.did, msgHash }, msg);
+            const text = JSON.stringify(out.response);
+            if (!out.audit) return text;
+            const audit = out.audit;
+            // The response is audited under the hash of the envelope that carries it, before it leaves.
+            return { text, beforeSend: async (frameHash: string) => {
+              const failed = await audit(frameHash);
+              return failed ? JSON.stringify(failed) : undefined;
+            } };
           } catch (err) {
             return JSON.stringify(internalError(msg.id, err));
           }

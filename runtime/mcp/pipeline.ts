@@ -95,7 +95,27 @@ export class GatewayPipeline {
     this.now = ports.now ?? Date.now;
   }
 
+  /**
+   * Handles one request and audits its response with msg_hash = SHA-256 of the response text.
+   * The gateway itself uses `handleSealed`, which hashes the sealed envelope instead.
+   */
   async handle(ctx: RequestContext, req: RpcRequest): Promise<RpcResponse> {
+    const out = await this.handleSealed(ctx, req);
+    if (!out.audit) return out.response;
+    return (await out.audit(sha256b64u(JSON.stringify(out.response)))) ?? out.response;
+  }
+
+  /**
+   * Handles one request. When the answer came from an upstream, `audit` must be called with
+   * the hash of the envelope that will carry the response (PROTOCOL.md section 8) BEFORE it is
+   * sent: it appends the response event and returns a replacement answer if that failed.
+   */
+  async handleSealed(ctx: RequestContext, req: RpcRequest): Promise<{ response: RpcResponse; audit?: (msgHash: string) => Promise<RpcResponse | undefined> }> {
+    if (req.method === 'tools/call') return this.callTool(ctx, req);
+    return { response: await this.handleLocal(ctx, req) };
+  }
+
+  private async handleLocal(ctx: RequestContext, req: RpcRequest): Promise<RpcResponse> {
     switch (req.method) {
       case 'initialize':
         return this.local(ctx, req, this.initializeResult(req));
@@ -103,8 +123,6 @@ export class GatewayPipeline {
         return this.local(ctx, req, {});
       case 'tools/list':
         return this.listTools(ctx, req);
-      case 'tools/call':
-        return this.callTool(ctx, req);
       default:
         return this.deny(ctx, req, undefined, undefined, refuse('method_not_supported', `the gateway does not relay ${req.method}`, JSONRPC_METHOD_NOT_FOUND));
     }
@@ -193,32 +211,32 @@ export class GatewayPipeline {
     return this.deny(ctx, req, tool, tokenId, refuse('rate_limited', `too many calls; retry after ${d.retryAfterMs} ms`, RPC_ERRORS.rate_limited, { retryAfterMs: d.retryAfterMs }));
   }
 
-  private async callTool(ctx: RequestContext, req: RpcRequest): Promise<RpcResponse> {
+  private async callTool(ctx: RequestContext, req: RpcRequest): Promise<{ response: RpcResponse; audit?: (msgHash: string) => Promise<RpcResponse | undefined> }> {
     const params = req.params ?? {};
     const name = params.name;
     if (typeof name !== 'string' || !TOOL_NAME.test(name)) {
-      return this.deny(ctx, req, undefined, undefined, refuse('invalid_tool_name', 'params.name must be a tool name', JSONRPC_INVALID_PARAMS));
+      return this.wrap(this.deny(ctx, req, undefined, undefined, refuse('invalid_tool_name', 'params.name must be a tool name', JSONRPC_INVALID_PARAMS)));
     }
     const args = params.arguments === undefined ? {} : params.arguments;
-    if (!isPlainObject(args)) return this.deny(ctx, req, name, undefined, refuse('invalid_arguments', 'params.arguments must be an object', JSONRPC_INVALID_PARAMS));
+    if (!isPlainObject(args)) return this.wrap(this.deny(ctx, req, name, undefined, refuse('invalid_arguments', 'params.arguments must be an object', JSONRPC_INVALID_PARAMS)));
 
     const auth = this.authorize(ctx, capabilityFrom(params), { method: 'tools/call', tool: name, args });
-    if ('reason' in auth) return this.deny(ctx, req, name, undefined, auth);
+    if ('reason' in auth) return this.wrap(this.deny(ctx, req, name, undefined, auth));
     if (!auth.ok) {
       const data = auth.arg !== undefined ? { arg: auth.arg } : undefined;
-      return this.deny(ctx, req, name, undefined, refuse(auth.code, auth.message, RPC_ERRORS.unauthorized, data));
+      return this.wrap(this.deny(ctx, req, name, undefined, refuse(auth.code, auth.message, RPC_ERRORS.unauthorized, data)));
     }
     const tokenId = auth.tokenId;
 
     const route = this.ports.router.resolve(name);
     if (route === 'drift') {
-      return this.deny(ctx, req, name, tokenId, refuse('tool_drift', `the definition of ${name} changed since it was pinned; an operator must re-pin it`, RPC_ERRORS.tool_drift));
+      return this.wrap(this.deny(ctx, req, name, tokenId, refuse('tool_drift', `the definition of ${name} changed since it was pinned; an operator must re-pin it`, RPC_ERRORS.tool_drift)));
     }
-    if (route === undefined) return this.deny(ctx, req, name, tokenId, refuse('unknown_tool', `no upstream offers ${name}`, JSONRPC_INVALID_PARAMS));
+    if (route === undefined) return this.wrap(this.deny(ctx, req, name, tokenId, refuse('unknown_tool', `no upstream offers ${name}`, JSONRPC_INVALID_PARAMS)));
 
     const { cost, rate } = toolLimits(this.ports.limits, name);
     const limited = await this.rateLimit(ctx, req, name, 1, rate, tokenId, name);
-    if (limited) return limited;
+    if (limited) return { response: limited };
 
     const budget = this.ports.limits.budget;
     let reserved = 0;
@@ -227,10 +245,10 @@ export class GatewayPipeline {
       try {
         r = await this.ports.budget.reserve(ctx.did, cost, budget.perAgent);
       } catch (err) {
-        return this.deny(ctx, req, name, tokenId, refuse('limits_unavailable', `the budget store failed: ${(err as Error).message}`, RPC_ERRORS.limits_unavailable));
+        return this.wrap(this.deny(ctx, req, name, tokenId, refuse('limits_unavailable', `the budget store failed: ${(err as Error).message}`, RPC_ERRORS.limits_unavailable)));
       }
       if (!r.ok) {
-        return this.deny(ctx, req, name, tokenId, refuse('budget_exhausted', `the agent's budget has ${r.remaining} left and this call costs ${cost}`, RPC_ERRORS.budget_exhausted, { remaining: r.remaining, cost }));
+        return this.wrap(this.deny(ctx, req, name, tokenId, refuse('budget_exhausted', `the agent's budget has ${r.remaining} left and this call costs ${cost}`, RPC_ERRORS.budget_exhausted, { remaining: r.remaining, cost })));
       }
       reserved = cost;
     }
@@ -239,7 +257,7 @@ export class GatewayPipeline {
       await this.ports.audit.append(this.event(ctx, req, name, 'allow', 'granted', tokenId));
     } catch (err) {
       await this.refund(ctx.did, reserved);
-      return this.auditFailed(req, err);
+      return { response: this.auditFailed(req, err) };
     }
     this.stats.allowed++;
 
@@ -268,15 +286,22 @@ export class GatewayPipeline {
       }
     }
     if (reserved > 0) await this.settle(ctx.did, reserved, actual);
-    try {
-      await this.ports.audit.append({
-        ts: this.now(), kind: 'response', from: route.tool.upstream, to: ctx.did, msg_hash: sha256b64u(JSON.stringify(response)),
-        method: req.method, tool: name, reason: outcome, token_id: tokenId,
-      });
-    } catch (err) {
-      return this.auditFailed(req, err);
-    }
-    return response;
+    const audit = async (msgHash: string): Promise<RpcResponse | undefined> => {
+      try {
+        await this.ports.audit.append({
+          ts: this.now(), kind: 'response', from: route.tool.upstream, to: ctx.did, msg_hash: msgHash,
+          method: req.method, tool: name, reason: outcome, token_id: tokenId,
+        });
+        return undefined;
+      } catch (err) {
+        return this.auditFailed(req, err);
+      }
+    };
+    return { response, audit };
+  }
+
+  private async wrap(p: Promise<RpcResponse>): Promise<{ response: RpcResponse }> {
+    return { response: await p };
   }
 
   private async refund(agent: string, reserved: number): Promise<void> {

@@ -34,9 +34,19 @@ export interface TunnelPeer {
   sid: string;
 }
 
+/**
+ * A reply. `beforeSend`, when given, is called with the hash of the sealed frame before it is
+ * sent (the gateway audits responses by their envelope hash); it may return a replacement
+ * text, which is sealed and sent instead.
+ */
+export interface TunnelReply {
+  text: string;
+  beforeSend?: (frameHash: string) => Promise<string | undefined>;
+}
+
 export interface TunnelHandlers {
-  /** One decrypted message; resolve with the reply text, or undefined for none. */
-  onMessage(peer: TunnelPeer, text: string, msgHash: string): Promise<string | undefined>;
+  /** One decrypted message; resolve with the reply, or undefined for none. */
+  onMessage(peer: TunnelPeer, text: string, msgHash: string): Promise<string | TunnelReply | undefined>;
   onOpen?(peer: TunnelPeer, msgHash: string): Promise<void> | void;
   onClose?(peer: TunnelPeer, reason: string): void;
   /** A frame or handshake was refused (already answered by closing the connection). */
@@ -105,20 +115,32 @@ export async function startTunnelServer(options: {
       if (!closed) ws.close(closeCode, code.slice(0, 100));
     };
 
-    const reply = (text: string | undefined) => {
-      if (text === undefined || !channel || closed || channel.closed) return;
-      ws.send(channel.seal(text));
+    const sendable = () => channel !== undefined && !closed && !channel.closed;
+    const reply = async (r: string | TunnelReply | undefined): Promise<void> => {
+      if (r === undefined || !sendable()) return;
+      if (typeof r === 'string') {
+        ws.send(channel!.seal(r));
+        return;
+      }
+      let frame = channel!.seal(r.text);
+      if (r.beforeSend) {
+        const replacement = await r.beforeSend(sha256b64u(frame));
+        if (!sendable()) return;
+        if (replacement !== undefined) frame = channel!.seal(replacement);
+      }
+      ws.send(frame);
     };
 
     const dispatch = (text: string, msgHash: string) => {
       if (inflight >= MAX_INFLIGHT_PER_SESSION) {
-        reply(overloaded(text));
+        void reply(overloaded(text));
         return;
       }
       inflight++;
       handlers
         .onMessage(peer!, text, msgHash)
-        .then(reply, (err: unknown) => handlers.onRefused?.('handler_failed', (err as Error).message))
+        .then(reply)
+        .catch((err: unknown) => handlers.onRefused?.('handler_failed', (err as Error).message))
         .finally(() => inflight--);
     };
 
