@@ -50,6 +50,77 @@ export interface AuditEvent {
   token_id?: string;
 }
 
+export type CapabilityTokenDid = string;
+
+/**
+ * Integer seconds since the Unix epoch.
+ */
+export type CapabilityTokenSeconds = number;
+
+export type CapabilityTokenName = string;
+
+export type CapabilityTokenConstraint =
+  | {
+      /**
+       * Any JSON value (integers only, within ±(2^53 − 1)).
+       */
+      eq: null | boolean | number | string | unknown[] | {};
+    }
+  | {
+      /**
+       * @minItems 1
+       * @maxItems 64
+       */
+      in: [unknown, ...unknown[]];
+    }
+  | {
+      glob: string;
+    }
+  | {
+      max: number;
+    };
+
+/**
+ * A capability token (PROTOCOL.md section 7, contracts/spec/07-capabilities.md), signed with domain talos/v1/capability by the Ed25519 key its iss names. prf holds the whole parent token when the token was delegated. The schema fixes the structure; the semantic rules (valid DID keys, canonical globs, attenuation, signatures) are checked by runtime/capability.
+ */
+export interface CapabilityToken {
+  v: 1;
+  /**
+   * base64url of 16 random bytes.
+   */
+  id: string;
+  iss: CapabilityTokenDid;
+  sub: CapabilityTokenDid;
+  aud: CapabilityTokenDid;
+  iat: CapabilityTokenSeconds;
+  nbf: CapabilityTokenSeconds;
+  exp: CapabilityTokenSeconds;
+  /**
+   * @minItems 1
+   * @maxItems 64
+   */
+  grants: [CapabilityTokenGrant, ...CapabilityTokenGrant[]];
+  /**
+   * The parent token, whole (exactly one).
+   *
+   * @minItems 1
+   * @maxItems 1
+   */
+  prf?: [CapabilityToken];
+  sig: string;
+}
+
+/**
+ * A method, optionally one tool ("*" or absent: every tool), and constraints on named arguments.
+ */
+export interface CapabilityTokenGrant {
+  method: CapabilityTokenName;
+  tool?: CapabilityTokenName;
+  args?: {
+    [k: string]: CapabilityTokenConstraint | undefined;
+  };
+}
+
 /**
  * A signed tree head as served in JSON: the C2SP signed-note text plus its parsed body. Verifiers trust only `note` (signature checked); the other fields must equal what the note says.
  */
@@ -353,6 +424,23 @@ export interface PrekeyMessage {
 }
 
 /**
+ * A signed revocation of a capability token (PROTOCOL.md section 7, contracts/spec/07-capabilities.md), signed with domain talos/v1/revocation by the key its iss names. It binds a chain only when iss issued the revoked token or a token above it.
+ */
+export interface Revocation {
+  v: 1;
+  iss: string;
+  /**
+   * The id of the revoked token: base64url of 16 bytes.
+   */
+  token_id: string;
+  /**
+   * When it was issued, integer milliseconds since the Unix epoch.
+   */
+  ts: number;
+  sig: string;
+}
+
+/**
  * Closes a session: a ratchet message whose plaintext is the UTF-8 close reason (at most 256 bytes). contracts/spec/05-sessions.md.
  */
 export interface SessionClose {
@@ -505,6 +593,7 @@ export interface WrappedSecret {
 /** Schema name (file name without .schema.json) to its type. */
 export interface SchemaTypes {
   'audit-event': AuditEvent;
+  'capability': CapabilityToken;
   'checkpoint': AuditCheckpoint;
   'consistency-proof': AuditConsistencyProof;
   'did-document': DidDocument;
@@ -516,6 +605,7 @@ export interface SchemaTypes {
   'pq-one-time-prekey': PqOneTimePrekey;
   'prekey-bundle': PrekeyBundle;
   'prekey-message': PrekeyMessage;
+  'revocation': Revocation;
   'session-close': SessionClose;
   'talos-config': TalosConfig;
   'wrapped-secret': WrappedSecret;

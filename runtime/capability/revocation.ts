@@ -2,6 +2,8 @@ import type { CryptoProvider } from '../crypto/provider.ts';
 import { didFromPublicKey, type Did } from '../identity/did.ts';
 import { cachedDidKey, isValidDid } from './did-cache.ts';
 import { DOMAINS, signObject, verifyObject } from '../identity/signing.ts';
+import { validate } from '../../contracts/validate.ts';
+import { SchemaError } from '../errors.ts';
 import { CapabilityError } from './errors.ts';
 import { isPlainObject } from './grant.ts';
 
@@ -25,6 +27,12 @@ const ID_B64U = /^[A-Za-z0-9_-]{21}[AQgw]$/;
 const SIG_B64U = /^[A-Za-z0-9_-]{85}[AQgw]$/;
 
 export function revocationProblem(r: unknown): string | null {
+  try {
+    validate('revocation', r); // the contract schema: contracts/schemas/revocation.schema.json
+  } catch (err) {
+    if (err instanceof SchemaError) return err.message;
+    throw err;
+  }
   if (!isPlainObject(r)) return 'a revocation must be an object';
   for (const k of Object.keys(r)) if (!FIELDS.has(k)) return `unknown revocation field ${JSON.stringify(k)}`;
   if (r.v !== 1) return 'v must be 1';

@@ -6,6 +6,8 @@ import { parseJson } from '../encoding/json.ts';
 import { didFromPublicKey, type Did } from '../identity/did.ts';
 import { isValidDid } from './did-cache.ts';
 import { DOMAINS, signObject } from '../identity/signing.ts';
+import { validate } from '../../contracts/validate.ts';
+import { SchemaError } from '../errors.ts';
 import { CapabilityError } from './errors.ts';
 import { grantProblem, grantsAttenuate, isPlainObject, MAX_GRANTS, type Grant } from './grant.ts';
 
@@ -71,6 +73,14 @@ export function linkProblem(t: unknown): string | null {
 
 /** Every link of a token, root first, each link's shape checked (CapabilityError 'malformed'); depth NOT checked. */
 export function parseLinks(token: unknown): Token[] {
+  // Structure first, by the contract schema (contracts/schemas/capability.schema.json);
+  // then the semantic rules the schema cannot state (valid DID keys, canonical globs, values).
+  try {
+    validate('capability', token);
+  } catch (err) {
+    if (err instanceof SchemaError) throw new CapabilityError('malformed', err.message);
+    throw err;
+  }
   const chain: unknown[] = [];
   let t: unknown = token;
   for (;;) {
