@@ -106,3 +106,16 @@ t.test('a task that throws in a worker is a typed failure; a closed pool refuses
   await t.rejects(pool.runOnPool('verify-objects', bad, null), { code: 'pool_closed' });
   t.throws(() => pool.runInline('verify-objects', bad, null), { code: 'pool_closed' });
 });
+
+t.test('submit gathers concurrent single requests: a lone one runs inline, a burst on the threads', async (t) => {
+  const [crypto] = providers();
+  const pool = pools.get('node')!;
+  const items = signedItems(crypto!, 20);
+  items[5]!.obj = { ...items[5]!.obj, ts: -1 };
+  const before = { ...pool.stats };
+  t.equal(await pool.submit('verify-objects', items[0]!, null), true);
+  t.same(pool.stats, { inlineBatches: before.inlineBatches + 1, poolBatches: before.poolBatches }, 'lone request: inline');
+  const verdicts = await Promise.all(items.map((item) => pool.submit('verify-objects', item, null)));
+  t.same(verdicts, items.map((_, i) => i !== 5), 'each caller gets its own verdict');
+  t.equal(pool.stats.poolBatches, before.poolBatches + 1, 'one burst, one pool batch');
+});

@@ -15,7 +15,7 @@ export class PoolError extends TalosError {}
 
 /** Tasks waiting for a thread, at most; past it work is refused, never queued without bound. */
 export const DEFAULT_MAX_QUEUE = 256;
-/** Items one posted task carries at most: big enough to amortize a thread hop, small enough to spread a batch. */
+/** Items one posted task carries at most (a smaller batch is split evenly over the threads). */
 export const DEFAULT_CHUNK_ITEMS = 32;
 /**
  * Batches with at most this many items run inline on the calling thread: a thread hop (clone,
@@ -56,6 +56,9 @@ export class CryptoPool {
   readonly #inline: Record<TaskName, number>;
   #closed = false;
   #active = 0;
+  readonly #gathering = new Map<string, { task: TaskName; shared: unknown; items: unknown[]; settle: [(r: unknown) => void, (e: unknown) => void][] }>();
+  /** Batches run inline and on the pool (for tests and metrics). */
+  readonly stats = { inlineBatches: 0, poolBatches: 0 };
 
   constructor(options: CryptoPoolOptions = {}) {
     this.threads = Math.max(1, options.threads ?? availableParallelism());
@@ -80,21 +83,50 @@ export class CryptoPool {
     return this.runOnPool(task, items, shared);
   }
 
+  /**
+   * One item, gathered with the other items of the same task and shared input submitted in the
+   * same turn of the event loop, then run as one batch by `run`. A lone request (a quiet
+   * gateway) runs inline; a burst of concurrent requests is spread over the threads.
+   */
+  submit<N extends TaskName>(task: N, item: TaskItem<N>, shared: TaskShared<N>): Promise<TaskResult<N>> {
+    if (this.#closed) return Promise.reject(new PoolError('pool_closed', 'the worker pool is closed'));
+    const key = `${task}\u0000${JSON.stringify(shared)}`;
+    let batch = this.#gathering.get(key);
+    if (!batch) {
+      const fresh = { task: task as TaskName, shared: shared as unknown, items: [] as unknown[], settle: [] as [(r: unknown) => void, (e: unknown) => void][] };
+      this.#gathering.set(key, fresh);
+      setImmediate(() => {
+        this.#gathering.delete(key);
+        this.run(fresh.task, fresh.items as never[], fresh.shared as never).then(
+          (results) => fresh.settle.forEach(([resolve], i) => resolve(results[i])),
+          (err: unknown) => fresh.settle.forEach(([, reject]) => reject(err)),
+        );
+      });
+      batch = fresh;
+    }
+    batch.items.push(item);
+    return new Promise((resolve, reject) => batch.settle.push([resolve as (r: unknown) => void, reject]));
+  }
+
   runInline<N extends TaskName>(task: N, items: TaskItem<N>[], shared: TaskShared<N>): TaskResult<N>[] {
     if (this.#closed) throw new PoolError('pool_closed', 'the worker pool is closed');
+    this.stats.inlineBatches++;
     return runTask(this.crypto, { task, items, shared }) as TaskResult<N>[];
   }
 
   async runOnPool<N extends TaskName>(task: N, items: TaskItem<N>[], shared: TaskShared<N>): Promise<TaskResult<N>[]> {
     if (this.#closed) throw new PoolError('pool_closed', 'the worker pool is closed');
+    // Spread a small batch over every thread (latency), cap the chunk for a large one (balance).
+    const size = Math.max(1, Math.min(this.#chunkItems, Math.ceil(items.length / this.threads)));
     const chunks: TaskItem<N>[][] = [];
-    for (let i = 0; i < items.length; i += this.#chunkItems) chunks.push(items.slice(i, i + this.#chunkItems));
+    for (let i = 0; i < items.length; i += size) chunks.push(items.slice(i, i + size));
     // All chunks of a batch are admitted together or not at all: no half-run batch.
     // In flight = running (one per thread) + queued (at most maxQueue): all posted by us.
     if (this.#active + chunks.length > this.threads + this.maxQueue) {
       throw new PoolError('pool_overloaded', `the worker pool queue is full (${this.maxQueue} tasks)`);
     }
     this.#active += chunks.length;
+    this.stats.poolBatches++;
     try {
       const results = await Promise.all(chunks.map((chunk) => this.#post(task, chunk, shared)));
       return results.flat() as TaskResult<N>[];
