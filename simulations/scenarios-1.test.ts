@@ -1,4 +1,0 @@
-import t from 'tap';
-import { sweepScenarios } from './sweep-check.ts';
-
-sweepScenarios(t, ['gateway-crash', 'flapping-upstream', 'partition']);

@@ -1,4 +1,0 @@
-import t from 'tap';
-import { sweepScenarios } from './sweep-check.ts';
-
-sweepScenarios(t, ['token-revoked', 'clock-skew', 'load-spike']);

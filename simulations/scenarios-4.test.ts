@@ -1,4 +1,0 @@
-import t from 'tap';
-import { sweepScenarios } from './sweep-check.ts';
-
-sweepScenarios(t, ['kek-rotation', 'swarm', 'crash-storm']);

@@ -1,0 +1,4 @@
+import t from 'tap';
+import { sweepScenarios } from '../sweep-check.ts';
+
+sweepScenarios(t, ['kek-rotation']);
