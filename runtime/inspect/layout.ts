@@ -37,6 +37,8 @@ const ROW_GAP = 28;
 const BOX_HEIGHT = 34;
 const CHAR_WIDTH = 7.5;
 const MARGIN = 20;
+/** Room above the first row for self-transition labels. */
+const TOP = 34;
 
 export function drawMachine(machine: AnyStateMachine): MachineDrawing {
   const root = toDirectedGraph(machine);
@@ -52,32 +54,47 @@ export function drawMachine(machine: AnyStateMachine): MachineDrawing {
   const edges: DrawnEdge[] = [];
   const walkEdges = (n: DirectedGraphNode) => {
     for (const e of n.edges) {
-      edges.push({ source: e.source.id, target: e.target.id, label: e.label.text });
+      edges.push({ source: e.source.id, target: e.target.id, label: shortLabel(e.label.text) });
     }
     n.children.forEach(walkEdges);
   };
   walkEdges(root);
+  // One arrow per pair of states: guarded branches of one event, or several events, share it.
+  const merged = new Map<string, DrawnEdge>();
+  for (const e of edges) {
+    const key = `${e.source}\u0000${e.target}`;
+    const seen = merged.get(key);
+    if (!seen) merged.set(key, { ...e });
+    else if (!seen.label.split(', ').includes(e.label)) seen.label += `, ${e.label}`;
+  }
+  edges.splice(0, edges.length, ...merged.values());
 
-  // Rank by breadth-first distance from the initial states, following transitions.
+  // Rank by breadth-first distance from the root's initial state, following transitions; a
+  // compound state leads to its own initial child (drawn one column to its right).
   const initialIds = new Set<string>();
+  const initialChild = new Map<string, string>();
   const markInitial = (n: DirectedGraphNode) => {
     const init = n.stateNode.initial?.target?.[0];
-    if (init) initialIds.add(init.id);
+    if (init) {
+      initialIds.add(init.id);
+      initialChild.set(n.id, init.id);
+    }
     n.children.forEach(markInitial);
   };
   markInitial(root);
   const rank = new Map<string, number>();
-  const queue: string[] = [];
-  for (const id of initialIds) {
-    rank.set(id, 0);
-    queue.push(id);
-  }
+  const rootInitial = initialChild.get(root.id);
+  const queue: string[] = rootInitial ? [rootInitial] : nodes.slice(0, 1).map((n) => n.id);
+  for (const id of queue) rank.set(id, 0);
   while (queue.length) {
     const id = queue.shift()!;
-    for (const e of edges) {
-      if (e.source === id && !rank.has(e.target)) {
-        rank.set(e.target, rank.get(id)! + 1);
-        queue.push(e.target);
+    const next = edges.filter((e) => e.source === id).map((e) => e.target);
+    const child = initialChild.get(id);
+    if (child) next.unshift(child);
+    for (const target of next) {
+      if (!rank.has(target)) {
+        rank.set(target, rank.get(id)! + 1);
+        queue.push(target);
       }
     }
   }
@@ -97,7 +114,7 @@ export function drawMachine(machine: AnyStateMachine): MachineDrawing {
     const column = columns.get(r)!;
     const w = Math.max(...column.map((n) => label(n).length * CHAR_WIDTH + 24));
     column.forEach((n, i) => {
-      const y = MARGIN + i * (BOX_HEIGHT + ROW_GAP);
+      const y = TOP + i * (BOX_HEIGHT + ROW_GAP);
       states.push({
         id: n.id,
         label: label(n),
@@ -113,6 +130,20 @@ export function drawMachine(machine: AnyStateMachine): MachineDrawing {
     x += w + COLUMN_GAP;
   }
   return { machine: machine.id, width: x - COLUMN_GAP + MARGIN, height, states, edges };
+}
+
+/**
+ * Edge labels as a reader wants them: xstate's internal event names (done/error of invoked
+ * actors, delayed events, eventless transitions) become short words.
+ */
+export function shortLabel(text: string): string {
+  if (text === '') return 'always';
+  if (text.startsWith('xstate.done.actor.')) return 'done';
+  if (text.startsWith('xstate.error.actor.')) return 'error';
+  if (text.startsWith('xstate.done.state.')) return 'done';
+  const after = /^xstate\.after\.([^.]+)\./.exec(text);
+  if (after) return `after ${after[1]}`;
+  return text;
 }
 
 /** The ids of the state nodes active in a snapshot value (for highlighting). */

@@ -100,7 +100,7 @@ function drawMachineSvg(d, active) {
       if (x2 > x1) { path = 'M' + x1 + ',' + y1 + ' C ' + (x1 + 30) + ',' + y1 + ' ' + (x2 - 30) + ',' + y2 + ' ' + x2 + ',' + y2; }
       else { const bx1 = s.x + s.w / 2, by1 = s.y + s.h, bx2 = t.x + t.w / 2, by2 = t.y + t.h; path = 'M' + bx1 + ',' + by1 + ' C ' + bx1 + ',' + (by1 + 40) + ' ' + bx2 + ',' + (by2 + 40) + ' ' + bx2 + ',' + by2; }
       lx = (x1 + x2) / 2; ly = (y1 + y2) / 2 - 4; }
-    g.append(el('path', { d: path }), el('text', { x: lx, y: ly, 'text-anchor': 'middle' }, e.label)); svg.append(g); }
+    g.append(el('path', { d: path }), el('text', { x: lx, y: ly, 'text-anchor': s === t ? 'start' : 'middle' }, e.label)); svg.append(g); }
   for (const s of d.states) { const g = el('g', { class: 'node' + (active.includes(s.id) ? ' active' : '') + (s.final ? ' final' : ''), 'data-state': s.id });
     g.append(el('rect', { x: s.x, y: s.y, width: s.w, height: s.h }), el('text', { x: s.x + s.w / 2, y: s.y + s.h / 2 + 4, 'text-anchor': 'middle' }, s.label)); svg.append(g); }
   return svg;
