@@ -9,6 +9,8 @@ import { resolveConfig } from '../runtime/config/config.ts';
 import { createCryptoProvider } from '../runtime/crypto/index.ts';
 import { generateIdentity } from '../runtime/identity/index.ts';
 import { percentile, target, type Benchmark } from './harness.ts';
+import { CAPABILITY_META_KEY } from '../runtime/mcp/meta.ts';
+import { sha256b64u } from '../runtime/mcp/pipeline.ts';
 
 /**
  * `npm run bench -- tunnel [seconds]`: tools/call round trips through Talos (SDK Client ->
@@ -72,6 +74,21 @@ async function throughput(clients: Client[], ms: number): Promise<{ perSecond: n
   return { perSecond: (calls * 1000) / (performance.now() - start), samples };
 }
 
+async function throughputOf(fn: () => Promise<unknown>, concurrency: number, ms: number): Promise<number> {
+  const end = performance.now() + ms;
+  let calls = 0;
+  const start = performance.now();
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (performance.now() < end) {
+        await fn();
+        calls++;
+      }
+    }),
+  );
+  return (calls * 1000) / (performance.now() - start);
+}
+
 const bench: Benchmark = async (args) => {
   const seconds = Number(args[0] ?? 3);
   const crypto = createCryptoProvider();
@@ -128,8 +145,20 @@ const bench: Benchmark = async (args) => {
   const directLat = await latency(directClients);
   const tunnelLat = (await remote({ phase: 'latency', calls: LATENCY_CALLS })).samples;
   const directTp = await throughput(directClients, seconds * 1000);
+  const eluMain0 = performance.eventLoopUtilization();
+  const eluWorker0 = worker.performance.eventLoopUtilization();
   const tp = await remote({ phase: 'throughput', ms: seconds * 1000 });
+  const eluMain = performance.eventLoopUtilization(eluMain0).utilization;
+  const eluWorker = worker.performance.eventLoopUtilization(eluWorker0).utilization;
   const tunnelTp = { perSecond: (tp.samples.length * 1000) / tp.elapsedMs, samples: tp.samples };
+  // The pipeline alone (capability check, limits, both audit appends, upstream call), without
+  // the session and WebSocket layers: what the tunnel's transport costs on top of it.
+  const pipeAgent = agents[0]!;
+  let rid = 0;
+  const pipeCtx = { did: pipeAgent.identity.did, msgHash: sha256b64u('bench') };
+  const pipeCall = () =>
+    gw.pipeline.handle(pipeCtx, { jsonrpc: '2.0', id: ++rid, method: 'tools/call', params: { name: 'echo', arguments: { message: 'm' }, _meta: { [CAPABILITY_META_KEY]: pipeAgent.token } } });
+  const pipeTp = await throughputOf(pipeCall, SESSIONS, seconds * 1000);
   const audited = (await gw.audit.store.head()).size;
 
   await new Promise<void>((resolve) => {
@@ -149,6 +178,7 @@ const bench: Benchmark = async (args) => {
     tunnel_calls_per_s_50_sessions: tunnelTp.perSecond,
     tunnel_rtt_under_load_p50_ms: p(tunnelTp.samples, 50),
     tunnel_rtt_under_load_p99_ms: p(tunnelTp.samples, 99),
+    pipeline_only_calls_per_s: pipeTp,
   };
   const baseline = {
     tunnel_rtt_p50_ms: p(directLat, 50),
@@ -156,6 +186,7 @@ const bench: Benchmark = async (args) => {
     tunnel_calls_per_s_50_sessions: directTp.perSecond,
     tunnel_rtt_under_load_p50_ms: p(directTp.samples, 50),
     tunnel_rtt_under_load_p99_ms: p(directTp.samples, 99),
+    pipeline_only_calls_per_s: directTp.perSecond,
   };
   const ratios = Object.fromEntries(Object.entries(baseline).map(([k, b]) => [k, metrics[k as keyof typeof metrics] / b]));
   return {
@@ -171,6 +202,8 @@ const bench: Benchmark = async (args) => {
       'baseline = the same McpServer called directly by an SDK Client over InMemoryTransport (same transport as the gateway\'s upstream)',
       'tunnel path: PQXDH session + Double Ratchet (node crypto provider), WebSocket on 127.0.0.1, capability check, in-process rate limit and budget, audit appends (SQLite in memory) before forwarding and of each response',
       `audit log size at the end: ${audited} leaves`,
+      'pipeline_only_calls_per_s: GatewayPipeline.handle driven directly (50 concurrent callers, one agent, rate/budget limits high) with the real checker, limits, auditor and upstream: no session, no WebSocket',
+      `event-loop utilization during the tunnel throughput phase: gateway thread ${(eluMain * 100).toFixed(0)} %, agents thread ${(eluWorker * 100).toFixed(0)} %`,
       'the 50 agents (SDK Clients with TalosClientTransport) run in a worker thread; the gateway and its in-process upstream on the main thread; the direct baseline runs on the main thread; the p99 target applies to the latency phase',
     ],
   };
