@@ -136,6 +136,7 @@ for (const crypto of providers()) {
       t.same(c.verifyToken(encodeToken(child), did(BOB), NOW), { ok: true, tokenId: child.id });
       t.match(c.verifyToken(encodeToken(child), did(ALICE), NOW), { ok: false, code: 'wrong_subject' });
       t.match(c.verifyToken(child, did(BOB), (T0 + 3600) * 1000), { ok: false, code: 'expired' });
+      t.match(c.verifyToken(child, did(BOB), NaN), { ok: false, code: 'not_yet_valid' }, 'a broken clock refuses');
     });
 
     t.test('the cache is bounded', async (t) => {

@@ -165,8 +165,9 @@ export class CapabilityChecker {
     if (e.refusal !== null) return e;
     if (e.sub !== sessionDid) return REFUSED_WRONG_SUBJECT;
     if (!e.audienceOk) return REFUSED_WRONG_AUDIENCE;
-    if (nowMs < e.nbfMs) return REFUSED_NOT_YET_VALID;
-    if (nowMs >= e.expMs) return REFUSED_EXPIRED;
+    // Written so that a NaN clock refuses instead of passing both comparisons.
+    if (!(nowMs >= e.nbfMs)) return REFUSED_NOT_YET_VALID;
+    if (!(nowMs < e.expMs)) return REFUSED_EXPIRED;
     if (e.revEpoch !== this.#epoch) {
       if (e.revoked || this.#chainRevoked(e)) {
         e.revoked = true;

@@ -30,6 +30,7 @@ export {
 } from './token.ts';
 export { verifyChainStatic } from './verify.ts';
 export { RedisRevocationSource, DEFAULT_REVOCATIONS_KEY, type RedisRevocationOptions } from './redis-revocations.ts';
+export { parseGrant, formatGrant, parseDuration } from './syntax.ts';
 export { CapabilityChecker, DEFAULT_CACHE_SIZE, type CheckResult, type CheckerOptions, type CheckerStats } from './checker.ts';
 export {
   MemoryRevocationSource,
