@@ -102,3 +102,23 @@ t.test('a runtime killed in the middle of a run: the run is re-delivered, same r
   t.equal(runs[0]!.runId, 'once:checkpoint:cp-42', 'same runId: the handler can tell it is the same run');
   t.same(runs[0]!.data, { size: 42 });
 });
+
+t.test('a Redis restarted without persistence gets the declared schedules back', async (t) => {
+  const volatile = await startTestRedis({ appendonly: false });
+  t.teardown(() => volatile.stop());
+  const ticks: JobRun[] = [];
+  const s = new BullmqScheduler({ url: volatile.url, queueName: queueName(), lockDurationMs: 1000 });
+  t.teardown(() => s.stop());
+  s.onJob('checkpoint-publish', (run) => {
+    ticks.push(run);
+  });
+  await s.schedule('checkpoint-publish', INTERVAL_MS);
+  await s.start();
+  await waitUntil('two runs', () => ticks.length >= 2);
+  await volatile.kill(true);
+  await waitUntil('the scheduler notices', () => !s.isHealthy());
+  await volatile.restart(); // empty: no AOF, no RDB
+  const before = ticks.length;
+  await waitUntil('runs resume on the empty Redis', () => ticks.length >= before + 3, 30_000);
+  t.equal(new Set(ticks.map((r) => r.runId)).size, new Set(ticks.map((r) => r.slot)).size, 'one runId per slot');
+});

@@ -56,6 +56,9 @@ export class BullmqScheduler implements Scheduler {
   readonly #handlers = new Map<string, JobHandler<any>>();
   #worker: Worker | undefined;
   #stopped = false;
+  /** The schedules this process declared: upserted again whenever Redis comes back. */
+  readonly #declared = new Map<string, { everyMs: number; data: unknown }>();
+  #readyOnce = false;
   /** Last connection error, kept for diagnostics (never thrown from an event handler). */
   lastError: Error | undefined;
 
@@ -63,6 +66,17 @@ export class BullmqScheduler implements Scheduler {
     this.#options = options;
     this.#connection = new Redis(options.url, { maxRetriesPerRequest: null });
     this.#connection.on('error', (err: Error) => (this.lastError = err));
+    // A Redis that restarted without persistence has lost the schedulers: declare them again
+    // (an upsert, so a Redis that kept them is unchanged).
+    this.#connection.on('ready', () => {
+      if (!this.#readyOnce) {
+        this.#readyOnce = true;
+        return;
+      }
+      for (const [name, s] of this.#declared) {
+        this.#upsert(name, s.everyMs, s.data).catch((err: Error) => (this.lastError = err));
+      }
+    });
     this.#queue = new Queue(options.queueName ?? DEFAULT_QUEUE_NAME, {
       connection: this.#connection,
       prefix: options.prefix ?? DEFAULT_PREFIX,
@@ -84,11 +98,17 @@ export class BullmqScheduler implements Scheduler {
     checkInterval(everyMs);
     const clean = checkData(data);
     this.#checkRunning();
-    await this.#queue.upsertJobScheduler(name, { every: everyMs }, { name, data: clean, opts: this.#jobOptions() });
+    this.#declared.set(name, { everyMs, data: clean });
+    await this.#upsert(name, everyMs, clean);
+  }
+
+  #upsert(name: string, everyMs: number, data: unknown) {
+    return this.#queue.upsertJobScheduler(name, { every: everyMs }, { name, data, opts: this.#jobOptions() });
   }
 
   async unschedule(name: string): Promise<boolean> {
     checkName(name);
+    this.#declared.delete(name);
     return this.#queue.removeJobScheduler(name);
   }
 
