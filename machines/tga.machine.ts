@@ -132,7 +132,7 @@ export const tgaMachine = setup({
       actions: assign({
         children: ({ context, event }) => ({
           ...context.children,
-          [event.id]: { ...(context.children[event.id] ?? { restarts: 0 }), kind: event.kind, status: 'up', lastFault: undefined },
+          [event.id]: { ...(context.children[event.id] ?? { restarts: 0 }), kind: event.kind, status: 'up' },
         }),
       }),
     },
