@@ -126,3 +126,21 @@ t.test('TalosClientTransport exposes its sessionId only after the first send', a
   t.equal(closed, 1, 'close fires onclose once');
   await t.rejects(tr.send({ jsonrpc: '2.0', method: 'x' }), { code: 'tunnel_closed' });
 });
+
+t.test('offers stop carrying one-time prekeys once too many are outstanding', async (t) => {
+  const { MAX_OUTSTANDING_ONE_TIME_PREKEYS, ONE_TIME_PREKEY_BATCH } = await import('./responder.ts');
+  const own = new SqliteSessionStore({ path: ':memory:' });
+  t.teardown(() => own.close());
+  const r = new GatewayResponder(crypto, generateIdentity(crypto), own);
+  let withOpk = 0;
+  for (let i = 0; i < MAX_OUTSTANDING_ONE_TIME_PREKEYS + ONE_TIME_PREKEY_BATCH; i++) if ((await r.offer()).opk) withOpk++;
+  t.equal(withOpk, MAX_OUTSTANDING_ONE_TIME_PREKEYS);
+  const bare = await r.offer();
+  t.equal(bare.opk, undefined);
+  // A session can still be made from the bare bundle.
+  const agent = generateIdentity(crypto);
+  const ch = new SessionChannel(crypto, initiateSession(crypto, agent, bare, Date.now()));
+  const { decodeEnvelope } = await import('../session/index.ts');
+  const accepted = await r.accept(decodeEnvelope(ch.seal('hi')));
+  t.equal(accepted.text, 'hi');
+});

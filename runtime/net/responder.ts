@@ -14,6 +14,12 @@ import { SessionChannel } from './channel.ts';
 
 /** One-time prekeys generated per batch; a new batch is made when the handed-out pool runs dry. */
 export const ONE_TIME_PREKEY_BATCH = 100;
+/**
+ * One-time prekeys handed out but not yet used, at most. Offers are unauthenticated, so beyond
+ * this the gateway stops minting new ones and offers the bundle alone (the handshake stays
+ * PQXDH with the signed prekeys; it only loses the one-time key's extra forward secrecy).
+ */
+export const MAX_OUTSTANDING_ONE_TIME_PREKEYS = 10_000;
 /** A published bundle is valid this long; the gateway makes a new one before it expires. */
 export const BUNDLE_LIFETIME_MS = 7 * 24 * 60 * 60 * 1000;
 /** Bundles are renewed this long before they expire. */
@@ -33,6 +39,7 @@ export class GatewayResponder {
   private spkId = 0;
   private nextOpkId = 1;
   private pool: OneTimePrekey[] = [];
+  private outstanding = 0;
 
   constructor(
     private readonly crypto: CryptoProvider,
@@ -64,18 +71,21 @@ export class GatewayResponder {
       this.bundle = bundle;
     }
     if (this.pool.length === 0) {
+      if (this.outstanding + ONE_TIME_PREKEY_BATCH > MAX_OUTSTANDING_ONE_TIME_PREKEYS) return { bundle: this.bundle };
       const { prekeys, secrets } = createOneTimePrekeys(this.crypto, { startId: this.nextOpkId, count: ONE_TIME_PREKEY_BATCH });
       this.nextOpkId += ONE_TIME_PREKEY_BATCH;
       await this.store.putOneTimePrekeys(secrets);
       this.pool = prekeys;
     }
     const opk = this.pool.pop()!;
+    this.outstanding++;
     return { bundle: this.bundle, opk };
   }
 
   /** Accepts a first (prekey) frame: the new channel and the first message's text. */
   async accept(envelope: Envelope): Promise<{ channel: SessionChannel; text: string }> {
     const accepted = await acceptFirstMessage(this.crypto, this.identity, envelope, this.store, this.now());
+    if (accepted.consumed.opkId !== undefined) this.outstanding = Math.max(0, this.outstanding - 1);
     return { channel: new SessionChannel(this.crypto, accepted.session), text: fromUtf8(accepted.plaintext) };
   }
 }
