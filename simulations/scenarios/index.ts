@@ -49,14 +49,32 @@ function window(world: World, label: string, earliest: number, latest: number, m
   return end;
 }
 
+/**
+ * A fault that strikes at the first packet of `type` sent after a random time: "mid-call"
+ * precisely, not just somewhere in the run. `delayMs` after that send the fault fires; the
+ * node comes back `downMs` later.
+ */
+function onPacket(world: World, label: string, type: string, earliest: number, latest: number, delayMs: number, downMs: [number, number], node: string): void {
+  const r = world.rng.fork(`plan/${label}`);
+  const armAt = r.range(earliest * S, latest * S);
+  const down = r.range(downMs[0] * S, downMs[1] * S);
+  let fired = false;
+  world.healedAt = Math.max(world.healedAt, (latest + downMs[1]) * S + 1000);
+  world.network.tap((p) => {
+    if (fired || p.type !== type || world.scheduler.now < armAt) return;
+    fired = true;
+    world.scheduler.after(delayMs, `${label} on`, () => world.crash(node, `killed ${delayMs}ms after a ${type}`));
+    world.plan(world.scheduler.now + delayMs + down, `${label} off`, () => world.restart(node), true);
+  });
+}
+
 const gatewayCrash: Scenario = {
   name: 'gateway-crash',
-  summary: 'the gateway process is killed mid-call (twice) and restored from its store',
+  summary: 'the gateway process is killed mid-call (right after it forwards a call) and at a random moment, then restored from its store',
   async setup(world) {
     const sys = await buildSystem(world, base({ insiders: 1 }));
-    for (let i = 0; i < 2; i++) {
-      window(world, `gateway-crash-${i}`, 100 + i * 450, 400 + i * 450, 10, 300, () => world.crash(GATEWAY), () => world.restart(GATEWAY));
-    }
+    onPacket(world, 'gateway-crash-mid-call', 'mcp.call', 100, 400, 0, [10, 300], GATEWAY);
+    window(world, 'gateway-crash-random', 550, 850, 10, 150, () => world.crash(GATEWAY), () => world.restart(GATEWAY));
     return { sys };
   },
 };
@@ -113,9 +131,10 @@ const auditCrash: Scenario = {
   summary: 'the auditor crashes (losing its unflushed appends) and restarts from its durable leaves',
   async setup(world) {
     const sys = await buildSystem(world, base({ callMeanMs: CALL_MEAN_MS / 2 }));
-    for (let i = 0; i < 3; i++) {
-      window(world, `auditor-crash-${i}`, 100 + i * 300, 350 + i * 300, 5, 200, () => world.crash(AUDITOR), () => world.restart(AUDITOR));
-    }
+    // Twice right after an append arrives (before its group commit), once at random.
+    onPacket(world, 'auditor-crash-0', 'audit.append', 50, 300, 3, [5, 100], AUDITOR);
+    onPacket(world, 'auditor-crash-1', 'audit.append', 450, 650, 3, [5, 100], AUDITOR);
+    window(world, 'auditor-crash-2', 750, 850, 5, 100, () => world.crash(AUDITOR), () => world.restart(AUDITOR));
     return { sys };
   },
 };
