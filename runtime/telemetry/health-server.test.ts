@@ -148,3 +148,20 @@ t.test('restart budget: N restarts in a sliding window, then exhausted until res
   t.throws(() => new RestartBudget(-1, 10));
   t.throws(() => new RestartBudget(1, 0));
 });
+
+t.test('ready-made checks: scheduler, restart budget, breakers, redis status', async (t) => {
+  const { breakersCheck, redisCheck, restartBudgetCheck, schedulerCheck } = await import('./checks.ts');
+  const scheduler = new InProcessScheduler();
+  t.same(schedulerCheck(scheduler)(), { ok: true, detail: 'in-process' });
+  const budget = new RestartBudget(1, 60_000);
+  const check = restartBudgetCheck(budget, () => 1000);
+  t.same(check(), { ok: true, detail: '0/1 in 60s' });
+  budget.tryRestart(500);
+  budget.tryRestart(900);
+  t.same(check(), { ok: false, detail: 'restart budget exhausted' });
+  const states = { 'upstream:fs': 'open', redis: 'closed', audit: 'halfOpen' } as const;
+  t.same(breakersCheck(() => states)(), { ok: false, detail: 'open: upstream:fs' });
+  t.same(breakersCheck(() => states, ['redis', 'audit'])(), { ok: true }, 'only the required breakers count');
+  t.same(redisCheck({ status: 'reconnecting' })(), { ok: false, detail: 'reconnecting' });
+  t.same(redisCheck({ status: 'ready' })(), { ok: true, detail: 'ready' });
+});

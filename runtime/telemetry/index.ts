@@ -2,3 +2,4 @@ export * from './tracing.ts';
 export * from './metrics.ts';
 export * from './health-server.ts';
 export { RestartBudget } from './restart-budget.ts';
+export * from './checks.ts';
