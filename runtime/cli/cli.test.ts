@@ -114,10 +114,14 @@ t.test('talos init makes a folder whose gateway serves the agent its token allow
   let stop!: () => void;
   const gwIo = capture(base);
   const gw = await serveGateway(join(made.dir, 'talos.config.json'), gwIo.ctx, new Promise<void>((r) => (stop = r)));
-  t.teardown(async () => {
+  let stopped = false;
+  const stopGateway = async () => {
+    if (stopped) return;
+    stopped = true;
     stop();
     await new Promise<void>((done) => gw.actor.subscribe({ complete: done }));
-  });
+  };
+  t.teardown(stopGateway);
   t.equal(gw.did, made.gateway, 'the gateway runs with the key init wrote');
 
   const crypto = createCryptoProvider();
@@ -129,6 +133,7 @@ t.test('talos init makes a folder whose gateway serves the agent its token allow
     new TalosClientTransport({ gateway: gw.url, identity: agent, crypto, token: readFileSync(made.files.agentToken!, 'utf8').trim(), expectGatewayDid: made.gateway }),
   );
   t.teardown(() => client.close());
+  const logVkey = readFileSync(made.files.auditVkey!, 'utf8').trim();
   const read = (await client.callTool({ name: 'read_text_file', arguments: { path: join(made.files.workspace!, 'notes.md') } })) as { content: { text: string }[] };
   t.match(read.content[0]!.text, 'hello through talos', 'the token allows reading the workspace');
   await t.rejects(
@@ -137,4 +142,11 @@ t.test('talos init makes a folder whose gateway serves the agent its token allow
     'the agent cannot read its own key file next to the workspace',
   );
   await t.rejects(client.callTool({ name: 'write_file', arguments: { path: join(made.files.workspace!, 'x.md'), content: 'x' } }), McpError, 'nor write');
+  await client.close();
+  await stopGateway();
+
+  // The audit log the gateway kept verifies with the key init wrote, as init's next step says.
+  io = capture(base);
+  t.equal(await runCli(['audit', 'verify', '--store', `sqlite:${join(made.dir, 'audit.db')}`, '--vkey', logVkey, '--json'], io.ctx), 0, io.err());
+  t.match(JSON.parse(io.out()), { ok: true }, 'talos audit verify accepts the log');
 });

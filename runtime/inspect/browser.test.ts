@@ -140,6 +140,7 @@ t.test('the live inspector follows a demo run and steps through its trace', asyn
   }, handshake + 1);
   t.same(await activeStates(page, 'session'), ['session.handshaking'], 'the slider jumps back to the handshake');
   t.match(await page.textContent('#current'), 'handshaking', 'the footer names the step shown');
+  await page.click('#tree .actor:has-text("session")');
   await page.screenshot({ path: join(ARTIFACTS, 'inspector-trace.png') });
 
   t.same(pageErrors, [], 'no script errors in the page');

@@ -5,6 +5,7 @@ import { resolveConfig } from '../../config/config.ts';
 import { createCryptoProvider } from '../../crypto/index.ts';
 import { TalosError } from '../../errors.ts';
 import { generateIdentity, saveKeyFile } from '../../identity/index.ts';
+import { verifierKeyString } from '../../audit/note.ts';
 import { referenceServerScript } from '../../mcp/servers.ts';
 import { output, UsageError, type CliCommand } from '../command.ts';
 
@@ -20,9 +21,12 @@ export const INIT_FILES = {
   issuerKey: 'issuer.key.json',
   agentKey: 'agent.key.json',
   agentToken: 'agent.token',
+  auditVkey: 'audit.vkey',
   workspace: 'workspace',
 } as const;
 export const DEFAULT_INIT_PORT = 7800;
+/** The gateway's name: the origin of its audit log's checkpoints. */
+export const INIT_GATEWAY_NAME = 'talos.local/gateway';
 /** Longest token lifetime `talos init` mints (days); longer-lived grants should be minted on purpose. */
 export const MAX_INIT_TOKEN_DAYS = 365;
 /** Token files are bearer-adjacent (bound to the agent's DID, but still private). */
@@ -57,7 +61,7 @@ export const initCommands: CliCommand[] = [
       const dirArg = positionals[0] ?? '.';
       const dir = resolve(ctx.cwd, dirArg);
       const at = (name: string) => join(dir, name);
-      const taken = [INIT_FILES.config, INIT_FILES.gatewayKey, INIT_FILES.issuerKey, INIT_FILES.agentKey, INIT_FILES.agentToken].filter((f) => existsSync(at(f)));
+      const taken = [INIT_FILES.config, INIT_FILES.gatewayKey, INIT_FILES.issuerKey, INIT_FILES.agentKey, INIT_FILES.agentToken, INIT_FILES.auditVkey].filter((f) => existsSync(at(f)));
       if (taken.length > 0 && !options.force) {
         throw new TalosError('file_exists', `${taken.map((f) => join(dirArg, f)).join(', ')} already exist: pass --force to replace them, or choose another folder`);
       }
@@ -70,7 +74,7 @@ export const initCommands: CliCommand[] = [
       const workspace = realpathSync(at(INIT_FILES.workspace));
       const rawConfig = {
         v: 1,
-        gateway: { listen: { host: '127.0.0.1', port }, keyFile: INIT_FILES.gatewayKey, name: 'talos.local/gateway' },
+        gateway: { listen: { host: '127.0.0.1', port }, keyFile: INIT_FILES.gatewayKey, name: INIT_GATEWAY_NAME },
         trustedIssuers: [issuer.did],
         upstreams: [{ name: 'filesystem', transport: 'stdio', ...filesystemServerCommand(workspace) }],
         limits: { rate: { capacity: 60, refillPerSecond: 10 } },
@@ -98,6 +102,7 @@ export const initCommands: CliCommand[] = [
       saveKeyFile(at(INIT_FILES.issuerKey), issuer, { created });
       saveKeyFile(at(INIT_FILES.agentKey), agent, { created });
       writeFileSync(at(INIT_FILES.agentToken), encodeToken(token) + '\n', { mode: PRIVATE_FILE_MODE });
+      writeFileSync(at(INIT_FILES.auditVkey), verifierKeyString(crypto, INIT_GATEWAY_NAME, gateway.sig.publicKey) + '\n');
       writeFileSync(at(INIT_FILES.config), JSON.stringify(rawConfig, null, 2) + '\n');
       const readme = join(workspace, 'hello.md');
       if (!existsSync(readme)) writeFileSync(readme, '# Hello from Talos\nThe agent may read and list this folder, nothing else.\n');
@@ -108,6 +113,7 @@ export const initCommands: CliCommand[] = [
       const width = Math.max(...Object.values(INIT_FILES).map((f) => file(f).length)) + 2;
       const gatewayCmd = `talos gateway -c ${file(INIT_FILES.config)}`;
       const connectArgs = ['connect', '--gateway', `ws://127.0.0.1:${port}`, '--key', join(dir, INIT_FILES.agentKey), '--token', join(dir, INIT_FILES.agentToken), '--gateway-did', gateway.did];
+      const verifyCmd = `talos audit verify --store sqlite:${file('audit.db')} --vkey "$(cat ${file(INIT_FILES.auditVkey)})"`;
       const mcpClientEntry = { mcpServers: { 'talos-filesystem': { command: 'talos', args: connectArgs } } };
       output(
         ctx,
@@ -118,7 +124,7 @@ export const initCommands: CliCommand[] = [
           issuer: issuer.did,
           agent: agent.did,
           token: { id: token.id, exp: token.exp },
-          next: { gateway: gatewayCmd, connect: `talos ${connectArgs.join(' ')}`, mcpClient: mcpClientEntry },
+          next: { gateway: gatewayCmd, connect: `talos ${connectArgs.join(' ')}`, mcpClient: mcpClientEntry, verify: verifyCmd },
         },
         () =>
           [
@@ -134,7 +140,8 @@ export const initCommands: CliCommand[] = [
             `  2. point an MCP client at it through an encrypted session, e.g. in its config:`,
             `       ${JSON.stringify(mcpClientEntry)}`,
             `     or by hand:          talos ${connectArgs.join(' ')}`,
-            `  3. mint more tokens:    talos token mint --key ${file(INIT_FILES.issuerKey)} --help`,
+            `  3. check the audit log: ${verifyCmd}`,
+            `  4. mint more tokens:    talos token mint --help   (sign with --key ${file(INIT_FILES.issuerKey)})`,
           ].join('\n'),
       );
       return 0;
