@@ -31,6 +31,7 @@ export {
 export { verifyChainStatic } from './verify.ts';
 export { RedisRevocationSource, DEFAULT_REVOCATIONS_KEY, type RedisRevocationOptions } from './redis-revocations.ts';
 export { parseGrant, formatGrant, parseDuration } from './syntax.ts';
+export { takeCapability, attachCapability } from './meta.ts';
 export { CapabilityChecker, DEFAULT_CACHE_SIZE, type CheckResult, type CheckerOptions, type CheckerStats } from './checker.ts';
 export {
   MemoryRevocationSource,
