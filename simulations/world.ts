@@ -90,8 +90,10 @@ export class World {
 
   add(node: SimNode): void {
     this.nodes.set(node.name, node);
-    this.trace.actor(node.name, node.kind);
-    this.trace.state(node.name, 'up');
+    // Simulated nodes are not XState machines: no `machine` field, so the inspector does not
+    // try to draw a machine graph for them; their kind goes in the state details.
+    this.trace.actor(node.name);
+    this.trace.state(node.name, 'up', 'active', { kind: node.kind });
     this.tga?.send({ type: 'child.up', id: node.name, kind: node.kind });
   }
 
