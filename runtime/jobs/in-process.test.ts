@@ -78,3 +78,31 @@ t.test('each run is a talos.job span naming the job, run id and attempt', async 
     'a failed attempt (status ERROR) then a successful one',
   );
 });
+
+t.test('the in-process queue is bounded: enqueue refuses with scheduler_overloaded, nothing else changes', async (t) => {
+  const { MAX_PENDING_RUNS } = await import('./in-process.ts');
+  const { JobError } = await import('./errors.ts');
+  const clock = new ManualClock(0);
+  const s = new InProcessScheduler({ clock });
+  let release!: () => void;
+  const blocked = new Promise<void>((r) => (release = r));
+  let runs = 0;
+  s.onJob('work', async () => {
+    runs++;
+    await blocked;
+  });
+  await s.start();
+  for (let i = 0; i < MAX_PENDING_RUNS; i++) await s.enqueue('work', null, `k${i}`);
+  let refused: unknown;
+  try {
+    await s.enqueue('work', null, 'one-too-many');
+  } catch (err) {
+    refused = err;
+  }
+  t.ok(refused instanceof JobError && refused.code === 'scheduler_overloaded');
+  t.equal((await s.depth()).waiting, MAX_PENDING_RUNS - 1, 'one running, the rest waiting, none added');
+  release();
+  await clock.advance(0);
+  await s.stop();
+  t.ok(runs >= 1);
+});

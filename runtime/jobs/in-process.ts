@@ -86,7 +86,9 @@ export class InProcessScheduler implements Scheduler {
     checkKey(key);
     const clean = checkData(data);
     if (!this.#started) throw new JobError('scheduler_stopped', 'the scheduler is not running');
-    this.#push({ name, runId: onceRunId(name, key), data: clean, slot: this.#clock.now(), attempt: 1 });
+    if (!this.#push({ name, runId: onceRunId(name, key), data: clean, slot: this.#clock.now(), attempt: 1 })) {
+      throw new JobError('scheduler_overloaded', `more than ${MAX_PENDING_RUNS} runs pending`);
+    }
   }
 
   onJob<D = unknown>(name: string, handler: JobHandler<D>): void {
@@ -133,12 +135,14 @@ export class InProcessScheduler implements Scheduler {
     }, slot - t);
   }
 
-  #push(run: JobRun): void {
-    if (this.#live.has(run.runId) || this.#completed.has(run.runId)) return; // idempotent by runId
-    if (this.#live.size >= MAX_PENDING_RUNS) throw new JobError('job_bad_data', `more than ${MAX_PENDING_RUNS} runs pending`);
+  /** Queues a run; false when the queue is full (a scheduled slot is then skipped, as a missed one). */
+  #push(run: JobRun): boolean {
+    if (this.#live.has(run.runId) || this.#completed.has(run.runId)) return true; // idempotent by runId
+    if (this.#live.size >= MAX_PENDING_RUNS) return false;
     this.#live.add(run.runId);
     this.#queue.push(run);
     this.#pump();
+    return true;
   }
 
   #pump(): void {
