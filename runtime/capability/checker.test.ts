@@ -89,6 +89,10 @@ for (const crypto of providers()) {
       const c = mkChecker();
       const compact = encodeToken(child);
       t.match(c.check(compact, read('repo/src/a'), did(ALICE), NOW), { code: 'wrong_subject' }, 'the bearer alone proves nothing');
+      t.equal(c.check(compact, read('repo/src/a'), did(BOB).replace('did:talos:', 'did:key:'), NOW).ok, true, 'did:key names the same agent');
+      t.match(c.check(compact, read('repo/src/a'), did(ALICE).replace('did:talos:', 'did:key:'), NOW), { code: 'wrong_subject' });
+      const keyConfigured = mkChecker({ audience: did(GW).replace('did:talos:', 'did:key:'), trustedRoots: [did(ROOT).replace('did:talos:', 'did:key:')] });
+      t.equal(keyConfigured.check(compact, read('repo/src/a'), did(BOB), NOW).ok, true, 'configuration may use did:key');
       // wrong subject AND expired AND no matching grant: wrong_subject is reported
       t.match(c.check(compact, { method: 'nope' }, did(ALICE), (T0 + 7200) * 1000), { code: 'wrong_subject' });
       t.match(c.check(compact, { method: 'nope' }, did(BOB), (T0 + 7200) * 1000), { code: 'expired' });

@@ -1,4 +1,5 @@
 import type { CryptoProvider } from '../crypto/provider.ts';
+import { normalizeDid } from '../identity/did.ts';
 import { BoundedLru } from './cache.ts';
 import { CapabilityError, type RefusalCode } from './errors.ts';
 import { indexGrants, matchRequest, type AccessRequest, type Grant, type GrantIndex } from './grant.ts';
@@ -35,6 +36,8 @@ export interface CheckerOptions {
 }
 
 export const DEFAULT_CACHE_SIZE = 4096;
+const DID_KEY_PREFIX = 'did:key:';
+const DID_TALOS_PREFIX = 'did:talos:';
 
 export interface CheckerStats {
   cacheHits: number;
@@ -108,8 +111,9 @@ export class CapabilityChecker {
 
   constructor(o: CheckerOptions) {
     this.#crypto = o.crypto;
-    this.#audience = o.audience;
-    this.#roots = new Set(o.trustedRoots);
+    // Configuration may spell DIDs as did:key; tokens carry the normalized did:talos form.
+    this.#audience = normalizeDid(o.audience);
+    this.#roots = new Set([...o.trustedRoots].map((d) => normalizeDid(d)));
     this.#cache = new BoundedLru(o.cacheSize ?? DEFAULT_CACHE_SIZE);
     if (o.revocations) this.#unsubscribe = o.revocations.subscribe((r) => this.applyRevocation(r));
   }
@@ -163,7 +167,10 @@ export class CapabilityChecker {
       e = fresh;
     }
     if (e.refusal !== null) return e;
-    if (e.sub !== sessionDid) return REFUSED_WRONG_SUBJECT;
+    // DIDs compare by key: did:key:z… names the same key as did:talos:z… (same identifier).
+    if (e.sub !== sessionDid && !(sessionDid.startsWith(DID_KEY_PREFIX) && e.sub === DID_TALOS_PREFIX + sessionDid.slice(DID_KEY_PREFIX.length))) {
+      return REFUSED_WRONG_SUBJECT;
+    }
     if (!e.audienceOk) return REFUSED_WRONG_AUDIENCE;
     // Written so that a NaN clock refuses instead of passing both comparisons.
     if (!(nowMs >= e.nbfMs)) return REFUSED_NOT_YET_VALID;
