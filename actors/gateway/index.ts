@@ -9,7 +9,7 @@ import { parseJson } from '../../runtime/encoding/json.ts';
 import { generateIdentity, loadKeyFile, normalizeDid, type Identity } from '../../runtime/identity/index.ts';
 import { createLimits, type Limits } from '../../runtime/limits/index.ts';
 import { JSONRPC_INVALID_REQUEST, TunnelError } from '../../runtime/mcp/errors.ts';
-import { isRequest, rpcError, toRpcMessage } from '../../runtime/mcp/jsonrpc.ts';
+import { isNotification, isRequest, rpcError, toRpcMessage } from '../../runtime/mcp/jsonrpc.ts';
 import { FilePinStore } from '../../runtime/mcp/pinning.ts';
 import { GatewayPipeline, internalError, sha256b64u, type RoutedTool, type ToolRouter } from '../../runtime/mcp/pipeline.ts';
 import type { TransportFactory } from '../../runtime/mcp/upstream-connection.ts';
@@ -75,7 +75,7 @@ export class UpstreamRouter implements ToolRouter {
   resolve(name: string): ReturnType<ToolRouter['resolve']> {
     for (const u of this.upstreams) {
       const t = u.tool(name);
-      if (t) return { tool: t as RoutedTool, call: (method, params) => u.call(method, params) };
+      if (t) return { tool: t as RoutedTool, call: (method, params, signal) => u.call(method, params, signal) };
       if (u.isDrifted(name)) return 'drift';
     }
     return undefined;
@@ -172,6 +172,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     const responder = new GatewayResponder(crypto, identity, sessions, { now });
     const p = pipeline;
     const a = audit;
+    /** Requests being processed, per session, so a cancellation (or a closed session) can abort them. */
+    const inflight = new Map<string, Map<string | number, AbortController>>();
     server = await startTunnelServer({
       host: config.gateway.host,
       port: config.gateway.port,
@@ -183,6 +185,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           await a.append({ ts: now(), kind: 'session_open', from: peer.did, to: identity.did, msg_hash: msgHash });
         },
         onClose: (peer) => {
+          for (const c of inflight.get(peer.sid)?.values() ?? []) c.abort();
+          inflight.delete(peer.sid);
           actor.send({ type: 'gateway.session_closed' });
           void a.append({ ts: now(), kind: 'session_close', from: peer.did, to: identity.did, msg_hash: sha256b64u(peer.sid) }).catch(() => {});
         },
@@ -194,10 +198,26 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           } catch (err) {
             return JSON.stringify(rpcError(null, JSONRPC_INVALID_REQUEST, `talos: invalid_request: ${(err as Error).message}`));
           }
-          if (!isRequest(msg)) return undefined; // notifications and stray responses need no answer
+          if (!isRequest(msg)) {
+            // The agent gave up on a request: abort it upstream (the SDK forwards the cancellation).
+            if (isNotification(msg) && msg.method === 'notifications/cancelled') {
+              const id = msg.params?.requestId;
+              if (typeof id === 'string' || typeof id === 'number') inflight.get(peer.sid)?.get(id)?.abort();
+            }
+            return undefined; // notifications and stray responses need no answer
+          }
+          let mine = inflight.get(peer.sid);
+          if (!mine) inflight.set(peer.sid, (mine = new Map()));
+          const controller = new AbortController();
+          mine.set(msg.id, controller);
           try {
-            const out = await p.handleSealed({ did: peer.did, msgHash }, msg);
+            const out = await p.handleSealed({ did: peer.did, msgHash, signal: controller.signal }, msg);
             const text = JSON.stringify(out.response);
+            if (controller.signal.aborted) {
+              // A cancelled request gets no reply (MCP); its outcome is still audited.
+              await out.audit?.(sha256b64u(text));
+              return undefined;
+            }
             if (!out.audit) return text;
             const audit = out.audit;
             // The response is audited under the hash of the envelope that carries it, before it leaves.
@@ -207,6 +227,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
             } };
           } catch (err) {
             return JSON.stringify(internalError(msg.id, err));
+          } finally {
+            mine.delete(msg.id);
           }
         },
       },

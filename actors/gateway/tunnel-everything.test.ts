@@ -46,6 +46,7 @@ const grants = [
   { method: 'tools/call', tool: 'get-tiny-image' },
   { method: 'tools/call', tool: 'create_entities' },
   { method: 'tools/call', tool: 'read_graph' },
+  { method: 'tools/call', tool: 'trigger-long-running-operation' },
 ];
 const { client, token } = await kit.agent(grants);
 t.equal(kit.gw.limits.kind, 'redis', 'limits run in Redis');
@@ -101,6 +102,24 @@ t.test('the budget is reserved atomically and exhausts with its own error', asyn
 t.test('server-memory: state-changing calls pass through the same gateway', async (t) => {
   await client.callTool({ name: 'create_entities', arguments: { entities: [{ name: 'talos', entityType: 'project', observations: ['tunnel works'] }] } });
   t.match(text(await client.callTool({ name: 'read_graph', arguments: {} })), /tunnel works/);
+});
+
+t.test('a request the agent cancels is aborted upstream and audited', async (t) => {
+  const upstream = kit.gw.upstreams.find((u) => u.name === 'everything')!;
+  const controller = new AbortController();
+  const pending = client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 30, steps: 3 } }, undefined, { signal: controller.signal });
+  await new Promise((r) => setTimeout(r, 300));
+  controller.abort('user pressed stop');
+  await t.rejects(pending);
+  let cancelled = false;
+  for (let i = 0; i < 50 && !cancelled; i++) {
+    await new Promise((r) => setTimeout(r, 50));
+    cancelled = (await kit.events()).some((e) => e.event.kind === 'response' && e.event.reason === 'cancelled');
+  }
+  t.ok(cancelled, 'the response event records the cancellation');
+  t.ok(sent.some((m) => m.includes('notifications/cancelled')), 'the cancellation was forwarded upstream');
+  t.equal(upstream.breakerState, 'closed', 'a cancellation is not an upstream failure');
+  t.equal(text(await client.callTool({ name: 'echo', arguments: { message: 'still fine' } })), 'Echo: still fine');
 });
 
 t.test('an upstream that dies opens its breaker, then recovers', async (t) => {

@@ -41,7 +41,7 @@ export interface UpstreamOptions {
 export class UpstreamActor {
   readonly name: string;
   private readonly connection: UpstreamConnection;
-  private readonly breaker: CircuitBreaker<[string, Record<string, unknown> | undefined], Record<string, unknown>>;
+  private readonly breaker: CircuitBreaker<[string, Record<string, unknown> | undefined, AbortSignal | undefined], Record<string, unknown>>;
   private readonly actor: Actor<typeof upstreamMachine>;
   private readonly stderrTail: () => string;
   private toolsByName = new Map<string, UpstreamTool>();
@@ -57,15 +57,16 @@ export class UpstreamActor {
       onToolsChanged: () => this.actor.send({ type: 'upstream.tools_changed' }),
     });
     this.breaker = new CircuitBreaker(
-      (method: string, params: Record<string, unknown> | undefined) => this.connection.request(method, params, breaker.timeoutMs),
+      (method: string, params: Record<string, unknown> | undefined, signal: AbortSignal | undefined) => this.connection.request(method, params, breaker.timeoutMs, signal),
       {
         // The connection enforces the timeout itself (and cancels the request upstream).
         timeout: false,
         errorThresholdPercentage: breaker.errorThresholdPercentage,
         resetTimeout: breaker.resetTimeoutMs,
         volumeThreshold: breaker.volumeThreshold,
-        // A JSON-RPC error is an answer from a healthy server, not a failure.
-        errorFilter: (err: unknown) => err instanceof McpError,
+        // A JSON-RPC error is an answer from a healthy server, and a cancellation the agent's
+        // choice: neither is a failure of the upstream.
+        errorFilter: (err: unknown) => err instanceof McpError || (err instanceof TunnelError && err.code === 'cancelled'),
       },
     );
     this.breaker.on('open', () => options.onBreakerState?.('open'));
@@ -149,9 +150,9 @@ export class UpstreamActor {
   }
 
   /** Forwards a request through the breaker. Throws TunnelError upstream_unavailable or McpError. */
-  async call(method: string, params: Record<string, unknown> | undefined): Promise<Record<string, unknown>> {
+  async call(method: string, params: Record<string, unknown> | undefined, signal?: AbortSignal): Promise<Record<string, unknown>> {
     try {
-      return await this.breaker.fire(method, params);
+      return await this.breaker.fire(method, params, signal);
     } catch (err) {
       if (err instanceof McpError || err instanceof TunnelError) throw err;
       const code = (err as { code?: string }).code;

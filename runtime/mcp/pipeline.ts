@@ -43,7 +43,7 @@ export interface RoutedTool {
 export interface ToolRouter {
   tools(): RoutedTool[];
   /** A tool by the name agents see: found, withheld because its definition drifted, or unknown. */
-  resolve(name: string): { tool: RoutedTool; call: (method: string, params: Record<string, unknown> | undefined) => Promise<Record<string, unknown>> } | 'drift' | undefined;
+  resolve(name: string): { tool: RoutedTool; call: (method: string, params: Record<string, unknown> | undefined, signal?: AbortSignal) => Promise<Record<string, unknown>> } | 'drift' | undefined;
 }
 
 export interface PipelinePorts {
@@ -64,6 +64,8 @@ export interface RequestContext {
   did: string;
   /** base64url SHA-256 of the canonical envelope that carried the request. */
   msgHash: string;
+  /** Aborted when the agent cancels the request (notifications/cancelled). */
+  signal?: AbortSignal;
 }
 
 /** Tool name used for the rate bucket of tools/list. */
@@ -267,7 +269,7 @@ export class GatewayPipeline {
     let outcome: string;
     let actual = reserved;
     try {
-      const result = await route.call('tools/call', upstreamParams);
+      const result = await route.call('tools/call', upstreamParams, ctx.signal);
       this.stats.forwarded++;
       response = { jsonrpc: '2.0', id: req.id, result };
       outcome = result.isError === true ? 'tool_error' : 'ok';

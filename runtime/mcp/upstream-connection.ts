@@ -115,11 +115,13 @@ export class UpstreamConnection {
    * Forwards one request. A JSON-RPC error from the server comes back as McpError (the server
    * answered: not an upstream failure); a dead connection or timeout as TunnelError.
    */
-  async request(method: string, params: Record<string, unknown> | undefined, timeoutMs: number): Promise<Record<string, unknown>> {
+  async request(method: string, params: Record<string, unknown> | undefined, timeoutMs: number, signal?: AbortSignal): Promise<Record<string, unknown>> {
     const client = this.live();
     try {
-      return await client.request({ method, ...(params ? { params } : {}) } as never, ResultSchema, { timeout: timeoutMs });
+      // With a signal, the SDK sends notifications/cancelled upstream when it aborts.
+      return await client.request({ method, ...(params ? { params } : {}) } as never, ResultSchema, { timeout: timeoutMs, ...(signal ? { signal } : {}) });
     } catch (err) {
+      if (signal?.aborted) throw new TunnelError('cancelled', `the agent cancelled the request to ${this.name}`, { upstream: this.name });
       if (err instanceof McpError && err.code !== ErrorCode.ConnectionClosed && err.code !== ErrorCode.RequestTimeout) throw err;
       throw new TunnelError('upstream_unavailable', `upstream ${this.name} failed: ${(err as Error).message}`, { upstream: this.name }, { cause: err });
     }
