@@ -1,9 +1,11 @@
 import t from 'tap';
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { chromium, type Page } from 'playwright-core';
 import { runDemo } from '../../actors/gateway/demo.ts';
+import { runCli } from '../cli/main.ts';
 import { startLiveInspector } from './live.ts';
+import { decodeTrace } from './trace.ts';
 
 /**
  * The inspector in a real browser: Debian's Chromium (never a downloaded one) driven by
@@ -142,6 +144,30 @@ t.test('the live inspector follows a demo run and steps through its trace', asyn
   t.match(await page.textContent('#current'), 'handshaking', 'the footer names the step shown');
   await page.click('#tree .actor:has-text("session")');
   await page.screenshot({ path: join(ARTIFACTS, 'inspector-trace.png') });
+
+  // A simulation's trace (same format, written by `talos sim run`): open it, step onto the
+  // fault the simulator injected and back off it.
+  const simFile = join(ARTIFACTS, 'partition-seed-5.jsonl');
+  const simOut: string[] = [];
+  const ctx = { stdout: (x: string) => simOut.push(x), stderr: (x: string) => simOut.push(x), env: {}, cwd: ARTIFACTS, json: false, interactive: false };
+  t.equal(await runCli(['sim', 'run', 'partition', '--seed', '5', '--out', simFile], ctx), 0, simOut.join(''));
+  const sim = decodeTrace(readFileSync(simFile, 'utf8'));
+  await page.setInputFiles('#file', simFile);
+  await page.waitForFunction(() => document.getElementById('mode')?.textContent === 'trace: sim:partition', undefined, { timeout: WAIT_MS });
+  const fault = sim.events.findIndex((e) => e.kind === 'fault');
+  t.ok(fault > 0, 'the simulation injected a fault');
+  await page.$eval('#cursor', (el, v) => {
+    const input = el as unknown as PageElement;
+    input.value = String(v);
+    input.dispatchEvent(new Event('input'));
+  }, fault + 1);
+  const faultEvent = sim.events[fault] as { fault: string };
+  t.match(await page.textContent('#seq'), `⚡ ${faultEvent.fault}`, 'the fault appears in the sequence view');
+  t.match(await page.textContent('#current'), `fault ${faultEvent.fault}`);
+  t.same(await activeStates(page, 'tga'), ['tga.running'], "the TGA's machine is drawn with its state");
+  await page.click('#back');
+  t.notMatch(await page.textContent('#seq'), `⚡ ${faultEvent.fault}`, 'one step back, before the fault');
+  t.equal(await page.textContent('#pos'), `${fault} / ${sim.events.length}`);
 
   t.same(pageErrors, [], 'no script errors in the page');
   t.same(foreign, [], 'the page loads nothing from elsewhere');

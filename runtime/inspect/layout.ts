@@ -71,26 +71,26 @@ export function drawMachine(machine: AnyStateMachine): MachineDrawing {
 
   // Rank by breadth-first distance from the root's initial state, following transitions; a
   // compound state leads to its own initial child (drawn one column to its right).
+  // A parallel state leads to each of its regions, all entered at once.
   const initialIds = new Set<string>();
-  const initialChild = new Map<string, string>();
+  const entered = new Map<string, string[]>();
   const markInitial = (n: DirectedGraphNode) => {
     const init = n.stateNode.initial?.target?.[0];
-    if (init) {
+    if (n.stateNode.type === 'parallel') entered.set(n.id, n.children.map((c) => c.id));
+    else if (init) {
       initialIds.add(init.id);
-      initialChild.set(n.id, init.id);
+      entered.set(n.id, [init.id]);
     }
     n.children.forEach(markInitial);
   };
   markInitial(root);
   const rank = new Map<string, number>();
-  const rootInitial = initialChild.get(root.id);
-  const queue: string[] = rootInitial ? [rootInitial] : nodes.slice(0, 1).map((n) => n.id);
+  const rootInitial = entered.get(root.id);
+  const queue: string[] = rootInitial ? [...rootInitial] : nodes.slice(0, 1).map((n) => n.id);
   for (const id of queue) rank.set(id, 0);
   while (queue.length) {
     const id = queue.shift()!;
-    const next = edges.filter((e) => e.source === id).map((e) => e.target);
-    const child = initialChild.get(id);
-    if (child) next.unshift(child);
+    const next = [...(entered.get(id) ?? []), ...edges.filter((e) => e.source === id).map((e) => e.target)];
     for (const target of next) {
       if (!rank.has(target)) {
         rank.set(target, rank.get(id)! + 1);
