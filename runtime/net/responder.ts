@@ -45,8 +45,14 @@ export class GatewayResponder {
     private readonly crypto: CryptoProvider,
     readonly identity: Identity,
     private readonly store: ResponderStore,
-    private readonly options: { pq?: boolean; now?: () => number } = {},
-  ) {}
+    private readonly options: { pq?: boolean; now?: () => number; lastIds?: { spk: number; opk: number } } = {},
+  ) {
+    // A responder restarted over a persisted store continues its id sequences (no id reused).
+    if (options.lastIds) {
+      this.spkId = options.lastIds.spk;
+      this.nextOpkId = options.lastIds.opk + 1;
+    }
+  }
 
   get did(): string {
     return this.identity.did;
