@@ -56,7 +56,11 @@ export interface TgaContext {
   drift: { checks: number; findings: DriftFinding[]; digest?: string };
 }
 
-export type ChildControl = { type: 'child.add'; spec: ChildSpec } | { type: 'child.remove'; id: string };
+/**
+ * Operator controls: add a child, remove one, or restart one (a reload: it does not count
+ * against the restart budget, which measures faults).
+ */
+export type ChildControl = { type: 'child.add'; spec: ChildSpec } | { type: 'child.remove'; id: string } | { type: 'child.restart'; id: string };
 
 type CrashEvent = { type: `xstate.error.actor.${string}`; error: unknown };
 
@@ -151,6 +155,17 @@ export const tgaMachine = setup({
         const { [event.id]: _status, ...children } = context.children;
         enqueue.assign({ specs, children });
         enqueue.stopChild(event.id);
+      }),
+    },
+    'child.restart': {
+      guard: ({ context, event }) => event.id in context.specs && context.children[event.id]?.status !== 'down',
+      actions: enqueueActions(({ context, event, enqueue }) => {
+        const spec = context.specs[event.id]!;
+        enqueue.assign({
+          children: { ...context.children, [spec.id]: { ...context.children[spec.id]!, status: spec.reportsUp ? 'starting' : 'up' } },
+        });
+        enqueue.stopChild(spec.id);
+        enqueue.spawnChild(spec.src, { id: spec.id, systemId: spec.id, input: spec.input });
       }),
     },
     'breaker.state': {

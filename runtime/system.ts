@@ -127,6 +127,8 @@ export interface Runtime {
   audit(): GatewayAudit | undefined;
   /** The configuration the runtime runs now (after reconciliations). */
   config(): TalosConfig | undefined;
+  /** Restarts one child (an operator's reload; not counted against the restart budget). Resolves when it is up. */
+  restart(id: string): Promise<void>;
   /** Runs a drift check now; resolves with its findings. */
   checkDrift(): Promise<DriftFinding[]>;
   /** Starts a session actor under the TGA's supervision (restarted from its store on a crash). */
@@ -279,6 +281,11 @@ export async function buildRuntime(config: RuntimeConfig = {}): Promise<Runtime>
     upstream: (name) => tunnel?.upstreams.get(name),
     audit: () => tunnel?.audit(),
     config: () => tunnel?.running(),
+    restart: async (id) => {
+      if (!(id in tga.getSnapshot().context.specs)) throw new TalosError('unknown_child', `no child ${id}`);
+      tga.send({ type: 'child.restart', id });
+      await waitForSnapshot(tga, (s) => s.context.children[id]?.status !== 'starting', START_TIMEOUT_MS);
+    },
     checkDrift: async () => {
       const before = tga.getSnapshot().context.drift.checks;
       tga.send({ type: 'drift.check' });
@@ -494,6 +501,7 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
           budget,
           router: new SupervisedRouter(() => running.upstreams.map((u) => upstreams.get(u.name)).filter((u): u is UpstreamActor => u !== undefined)),
           sessions,
+          lastPrekeyIds: () => lastPrekeyIds(sessions),
           accepting: () => (tga ? acceptsSessions(tga.getSnapshot()) : false),
           metrics,
           log,
@@ -658,6 +666,12 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
       return checks;
     },
   };
+}
+
+/** The highest signed and one-time prekey ids a session store holds (0 when empty). */
+function lastPrekeyIds(store: SqliteSessionStore): { spk: number; opk: number } {
+  const max = (table: string) => (store.db.prepare(`SELECT coalesce(max(id), 0) AS n FROM ${table}`).get() as { n: number }).n;
+  return { spk: max('prekey_signed'), opk: max('prekey_one_time') };
 }
 
 function chainInspectors(

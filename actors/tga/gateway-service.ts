@@ -46,6 +46,8 @@ export interface GatewayDeps {
   budget: BudgetLedger;
   router: ToolRouter;
   sessions: ResponderStore;
+  /** The highest prekey ids already in the session store (a restarted gateway continues after them). */
+  lastPrekeyIds?: () => { spk: number; opk: number };
   /** False while the TGA has escalated (or is stopping): no new sessions. */
   accepting: () => boolean;
   metrics?: TalosMetrics;
@@ -128,7 +130,7 @@ class GatedResponder extends GatewayResponder {
     store: ResponderStore,
     private readonly gate: () => boolean,
     private readonly spans: PendingSpans,
-    options: { now: () => number },
+    options: { now: () => number; lastIds?: { spk: number; opk: number } },
   ) {
     super(cryptoProvider, identity, store, options);
   }
@@ -228,7 +230,8 @@ export async function startGatewayService(deps: GatewayDeps, fail: (error: unkno
     serverInfo: { name: config.gateway.name, version: '0.1.0' },
     now,
   });
-  const responder = new GatedResponder(crypto, identity, deps.sessions, deps.accepting, spans, { now });
+  const lastIds = deps.lastPrekeyIds?.();
+  const responder = new GatedResponder(crypto, identity, deps.sessions, deps.accepting, spans, { now, ...(lastIds ? { lastIds } : {}) });
   let server: TunnelServer | undefined;
 
   const handle = async (peer: { did: string }, text: string, msgHash: string): Promise<string | undefined> => {
