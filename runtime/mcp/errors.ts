@@ -23,6 +23,7 @@ export const RPC_ERRORS = {
   tool_drift: -32015,
   audit_unavailable: -32016,
   limits_unavailable: -32017,
+  overloaded: -32018,
 } as const;
 
 export const JSONRPC_INVALID_REQUEST = -32600;

@@ -7,6 +7,7 @@ import { decodeEnvelope, MAX_FRAME_BYTES, type Envelope } from '../session/index
 import type { SessionChannel } from './channel.ts';
 import type { GatewayResponder } from './responder.ts';
 import { sha256b64u } from '../mcp/pipeline.ts';
+import { RPC_ERRORS } from '../mcp/errors.ts';
 
 /**
  * The tunnel's network face: one HTTP server on which
@@ -237,7 +238,7 @@ function overloaded(text: string): string | undefined {
   try {
     const m = parseJson(text, { allowFloats: true }) as { id?: unknown };
     if (m && typeof m === 'object' && (typeof m.id === 'string' || typeof m.id === 'number')) {
-      return JSON.stringify({ jsonrpc: '2.0', id: m.id, error: { code: -32018, message: `talos: overloaded: more than ${MAX_INFLIGHT_PER_SESSION} requests in flight`, data: { talos: { reason: 'overloaded' } } } });
+      return JSON.stringify({ jsonrpc: '2.0', id: m.id, error: { code: RPC_ERRORS.overloaded, message: `talos: overloaded: more than ${MAX_INFLIGHT_PER_SESSION} requests in flight`, data: { talos: { reason: 'overloaded' } } } });
     }
   } catch {
     /* not JSON: nothing to answer */
