@@ -39,7 +39,7 @@ function harness(config: Partial<AuditorConfig>, opts: { failCommit?: boolean; f
     },
     actions: {
       acknowledge: (_, p) => void acked.push(...p.ids),
-      refuse: (_, p) => void refused.push(p),
+      refuse: (_, p) => void refused.push(...p.ids.map((id) => ({ id, code: p.code }))),
       fail: (_, p) => void failed.push(...p.ids),
       reportError: (_, p) => void errors.push(p.what),
     },
@@ -49,7 +49,7 @@ function harness(config: Partial<AuditorConfig>, opts: { failCommit?: boolean; f
   let id = 0;
   const append = () => {
     const i = id++;
-    actor.send({ type: 'auditor.append', id: i, leaf: new Uint8Array([i]) });
+    actor.send({ type: 'auditor.append', items: [{ id: i, leaf: new Uint8Array([i]) }] });
     return i;
   };
   const releaseAll = async () => {
@@ -81,6 +81,14 @@ t.test('bounded queue: refuses with audit_backpressure, never drops silently', a
   await h.releaseAll();
   t.same(h.acked, [0, 1, 2, 3]);
   t.equal(h.acked.length + h.refused.length, 8, 'every request has an outcome');
+});
+
+t.test('a multi-request event is admitted up to the room left, the rest refused in order', async (t) => {
+  const h = harness({ maxBatch: 2, maxQueue: 3, checkpointEveryMs: 1000, checkpointEveryEvents: 1000 });
+  h.actor.send({ type: 'auditor.append', items: [10, 11, 12, 13, 14].map((id) => ({ id, leaf: new Uint8Array([id]) })) });
+  t.same(h.refused, [{ id: 13, code: 'audit_backpressure' }, { id: 14, code: 'audit_backpressure' }]);
+  await h.releaseAll();
+  t.same(h.acked, [10, 11, 12]);
 });
 
 t.test('a failed commit rejects exactly its batch, and the auditor carries on', async (t) => {

@@ -55,7 +55,8 @@ export interface AuditorContext {
 }
 
 export type AuditorEvent =
-  | { type: 'auditor.append'; id: number; leaf: Uint8Array }
+  /** One or more requests (the binding sends whatever arrived in one tick as one event). */
+  | { type: 'auditor.append'; items: QueuedLeaf[] }
   | { type: 'auditor.checkpoint' }
   | { type: 'auditor.close' };
 
@@ -78,8 +79,8 @@ export const auditorMachine = setup({
   actions: {
     /** Effect: resolve these requests (index = result.first + position). */
     acknowledge: (_, _p: { ids: number[]; result: CommitResult }) => {},
-    /** Effect: reject one request without queueing it. */
-    refuse: (_, _p: { id: number; code: RefusalCode }) => {},
+    /** Effect: reject these requests without queueing them (called with [] when all fit). */
+    refuse: (_, _p: { ids: number[]; code: RefusalCode }) => {},
     /** Effect: reject the requests of a batch whose commit failed (nothing of it was written). */
     fail: (_, _p: { ids: number[]; error: unknown }) => {},
     /** Effect: report a signed checkpoint, or a signing failure. */
@@ -90,7 +91,6 @@ export const auditorMachine = setup({
     checkpointInterval: ({ context }) => context.config.checkpointEveryMs,
   },
   guards: {
-    queueFull: ({ context }) => context.queue.length >= context.config.maxQueue,
     closing: ({ context }) => context.closing,
     hasQueued: ({ context }) => context.queue.length > 0,
     drainedNow: ({ context }) => context.closing && context.queue.length === 0,
@@ -119,17 +119,30 @@ export const auditorMachine = setup({
       type: 'parallel',
       on: {
         'auditor.append': [
-          { guard: 'closing', actions: { type: 'refuse', params: ({ event }) => ({ id: event.id, code: 'audit_closed' as const }) } },
-          { guard: 'queueFull', actions: { type: 'refuse', params: ({ event }) => ({ id: event.id, code: 'audit_backpressure' as const }) } },
           {
-            // Appended in place: copying the queue on every request would make a burst O(n^2).
-            // The array is owned by this machine's context and never shared outside it.
-            actions: assign({
-              queue: ({ context, event }) => {
-                context.queue.push({ id: event.id, leaf: event.leaf });
-                return context.queue;
+            guard: 'closing',
+            actions: { type: 'refuse', params: ({ event }) => ({ ids: event.items.map((q) => q.id), code: 'audit_closed' as const }) },
+          },
+          {
+            // Requests beyond the queue's room are refused, in order: the first ones fit.
+            actions: [
+              {
+                type: 'refuse',
+                params: ({ context, event }) => ({
+                  ids: event.items.slice(Math.max(0, context.config.maxQueue - context.queue.length)).map((q) => q.id),
+                  code: 'audit_backpressure' as const,
+                }),
               },
-            }),
+              assign({
+                // Appended in place: copying the queue on every request would make a burst
+                // O(n^2). The array is owned by this machine's context and never shared.
+                queue: ({ context, event }) => {
+                  const room = Math.max(0, context.config.maxQueue - context.queue.length);
+                  for (const q of event.items.slice(0, room)) context.queue.push(q);
+                  return context.queue;
+                },
+              }),
+            ],
           },
         ],
         'auditor.close': { actions: assign({ closing: true }) },

@@ -50,6 +50,12 @@ export function startAuditor(options: AuditorOptions): Auditor {
   const pending = new Map<number, { resolve: (a: Appended) => void; reject: (e: unknown) => void }>();
   let nextId = 0;
   let latest: SignedCheckpoint | null = null;
+  let staged: { id: number; leaf: Uint8Array }[] = [];
+  const sendStaged = () => {
+    const items = staged;
+    staged = [];
+    if (items.length > 0) actor.send({ type: 'auditor.append', items });
+  };
   const settle = (id: number) => {
     const p = pending.get(id);
     pending.delete(id);
@@ -73,8 +79,8 @@ export function startAuditor(options: AuditorOptions): Auditor {
     },
     actions: {
       acknowledge: (_, { ids, result }) => ids.forEach((id, i) => settle(id)?.resolve({ index: result.first + i, leafHash: result.leafHashes[i]! })),
-      refuse: (_, { id, code }) =>
-        settle(id)?.reject(new AuditError(code, code === 'audit_backpressure' ? 'the audit queue is full: retry later' : 'the auditor is closed')),
+      refuse: (_, { ids, code }) =>
+        ids.forEach((id) => settle(id)?.reject(new AuditError(code, code === 'audit_backpressure' ? 'the audit queue is full: retry later' : 'the auditor is closed'))),
       fail: (_, { ids, error }) => ids.forEach((id) => settle(id)?.reject(error)),
       checkpointed: () => {},
       reportError: (_, { what, error }) => options.onError?.(what, error),
@@ -110,12 +116,15 @@ export function startAuditor(options: AuditorOptions): Auditor {
       if (actor.getSnapshot().status !== 'active') return Promise.reject(new AuditError('audit_closed', 'the auditor is closed'));
       const id = nextId++;
       const p = new Promise<Appended>((resolve, reject) => pending.set(id, { resolve, reject }));
-      actor.send({ type: 'auditor.append', id, leaf });
+      // Requests of one tick reach the machine as one event (one macrostep, not one each).
+      staged.push({ id, leaf });
+      if (staged.length === 1) queueMicrotask(sendStaged);
       return p;
     },
     checkpointNow: () => actor.send({ type: 'auditor.checkpoint' }),
     latestCheckpoint: () => latest,
     async close() {
+      sendStaged();
       if (actor.getSnapshot().status === 'active') actor.send({ type: 'auditor.close' });
       await done;
     },
