@@ -93,3 +93,28 @@ t.test('without an exporter: disabled, and withSpan still runs the work and reth
   }), { code: 'nope' });
   await telemetry.shutdown();
 });
+
+t.test('with an OTLP URL: spans are posted as OTLP/HTTP to that endpoint', async (t) => {
+  const { createServer } = await import('node:http');
+  const received: { path: string; type: string; body: string }[] = [];
+  const collector = createServer((req, res) => {
+    let body = '';
+    req.on('data', (d: Buffer) => (body += d.toString('latin1')));
+    req.on('end', () => {
+      received.push({ path: req.url ?? '', type: String(req.headers['content-type']), body });
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
+    });
+  });
+  await new Promise<void>((r) => collector.listen(0, '127.0.0.1', r));
+  t.teardown(() => new Promise<void>((r) => collector.close(() => r())));
+  const port = (collector.address() as { port: number }).port;
+  const telemetry = startTelemetry({ otlpUrl: `http://127.0.0.1:${port}/v1/traces`, serviceName: 'talos-otlp-test' });
+  await toolCall('read_text_file', false);
+  await telemetry.forceFlush();
+  await telemetry.shutdown();
+  t.ok(received.length >= 1, 'the collector received an export');
+  t.equal(received[0]!.path, '/v1/traces');
+  const all = received.map((r) => r.body).join('');
+  for (const name of Object.values(SPANS).filter((n) => n !== SPANS.job)) t.ok(all.includes(name), `${name} exported`);
+  t.ok(all.includes('talos-otlp-test'), 'service name in the resource');
+});
