@@ -56,6 +56,26 @@ t.test('wrong usage exits 2 and says what to do', async (t) => {
   t.match(io.err(), '--key is required');
 });
 
+t.test('refusals say what went wrong and what to do, in text and in --json', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'talos-cli-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  let io = capture(dir);
+  t.equal(await runCli(['gateway'], io.ctx), 1);
+  t.match(io.err(), 'error [config_unreadable]');
+  t.match(io.err(), 'what to do: create a working folder with "talos init DIR"');
+  io = capture(dir);
+  t.equal(await runCli(['inspect', '--trace', 'nope.jsonl', '--json'], io.ctx), 1);
+  t.match(JSON.parse(io.out()), { error: { code: 'trace_unreadable', message: String, hint: /talos sim run/ } });
+  writeFileSync(join(dir, 'not-a-trace.jsonl'), '{"hello":1}\n');
+  io = capture(dir);
+  t.equal(await runCli(['inspect', '--trace', 'not-a-trace.jsonl'], io.ctx), 1);
+  t.match(io.err(), 'trace_bad_header');
+  t.match(io.err(), 'what to do:');
+  io = capture(dir);
+  t.equal(await runCli(['connect', '--gateway', 'ws://127.0.0.1:1', '--key', 'missing.key.json', '--token', 't'], io.ctx), 1);
+  t.match(io.err(), 'what to do: create a key file with "talos identity new --out FILE"');
+});
+
 t.test('identity new writes a key file that identity show reads back; --json is machine-readable', async (t) => {
   const dir = mkdtempSync(join(tmpdir(), 'talos-cli-'));
   let io = capture(dir);

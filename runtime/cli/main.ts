@@ -13,6 +13,26 @@ const GLOBAL_OPTIONS = {
   json: { type: 'boolean' },
 } as const;
 
+/**
+ * What to do about a refusal, by error code, for errors whose own message says only what went
+ * wrong. Printed after the message (and as `hint` under --json).
+ */
+export const ERROR_HINTS: Record<string, string> = {
+  config_unreadable: 'create a working folder with "talos init DIR", then pass --config DIR/talos.config.json',
+  config_invalid: 'compare with the talos.config.json that "talos init" writes, or examples/talos.config.json',
+  key_file_io: 'create a key file with "talos identity new --out FILE" (or "talos init DIR")',
+  key_file_malformed: 'the file is not a Talos key file: create one with "talos identity new --out FILE"',
+  key_file_permissions: 'key files must be private: chmod 600 FILE',
+  gateway_unreachable: 'is the gateway running? start it with "talos gateway -c talos.config.json" and check --gateway',
+  bad_gateway_url: 'give the gateway as ws://HOST:PORT (or wss://)',
+  wrong_gateway: 'the gateway is not the one --gateway-did names: check the DID printed by "talos gateway"',
+  gateway_start_failed: 'check the upstream commands and the audit store in talos.config.json (the log above names the failing part)',
+  redis_unreachable: 'start Redis or fix redis.url in the configuration (or remove redis to use in-process limits)',
+  token_file_unreadable: 'give the file "talos init" or "talos token mint --out FILE" wrote',
+  trace_unreadable: 'write a trace with "talos sim run SCENARIO --seed N" (see "talos sim list")',
+  trace_bad_header: 'open a file written by "talos sim run" or saved from the inspector',
+};
+
 export function findCommand(commands: CliCommand[], words: string[]): { command?: CliCommand; rest: string[] } {
   let best: CliCommand | undefined;
   let bestLength = 0;
@@ -108,8 +128,11 @@ export async function runCli(argv: string[], ctx: CliContext, commands = allComm
       return 2;
     }
     if (err instanceof TalosError) {
-      if (ctx.json || argv.includes('--json')) ctx.stdout(JSON.stringify({ error: { code: err.code, message: err.message } }) + '\n');
-      ctx.stderr(`error [${err.code}]: ${err.message}\n`);
+      const hint = ERROR_HINTS[err.code];
+      if (ctx.json || argv.includes('--json')) {
+        ctx.stdout(JSON.stringify({ error: { code: err.code, message: err.message, ...(hint ? { hint } : {}) } }) + '\n');
+      }
+      ctx.stderr(`error [${err.code}]: ${err.message}\n${hint ? `  what to do: ${hint}\n` : ''}`);
       return 1;
     }
     throw err;
