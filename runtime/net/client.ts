@@ -50,7 +50,7 @@ export function tunnelUrls(url: string): { ws: string; offer: string } {
 
 export async function fetchOffer(url: string): Promise<Offer> {
   const res = await fetch(url, { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) }).catch((err: unknown) => {
-    throw new TunnelError('gateway_unreachable', `cannot fetch the gateway's offer: ${(err as Error).message}`);
+    throw new TunnelError('gateway_unreachable', `cannot fetch the gateway's offer: ${(err as Error).message}${(err as { cause?: Error }).cause ? ` (${(err as { cause: Error }).cause.message})` : ''}`);
   });
   const text = await res.text();
   if (!res.ok) throw new TunnelError('gateway_unreachable', `the gateway's offer answered HTTP ${res.status}`);
