@@ -3,3 +3,4 @@ export * from './metrics.ts';
 export * from './health-server.ts';
 export { RestartBudget } from './restart-budget.ts';
 export * from './checks.ts';
+export * from './breakers.ts';
