@@ -117,3 +117,33 @@ t.test('trace writer output is a valid inspector trace', async (t) => {
   t.equal(header.seed, 1);
   t.same(events.map((e) => e.kind), ['actor', 'state', 'fault']);
 });
+
+t.test('the simulated AuditStore commits after its flush delay and a crash loses the rest', async (t) => {
+  const { createHasher, verifyConsistency } = await import('../runtime/audit/merkle.ts');
+  const { AuditLog } = await import('../runtime/audit/log.ts');
+  const { MemoryTree } = await import('../runtime/audit/memory-tree.ts');
+  const { SimAuditStore } = await import('./audit-store.ts');
+  const { createHash } = await import('node:crypto');
+  const hasher = createHasher((d) => new Uint8Array(createHash('sha256').update(d).digest()));
+  const store = new SimAuditStore(hasher);
+  const leaf = (i: number) => new TextEncoder().encode(`leaf ${i}`);
+  const first = await store.append([leaf(0), leaf(1), leaf(2)]);
+  t.same([first.first, first.size], [0, 3]);
+  const lost = store.append([leaf(3)]);
+  let settled = false;
+  void lost.then(() => (settled = true));
+  t.equal(store.crash(), 1, 'the uncommitted transaction is lost');
+  await new Promise((r) => setTimeout(r, 20));
+  t.equal(settled, false, 'its caller never hears back');
+  t.equal((await store.head()).size, 3);
+  await store.append([leaf(4), leaf(5)]);
+  const reference = new MemoryTree(hasher);
+  for (const i of [0, 1, 2, 4, 5]) reference.appendLeaf(leaf(i));
+  const head = await store.head();
+  t.same(head.root, reference.root(), 'same root as the reference tree');
+  const log = new AuditLog(store, hasher);
+  const proof = await log.consistencyProof(3, 5);
+  t.ok(verifyConsistency(hasher, 3, 5, reference.rootAt(3), head.root, proof), 'proofs from the real AuditLog verify');
+  t.same((await store.readLeaves(3, 10)).map((l) => l.index), [3, 4]);
+  await t.rejects(store.append([]), { code: 'bad_batch' });
+});

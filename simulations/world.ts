@@ -1,4 +1,5 @@
 import { createCryptoProvider, type CryptoProvider } from '../runtime/crypto/index.ts';
+import type { InspectionEvent } from 'xstate';
 import { createRecorder } from '../runtime/inspect/recorder.ts';
 import { startTga, type TgaActor } from '../actors/tga/index.ts';
 import type { ChildKind } from '../actors/messages.ts';
@@ -52,6 +53,8 @@ export class World {
   /** Per-node clock offsets (clock skew), milliseconds. */
   readonly skew = new Map<string, number>();
   private tga: TgaActor | null = null;
+  /** XState inspection hook for actors started in the run (their states go to the trace). */
+  inspect: ((event: InspectionEvent) => void) | undefined;
   private stopFollowing: (() => void) | null = null;
 
   constructor(readonly options: WorldOptions) {
@@ -74,6 +77,7 @@ export class World {
   startSupervisor(): void {
     const recorder = createRecorder({ now: () => this.scheduler.now });
     this.stopFollowing = this.trace.follow(recorder);
+    this.inspect = recorder.inspect;
     this.tga = startTga({ release: () => {} }, { inspect: recorder.inspect });
   }
 

@@ -1,24 +1,23 @@
-import { signCheckpoint, type LogKey } from '../../runtime/audit/checkpoint.ts';
-import { leafBytes, type AuditEvent } from '../../runtime/audit/event.ts';
+import { startAuditor, type Auditor } from '../../actors/auditor/index.ts';
+import type { LogKey, SignedCheckpoint } from '../../runtime/audit/checkpoint.ts';
+import type { AuditEvent } from '../../runtime/audit/event.ts';
 import { LightClient } from '../../runtime/audit/light-client.ts';
-import { createHasher, verifyConsistency } from '../../runtime/audit/merkle.ts';
-import { MemoryTree } from '../../runtime/audit/memory-tree.ts';
+import { AuditLog } from '../../runtime/audit/log.ts';
+import { createHasher, verifyConsistency, type Hasher } from '../../runtime/audit/merkle.ts';
 import { fromUtf8 } from '../../runtime/encoding/bytes.ts';
 import { TalosError } from '../../runtime/errors.ts';
+import { SimAuditStore } from '../audit-store.ts';
 import { INVARIANTS } from '../invariants.ts';
 import type { Packet } from '../network.ts';
-import { SimDisk } from '../storage.ts';
 import type { SimNode, World } from '../world.ts';
 
 /**
- * The simulated auditor: the real audit event schema and leaf bytes, the real RFC 9162 tree
- * (MemoryTree), real signed C2SP checkpoints, checked by the real light client. Appends are
- * group-committed: buffered, flushed every FLUSH_INTERVAL_MS, acknowledged only once flushed.
- * A crash loses the unflushed tail; on restart the tree is rebuilt from the flushed leaves.
- * Appends are idempotent by key (kind, msg_hash, decision, reason), so a gateway may retry freely.
+ * The simulated auditor node: the REAL auditor actor (actors/auditor: the XState auditor
+ * machine with its group commit and checkpoint timer, on the simulated clock) over the real
+ * AuditLog, over a simulated AuditStore whose uncommitted transactions a crash loses. Appends
+ * arrive over the network and are acknowledged once durable; checkpoints go to the real light
+ * client, and each is checked against the previous one with a proof from the log.
  */
-/** Group commit: a batch is flushed this long after its first write. */
-export const FLUSH_INTERVAL_MS = 4;
 export const CHECKPOINT_INTERVAL_MS = 250;
 export const AUDITOR = 'auditor';
 
@@ -33,155 +32,104 @@ export class SimAuditor implements SimNode {
   readonly kind = 'auditor' as const;
   up = true;
   epoch = 0;
-  readonly disk = new SimDisk();
-  private tree: MemoryTree;
-  private readonly hasher;
-  private index = new Map<string, number>();
-  private events: AuditEvent[] = [];
-  private flushedSize = 0;
-  private waiting: { key: string; from: string; index: number }[] = [];
-  private flushPending = false;
+  readonly store: SimAuditStore;
+  private readonly hasher: Hasher;
+  private log!: AuditLog;
+  private actor!: Auditor;
   private readonly logKey: LogKey;
   readonly publicKey: Uint8Array;
-  /** The log's verifiers: one light client, and every checkpoint published so far. */
   readonly lightClient: LightClient;
   readonly published: { size: number; root: Uint8Array }[] = [];
-  /** Observer's view (survives crashes): where each kind:msg_hash's leaves were written on disk. */
-  private readonly written = new Map<string, string[]>();
+  /** Observer's index of DURABLE entries: `kind:msg_hash` -> decisions recorded. */
+  private readonly durable = new Map<string, Set<string>>();
 
   constructor(private readonly world: World) {
     this.hasher = createHasher((d) => world.crypto.sha256(d));
-    this.tree = new MemoryTree(this.hasher);
+    this.store = new SimAuditStore(this.hasher);
+    this.store.onCommit = (leaf) => {
+      const e = JSON.parse(fromUtf8(leaf)) as AuditEvent;
+      const k = `${e.kind}:${e.msg_hash}`;
+      const set = this.durable.get(k) ?? new Set<string>();
+      set.add(e.decision ?? '');
+      this.durable.set(k, set);
+    };
     const seed = world.crypto.randomBytes(32);
     world.scanner.key(seed, 'audit log key');
     this.logKey = { origin: 'talos.sim/audit', seed };
     this.publicKey = world.crypto.ed25519PublicKey(seed);
     this.lightClient = new LightClient(world.crypto, { origin: this.logKey.origin, publicKey: this.publicKey });
     world.network.attach(this.name, (p) => this.receive(p));
-    this.checkpointLoop(this.epoch);
+    this.boot();
   }
 
-  /** Durable allow decision recorded for this request hash? (read by the invariant at the upstream) */
+  private boot(): void {
+    const epoch = this.epoch;
+    this.log = new AuditLog(this.store, this.hasher);
+    this.actor = startAuditor({
+      log: this.log,
+      crypto: this.world.crypto,
+      key: this.logKey,
+      config: { checkpointEveryMs: CHECKPOINT_INTERVAL_MS },
+      ...(this.world.inspect ? { inspect: this.world.inspect } : {}),
+      onCheckpoint: (cp) => {
+        if (epoch === this.epoch) this.world.spawn(this.verifyCheckpoint(cp));
+      },
+      onError: (what, error) => this.world.trace.fault('auditor_error', this.name, `${what}: ${error instanceof TalosError ? error.code : 'error'}`),
+    });
+  }
+
+  /** Is an allow decision for this request hash durable in the log? (read at the upstream) */
   durablyAllowed(msgHash: string): boolean {
-    for (const k of this.written.get(`request:${msgHash}`) ?? []) {
-      const rec = this.disk.getDurable(k);
-      if (rec !== undefined && (JSON.parse(JSON.parse(rec).leaf) as AuditEvent).decision === 'allow') return true;
-    }
-    return false;
-  }
-
-  get size(): number {
-    return this.flushedSize;
+    return this.durable.get(`request:${msgHash}`)?.has('allow') ?? false;
   }
 
   private receive(p: Packet): void {
     const req = JSON.parse(p.payload) as AppendRequest;
     const leak = this.world.scanner.scan(JSON.stringify(req.event));
     this.world.invariants.check(INVARIANTS.noSecretsLeak, leak === null, () => `audit event carries ${leak}`);
-    const existing = this.index.get(req.key);
-    if (existing !== undefined) {
-      if (existing < this.flushedSize) this.ack(p.from, req.key, existing);
-      else this.waiting.push({ key: req.key, from: p.from, index: existing });
-      return;
-    }
-    let leaf: Uint8Array;
-    try {
-      leaf = leafBytes(req.event);
-    } catch (err) {
-      if (err instanceof TalosError) return this.world.invariants.fail('crash', `auditor refused an event: ${err.code} ${err.message}`);
-      throw err;
-    }
-    const i = this.events.length;
-    this.events.push(req.event);
-    this.index.set(req.key, i);
-    this.tree.appendLeaf(leaf);
-    const diskKey = `leaf:${String(i).padStart(10, '0')}`;
-    this.disk.write(diskKey, JSON.stringify({ key: req.key, leaf: fromUtf8(leaf) }));
-    const byHash = `${req.event.kind}:${req.event.msg_hash}`;
-    this.written.set(byHash, [...(this.written.get(byHash) ?? []), diskKey]);
-    this.waiting.push({ key: req.key, from: p.from, index: i });
-    if (!this.flushPending) {
-      this.flushPending = true;
-      this.scheduleFlush(this.epoch);
-    }
+    const epoch = this.epoch;
+    this.actor.append(req.event).then(
+      (a) => {
+        if (epoch === this.epoch) this.world.network.send(this.name, p.from, 'audit.ack', JSON.stringify({ key: req.key, index: a.index }));
+      },
+      (err: unknown) => {
+        if (epoch !== this.epoch) return;
+        // Refused (backpressure, bad event) or the batch failed: no ack, the gateway retries.
+        this.world.trace.fault('audit_refused', this.name, err instanceof TalosError ? err.code : 'error');
+      },
+    );
   }
 
-  private ack(to: string, key: string, index: number): void {
-    this.world.network.send(this.name, to, 'audit.ack', JSON.stringify({ key, index }));
-  }
-
-  /** Group commit: flush, then acknowledge every append the flush made durable. */
-  private scheduleFlush(epoch: number): void {
-    this.world.scheduler.after(FLUSH_INTERVAL_MS, 'auditor flush', () => {
-      if (epoch !== this.epoch) return;
-      this.flushPending = false;
-      this.disk.flush();
-      this.flushedSize = this.events.length;
-      const ready = this.waiting.filter((w) => w.index < this.flushedSize);
-      this.waiting = this.waiting.filter((w) => w.index >= this.flushedSize);
-      for (const w of ready) this.ack(w.from, w.key, w.index);
-    });
-  }
-
-  private checkpointLoop(epoch: number): void {
-    this.world.scheduler.after(CHECKPOINT_INTERVAL_MS, 'auditor checkpoint', () => {
-      if (epoch !== this.epoch) return;
-      this.publishCheckpoint();
-      this.checkpointLoop(epoch);
-    });
-  }
-
-  /** Signs a checkpoint over the flushed prefix only, and hands it to the verifiers. */
-  publishCheckpoint(): void {
-    const size = this.flushedSize;
-    const last = this.published[this.published.length - 1];
-    if (last && last.size === size && this.lightClient.checkpoint?.size === size) return; // nothing new to sign
-    const root = this.tree.rootAt(size);
-    const signed = signCheckpoint(this.world.crypto, this.logKey, { size, root });
+  /** Every checkpoint: the light client must adopt it, and it must extend the previous one. */
+  private async verifyCheckpoint(cp: SignedCheckpoint): Promise<void> {
     const inv = this.world.invariants;
     const current = this.lightClient.checkpoint;
-    const proof = current && current.size < size ? this.tree.consistencyProof(current.size, size) : [];
-    let adopted = true;
+    const proof = current && current.size < cp.size ? await this.log.consistencyProof(current.size, cp.size) : [];
     try {
-      this.lightClient.update(signed.note, proof);
+      this.lightClient.update(cp.note, proof);
     } catch (err) {
-      adopted = false;
       const code = err instanceof TalosError ? err.code : String(err);
-      inv.check(INVARIANTS.checkpointsConsistent, false, () => `light client refused checkpoint ${size}: ${code}`);
+      inv.check(INVARIANTS.checkpointsConsistent, false, () => `light client refused checkpoint ${cp.size}: ${code}`);
     }
     // Consistency is transitive: checking each checkpoint against the previous one (with a
     // proof from the log, against the roots as published) covers every earlier one.
+    const last = this.published[this.published.length - 1];
     if (last) {
-      const earlier = last;
-      const ok =
-        earlier.size <= size &&
-        verifyConsistency(this.hasher, earlier.size, size, earlier.root, root, earlier.size === size || earlier.size === 0 ? [] : this.tree.consistencyProof(earlier.size, size));
-      inv.check(INVARIANTS.checkpointsConsistent, ok, () => `checkpoint ${size} is not consistent with earlier checkpoint ${earlier.size}`);
+      const p = last.size === cp.size || last.size === 0 ? [] : await this.log.consistencyProof(last.size, cp.size);
+      const ok = last.size <= cp.size && verifyConsistency(this.hasher, last.size, cp.size, last.root, cp.root, p);
+      inv.check(INVARIANTS.checkpointsConsistent, ok, () => `checkpoint ${cp.size} is not consistent with the previous checkpoint ${last.size}`);
     }
-    if (adopted) this.published.push({ size, root });
-    this.world.trace.state(this.name, 'checkpoint', 'active', { size });
+    this.published.push({ size: cp.size, root: cp.root });
+    this.world.trace.state(this.name, 'checkpoint', 'active', { size: cp.size });
   }
 
   crash(): void {
-    const lost = this.disk.crash();
-    if (lost > 0) this.world.trace.fault('storage_lost', this.name, `${lost} unflushed leaves lost`);
-    this.tree = new MemoryTree(this.hasher);
-    this.index = new Map();
-    this.events = [];
-    this.flushedSize = 0;
-    this.waiting = [];
-    this.flushPending = false;
+    this.actor.actor.stop();
+    const lost = this.store.crash();
+    if (lost > 0) this.world.trace.fault('storage_lost', this.name, `${lost} uncommitted leaves lost`);
   }
 
   restart(): void {
-    for (const k of this.disk.keys('leaf:')) {
-      const { key, leaf } = JSON.parse(this.disk.getDurable(k)!) as { key: string; leaf: string };
-      const event = JSON.parse(leaf) as AuditEvent;
-      this.index.set(key, this.events.length);
-      this.events.push(event);
-      this.tree.appendLeaf(leafBytes(event));
-    }
-    this.flushedSize = this.events.length;
-    this.checkpointLoop(this.epoch);
+    this.boot();
   }
 }
