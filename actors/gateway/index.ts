@@ -75,7 +75,7 @@ export class UpstreamRouter implements ToolRouter {
   resolve(name: string): ReturnType<ToolRouter['resolve']> {
     for (const u of this.upstreams) {
       const t = u.tool(name);
-      if (t) return { tool: t as RoutedTool, call: (method, params, signal) => u.call(method, params, signal) };
+      if (t) return { tool: t as RoutedTool, call: (method, params, signal, onProgress) => u.call(method, params, signal, onProgress) };
       if (u.isDrifted(name)) return 'drift';
     }
     return undefined;
@@ -191,7 +191,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           void a.append({ ts: now(), kind: 'session_close', from: peer.did, to: identity.did, msg_hash: sha256b64u(peer.sid) }).catch(() => {});
         },
         onRefused: (code) => actor.send({ type: 'gateway.handshake_refused', code }),
-        onMessage: async (peer, text, msgHash) => {
+        onMessage: async (peer, text, msgHash, push) => {
           let msg;
           try {
             msg = toRpcMessage(parseJson(text, { allowFloats: true }));
@@ -211,7 +211,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           const controller = new AbortController();
           mine.set(msg.id, controller);
           try {
-            const out = await p.handleSealed({ did: peer.did, msgHash, signal: controller.signal }, msg);
+            const out = await p.handleSealed({ did: peer.did, msgHash, signal: controller.signal, notify: (n) => push(JSON.stringify(n)) }, msg);
             const text = JSON.stringify(out.response);
             if (controller.signal.aborted) {
               // A cancelled request gets no reply (MCP); its outcome is still audited.

@@ -104,6 +104,19 @@ t.test('server-memory: state-changing calls pass through the same gateway', asyn
   t.match(text(await client.callTool({ name: 'read_graph', arguments: {} })), /tunnel works/);
 });
 
+t.test("the upstream's progress notifications reach the agent under its own token", async (t) => {
+  const seen: number[] = [];
+  const r = await client.callTool({ name: 'trigger-long-running-operation', arguments: { duration: 1, steps: 3 } }, undefined, {
+    onprogress: (p) => void seen.push(p.progress),
+  });
+  t.match(text(r), /completed/i);
+  // The SDK Client (on the gateway's side as on any client) handles a notification a microtask
+  // after a response that arrived in the same read, so the last step can be dropped there.
+  t.ok(seen.length >= 2, `progress relayed (${seen.join(', ')})`);
+  t.same(seen, [...seen].sort((a, b) => a - b), 'in order');
+  t.equal(seen[0], 1);
+});
+
 t.test('a request the agent cancels is aborted upstream and audited', async (t) => {
   const upstream = kit.gw.upstreams.find((u) => u.name === 'everything')!;
   const controller = new AbortController();

@@ -14,6 +14,8 @@ import { UpstreamConnection, transportFor, type TransportFactory } from '../../r
  * (JSON-RPC errors) do not count against the breaker; dead connections and timeouts do.
  */
 
+export type ProgressListener = (progress: Record<string, unknown>) => void;
+
 export interface UpstreamTool {
   /** The name agents see (toolPrefix + the upstream's name). */
   name: string;
@@ -41,7 +43,7 @@ export interface UpstreamOptions {
 export class UpstreamActor {
   readonly name: string;
   private readonly connection: UpstreamConnection;
-  private readonly breaker: CircuitBreaker<[string, Record<string, unknown> | undefined, AbortSignal | undefined], Record<string, unknown>>;
+  private readonly breaker: CircuitBreaker<[string, Record<string, unknown> | undefined, AbortSignal | undefined, ProgressListener | undefined], Record<string, unknown>>;
   private readonly actor: Actor<typeof upstreamMachine>;
   private readonly stderrTail: () => string;
   private toolsByName = new Map<string, UpstreamTool>();
@@ -57,7 +59,8 @@ export class UpstreamActor {
       onToolsChanged: () => this.actor.send({ type: 'upstream.tools_changed' }),
     });
     this.breaker = new CircuitBreaker(
-      (method: string, params: Record<string, unknown> | undefined, signal: AbortSignal | undefined) => this.connection.request(method, params, breaker.timeoutMs, signal),
+      (method: string, params: Record<string, unknown> | undefined, signal: AbortSignal | undefined, onProgress: ProgressListener | undefined) =>
+        this.connection.request(method, params, breaker.timeoutMs, signal, onProgress),
       {
         // The connection enforces the timeout itself (and cancels the request upstream).
         timeout: false,
@@ -150,9 +153,9 @@ export class UpstreamActor {
   }
 
   /** Forwards a request through the breaker. Throws TunnelError upstream_unavailable or McpError. */
-  async call(method: string, params: Record<string, unknown> | undefined, signal?: AbortSignal): Promise<Record<string, unknown>> {
+  async call(method: string, params: Record<string, unknown> | undefined, signal?: AbortSignal, onProgress?: ProgressListener): Promise<Record<string, unknown>> {
     try {
-      return await this.breaker.fire(method, params, signal);
+      return await this.breaker.fire(method, params, signal, onProgress);
     } catch (err) {
       if (err instanceof McpError || err instanceof TunnelError) throw err;
       const code = (err as { code?: string }).code;

@@ -6,7 +6,7 @@ import type { AuditEvent } from '../audit/event.ts';
 import { toolLimits, type LimitsConfig } from '../config/config.ts';
 import { LimitError, type BudgetLedger, type RateLimiter } from '../limits/types.ts';
 import { JSONRPC_INTERNAL_ERROR, JSONRPC_INVALID_PARAMS, JSONRPC_METHOD_NOT_FOUND, RPC_ERRORS, TunnelError } from './errors.ts';
-import { TOOL_NAME, isPlainObject, rpcError, type RpcRequest, type RpcResponse } from './jsonrpc.ts';
+import { TOOL_NAME, isPlainObject, rpcError, type RpcNotification, type RpcRequest, type RpcResponse } from './jsonrpc.ts';
 import { capabilityFrom, stripTalosMeta } from './meta.ts';
 
 /**
@@ -43,7 +43,7 @@ export interface RoutedTool {
 export interface ToolRouter {
   tools(): RoutedTool[];
   /** A tool by the name agents see: found, withheld because its definition drifted, or unknown. */
-  resolve(name: string): { tool: RoutedTool; call: (method: string, params: Record<string, unknown> | undefined, signal?: AbortSignal) => Promise<Record<string, unknown>> } | 'drift' | undefined;
+  resolve(name: string): { tool: RoutedTool; call: (method: string, params: Record<string, unknown> | undefined, signal?: AbortSignal, onProgress?: (progress: Record<string, unknown>) => void) => Promise<Record<string, unknown>> } | 'drift' | undefined;
 }
 
 export interface PipelinePorts {
@@ -66,7 +66,12 @@ export interface RequestContext {
   msgHash: string;
   /** Aborted when the agent cancels the request (notifications/cancelled). */
   signal?: AbortSignal;
+  /** Sends a notification to the agent on its session (progress of its requests). */
+  notify?: (notification: RpcNotification) => void;
 }
+
+/** Progress notifications relayed to an agent per request at most (a chatty upstream is cut off). */
+export const MAX_PROGRESS_PER_REQUEST = 10_000;
 
 /** Tool name used for the rate bucket of tools/list. */
 export const LIST_BUCKET = 'tools/list';
@@ -269,7 +274,7 @@ export class GatewayPipeline {
     let outcome: string;
     let actual = reserved;
     try {
-      const result = await route.call('tools/call', upstreamParams, ctx.signal);
+      const result = await route.call('tools/call', upstreamParams, ctx.signal, progressRelay(ctx, params));
       this.stats.forwarded++;
       response = { jsonrpc: '2.0', id: req.id, result };
       outcome = result.isError === true ? 'tool_error' : 'ok';
@@ -318,6 +323,25 @@ export class GatewayPipeline {
       if (!(err instanceof LimitError)) throw err;
     }
   }
+}
+
+/**
+ * When the agent asked for progress (params._meta.progressToken) and its session can take
+ * notifications, relays the upstream's progress to it under the agent's own token.
+ */
+function progressRelay(ctx: RequestContext, params: Record<string, unknown>): ((p: Record<string, unknown>) => void) | undefined {
+  const meta = params._meta;
+  const token = isPlainObject(meta) ? meta.progressToken : undefined;
+  if (!ctx.notify || (typeof token !== 'string' && typeof token !== 'number')) return undefined;
+  const notify = ctx.notify;
+  let sent = 0;
+  return (p) => {
+    if (++sent > MAX_PROGRESS_PER_REQUEST || ctx.signal?.aborted) return;
+    const out: Record<string, unknown> = { progressToken: token, progress: p.progress };
+    if (p.total !== undefined) out.total = p.total;
+    if (typeof p.message === 'string') out.message = p.message;
+    notify({ jsonrpc: '2.0', method: 'notifications/progress', params: out });
+  };
 }
 
 export function internalError(id: RpcRequest['id'] | null, err: unknown): RpcResponse {

@@ -115,11 +115,23 @@ export class UpstreamConnection {
    * Forwards one request. A JSON-RPC error from the server comes back as McpError (the server
    * answered: not an upstream failure); a dead connection or timeout as TunnelError.
    */
-  async request(method: string, params: Record<string, unknown> | undefined, timeoutMs: number, signal?: AbortSignal): Promise<Record<string, unknown>> {
+  async request(
+    method: string,
+    params: Record<string, unknown> | undefined,
+    timeoutMs: number,
+    signal?: AbortSignal,
+    onProgress?: (progress: Record<string, unknown>) => void,
+  ): Promise<Record<string, unknown>> {
     const client = this.live();
     try {
-      // With a signal, the SDK sends notifications/cancelled upstream when it aborts.
-      return await client.request({ method, ...(params ? { params } : {}) } as never, ResultSchema, { timeout: timeoutMs, ...(signal ? { signal } : {}) });
+      // With a signal, the SDK sends notifications/cancelled upstream when it aborts. With a
+      // progress callback it puts its own progressToken in _meta and calls us back with each
+      // notifications/progress (each one also restarts the request's timeout).
+      return await client.request({ method, ...(params ? { params } : {}) } as never, ResultSchema, {
+        timeout: timeoutMs,
+        ...(signal ? { signal } : {}),
+        ...(onProgress ? { onprogress: (p: Record<string, unknown>) => onProgress(p), resetTimeoutOnProgress: true } : {}),
+      });
     } catch (err) {
       if (signal?.aborted) throw new TunnelError('cancelled', `the agent cancelled the request to ${this.name}`, { upstream: this.name });
       if (err instanceof McpError && err.code !== ErrorCode.ConnectionClosed && err.code !== ErrorCode.RequestTimeout) throw err;

@@ -47,7 +47,7 @@ export interface TunnelReply {
 
 export interface TunnelHandlers {
   /** One decrypted message; resolve with the reply, or undefined for none. */
-  onMessage(peer: TunnelPeer, text: string, msgHash: string): Promise<string | TunnelReply | undefined>;
+  onMessage(peer: TunnelPeer, text: string, msgHash: string, push: (text: string) => void): Promise<string | TunnelReply | undefined>;
   onOpen?(peer: TunnelPeer, msgHash: string): Promise<void> | void;
   onClose?(peer: TunnelPeer, reason: string): void;
   /** A frame or handshake was refused (already answered by closing the connection). */
@@ -132,6 +132,11 @@ export async function startTunnelServer(options: {
       ws.send(frame);
     };
 
+    /** Unsolicited messages to the agent (progress notifications). */
+    const push = (text: string) => {
+      if (sendable()) ws.send(channel!.seal(text));
+    };
+
     const dispatch = (text: string, msgHash: string) => {
       if (inflight >= MAX_INFLIGHT_PER_SESSION) {
         void reply(overloaded(text));
@@ -139,7 +144,7 @@ export async function startTunnelServer(options: {
       }
       inflight++;
       handlers
-        .onMessage(peer!, text, msgHash)
+        .onMessage(peer!, text, msgHash, push)
         .then(reply)
         .catch((err: unknown) => handlers.onRefused?.('handler_failed', (err as Error).message))
         .finally(() => inflight--);
