@@ -94,7 +94,8 @@ export function talosMachines(): Array<{ machine: AnyStateMachine; describe: Des
   ];
 }
 
+/** Registers every Talos machine and its describer, keeping any describer already registered. */
 export function registerTalosMachines(recorder: Recorder): Recorder {
-  for (const { machine, describe } of talosMachines()) recorder.register(machine, describe);
+  for (const { machine, describe } of talosMachines()) if (!recorder.describes(machine.id)) recorder.register(machine, describe);
   return recorder;
 }

@@ -1,6 +1,9 @@
 import t from 'tap';
 import { assign, createActor, sendTo, setup } from 'xstate';
 import { tgaMachine } from '../../machines/tga.machine.ts';
+import { toB64u } from '../encoding/base64url.ts';
+import { toHex } from '../encoding/bytes.ts';
+import { describeSession, shortDid, SID_PREFIX_CHARS, talosMachines } from './describers.ts';
 import { activeStateIds, drawMachine } from './layout.ts';
 import { createRecorder } from './recorder.ts';
 import { startInspector } from './server.ts';
@@ -121,4 +124,40 @@ t.test('the server serves the page, a live snapshot, a live stream and trace dec
   const refused = await fetch(new URL('/api/decode-trace', inspector.url), { method: 'POST', body: 'nonsense' });
   t.equal(refused.status, 400);
   t.match(((await refused.json()) as { error: string }).error, 'not valid JSON');
+});
+
+t.test('Talos describers publish identifiers and counters, never keys; the inspector registers them', async (t) => {
+  const bytes = (n: number, fill: number) => new Uint8Array(n).fill(fill);
+  const sid = Uint8Array.from({ length: 16 }, (_, i) => i * 7);
+  const secrets = [bytes(32, 1), bytes(32, 2), bytes(32, 3), bytes(32, 4)];
+  const context = {
+    queue: [{ type: 'send', plaintext: new TextEncoder().encode(SECRET) }],
+    closeRequested: null,
+    failure: null,
+    session: {
+      sid,
+      role: 'initiator',
+      mode: 'pqxdh',
+      peer: 'did:talos:z6MkhaXgBZDvotDkL5257faiztiGiC2QtKLGpbnnEGta2doK',
+      ratchet: { rk: secrets[0], dhsSecret: secrets[1], cks: secrets[2], ckr: secrets[3], ns: 3, nr: 2, pn: 1, skipped: [{}, {}] },
+    },
+  };
+  const details = describeSession(context);
+  const text = JSON.stringify(details);
+  for (const s of secrets) {
+    t.notMatch(text, toB64u(s), 'no key in any encoding');
+    t.notMatch(text, toHex(s));
+  }
+  t.notMatch(text, SECRET, 'no queued plaintext');
+  t.notMatch(text, toB64u(sid), 'not the whole session id');
+  t.equal(details.sid, `${toB64u(sid).slice(0, SID_PREFIX_CHARS)}…`);
+  t.match(details, { role: 'initiator', mode: 'pqxdh', queued: 1, 'sent (chain)': 3, 'received (chain)': 2, 'skipped keys': 2 });
+  t.equal(details.peer, shortDid(context.session.peer));
+  t.same(describeSession(null), {}, 'a context of another shape describes nothing');
+  t.same(describeSession({ queue: 5 }), {}, 'and never throws');
+
+  const recorder = createRecorder();
+  const inspector = await startInspector({ recorder });
+  t.teardown(() => inspector.close());
+  for (const { machine } of talosMachines()) t.ok(recorder.describes(machine.id), `${machine.id} is described by default`);
 });

@@ -21,6 +21,8 @@ export interface Recorder {
   subscribe(listener: (event: TraceEvent) => void): () => void;
   /** Registers a machine definition and, optionally, how to describe its context safely. */
   register(machine: AnyStateMachine, describe?: Describer): void;
+  /** Whether a describer is registered for this machine id. */
+  describes(machineId: string): boolean;
 }
 
 export function createRecorder(options: { now?: () => number } = {}): Recorder {
@@ -61,6 +63,7 @@ export function createRecorder(options: { now?: () => number } = {}): Recorder {
 
   return {
     machines,
+    describes: (machineId) => describers.has(machineId),
     register(machine, describe) {
       machines.set(machine.id, machine);
       if (describe) describers.set(machine.id, describe);

@@ -2,6 +2,7 @@ import { createServer, type IncomingMessage, type ServerResponse } from 'node:ht
 import type { AddressInfo } from 'node:net';
 import type { AnyStateMachine } from 'xstate';
 import { TalosError } from '../errors.ts';
+import { registerTalosMachines } from './describers.ts';
 import { drawMachine, type MachineDrawing } from './layout.ts';
 import { INSPECTOR_PAGE } from './page.ts';
 import type { Recorder } from './recorder.ts';
@@ -30,6 +31,8 @@ export interface Inspector {
 }
 
 export async function startInspector(options: InspectorOptions): Promise<Inspector> {
+  // Talos's own machines are always drawn and described safely (details, never contexts).
+  if (options.recorder) registerTalosMachines(options.recorder);
   const drawings = new Map<string, MachineDrawing>();
   const drawingFor = (m: AnyStateMachine) => {
     if (!drawings.has(m.id)) drawings.set(m.id, drawMachine(m));
