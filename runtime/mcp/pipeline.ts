@@ -73,8 +73,8 @@ export interface RequestContext {
 /** Progress notifications relayed to an agent per request at most (a chatty upstream is cut off). */
 export const MAX_PROGRESS_PER_REQUEST = 10_000;
 
-/** Tool name used for the rate bucket of tools/list. */
-export const LIST_BUCKET = 'tools/list';
+/** The rate bucket of tools/list: it holds a space, which no tool name can, so no tool shares it. */
+export const LIST_BUCKET = 'tools/list (listing)';
 
 export function sha256b64u(data: string | Uint8Array): string {
   return createHash('sha256').update(data).digest('base64url');
