@@ -90,6 +90,7 @@ export class SimGateway implements SimNode {
     world.scanner.key(identity.dh.secretKey, 'gateway dh key');
     world.scanner.key(prekeys.spk.secretKey, 'gateway signed prekey');
     world.network.attach(this.name, (p) => this.receive(p));
+    world.trace.actor('breaker');
     this.boot();
   }
 
@@ -327,6 +328,7 @@ export class SimGateway implements SimNode {
 
   crash(): void {
     this.disk.crash();
+    this.checker.close();
     this.sessions = new Map();
     this.auditWaiters = new Map();
     this.upstreamWaiters = new Map();
