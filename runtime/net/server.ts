@@ -164,17 +164,21 @@ export async function startTunnelServer(options: {
           backlog.push(frame);
           return;
         }
-        handshaking = responder.accept(envelope).then(
-          async ({ channel: c, text }) => {
+        handshaking = (async () => {
+          try {
+            const { channel: c, text } = await responder.accept(envelope);
+            const p = { did: c.peer, sid: c.sid };
+            // The session is recorded (audited) before its first message is processed.
+            await handlers.onOpen?.(p, msgHash);
             channel = c;
-            peer = { did: c.peer, sid: c.sid };
+            peer = p;
             clearTimeout(timer);
-            await handlers.onOpen?.(peer, msgHash);
             dispatch(text, msgHash);
             for (const f of backlog.splice(0)) handleFrame(f);
-          },
-          (err: unknown) => refuse(CLOSE_HANDSHAKE_REFUSED, codeOf(err), (err as Error).message),
-        );
+          } catch (err) {
+            refuse(CLOSE_HANDSHAKE_REFUSED, codeOf(err), (err as Error).message);
+          }
+        })();
         return;
       }
       let opened;
