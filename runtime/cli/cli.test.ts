@@ -11,6 +11,7 @@ import type { CliContext } from './command.ts';
 import { allCommands } from './commands/index.ts';
 import { serveGateway } from './commands/tunnel.ts';
 import { runCli } from './main.ts';
+import { progressBar } from './progress.ts';
 
 function capture(cwd = process.cwd()) {
   const out: string[] = [];
@@ -169,4 +170,31 @@ t.test('talos init makes a folder whose gateway serves the agent its token allow
   io = capture(base);
   t.equal(await runCli(['audit', 'verify', '--store', `sqlite:${join(made.dir, 'audit.db')}`, '--vkey', logVkey, '--json'], io.ctx), 0, io.err());
   t.match(JSON.parse(io.out()), { ok: true }, 'talos audit verify accepts the log');
+});
+
+t.test('progress bars draw on a terminal only, never under --json', async (t) => {
+  const drawn: string[] = [];
+  const tty: CliContext = { ...capture().ctx, stderr: (s) => drawn.push(s), interactive: true };
+  const bar = progressBar(tty, 'verifying', 4);
+  bar.update(1);
+  bar.finish();
+  t.match(drawn.join(''), /verifying \[#+-*\] 1\/4 25%/, 'the first update draws at once');
+  t.match(drawn.at(-2), 'verifying [' + '#'.repeat(30) + '] 4/4 100%', 'finish draws the full bar');
+  t.equal(drawn.at(-1), '\n');
+  for (const ctx of [{ ...tty, json: true }, { ...tty, interactive: false }]) {
+    const quiet: string[] = [];
+    const b = progressBar({ ...ctx, stderr: (s) => quiet.push(s) }, 'x', 10);
+    b.update(5);
+    b.finish();
+    t.same(quiet, [], 'nothing drawn');
+  }
+});
+
+t.test('talos demo refuses bad --port and --pause before starting anything', async (t) => {
+  let io = capture();
+  t.equal(await runCli(['demo', '--inspect', '--port', '70000'], io.ctx), 2);
+  t.match(io.err(), '--port must be');
+  io = capture();
+  t.equal(await runCli(['demo', '--pause', 'soon'], io.ctx), 2);
+  t.match(io.err(), '--pause must be');
 });
