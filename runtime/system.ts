@@ -25,6 +25,7 @@ import { connectRedis, MemoryBudgetLedger, MemoryRateLimiter, RedisBudgetLedger,
 import { FilePinStore } from './mcp/pinning.ts';
 import { sha256b64u, type Authorizer } from './mcp/pipeline.ts';
 import type { TransportFactory } from './mcp/upstream-connection.ts';
+import { KEK_ENV, KEK_FILE_ENV, keyFileCipher, loadKeyring, rotateKeyFile, SecretBox, atRestCipher, type Keyring } from './secrets/index.ts';
 import type { SecretVault } from './secrets/vault.ts';
 import type { AtRestCipher } from './session/ports.ts';
 import { SqliteSessionStore } from './store/session-sqlite.ts';
@@ -96,6 +97,12 @@ export interface RuntimeConfig {
   jobs?: false | { everyMs?: Partial<Record<TgaJobId, number>>; queueName?: string };
   /** Secrets at rest whose KEK rotation the jobs run. */
   vault?: SecretVault;
+  /**
+   * The KEK ring for secrets at rest (identity key file, session store). Default: from
+   * TALOS_KEK / TALOS_KEK_FILE in `env` (process.env) when set; without one, nothing is sealed.
+   */
+  keyring?: Keyring;
+  env?: NodeJS.ProcessEnv;
   /** Replaces an upstream's configured transport, by name (benchmarks, tests). */
   transports?: Record<string, TransportFactory>;
   revocations?: RevocationSource;
@@ -179,7 +186,13 @@ export async function buildRuntime(config: RuntimeConfig = {}): Promise<Runtime>
   }
   const inspect = chainInspectors(recorder?.inspect, config.inspect);
   const stops = new StopTracker();
-  const tunnel = config.talos ? await buildTunnel(config, config.talos, { crypto, log, now, metrics, stops, releasers, inspect }) : undefined;
+  let tunnel: Awaited<ReturnType<typeof buildTunnel>> | undefined;
+  try {
+    tunnel = config.talos ? await buildTunnel(config, config.talos, { crypto, log, now, metrics, stops, releasers, inspect }) : undefined;
+  } catch (err) {
+    await cleanup();
+    throw err;
+  }
 
   // The TGA is created after the services' shared parts, before its children start.
   let tga: TgaActor;
@@ -363,11 +376,19 @@ interface TunnelContext {
 async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: TunnelContext) {
   const { crypto, log, now, metrics, stops, releasers } = ctx;
   let tga: TgaActor | undefined;
-  const toTga = (name: string, state: BreakerState) => tga?.send({ type: 'breaker.state', name, state });
+  const toTga = (name: string, state: BreakerState) => {
+    tga?.send({ type: 'breaker.state', name, state });
+    // The audit store failing is a fault of the auditor: the TGA restarts it (under the budget),
+    // which reopens the store; the half-open breaker then lets a trial append through.
+    if (name === 'audit' && state === 'open') failAuditor?.(new TalosError('audit_store_failed', 'the audit store failed; restarting the auditor'));
+  };
   let running: TalosConfig = structuredClone(initial);
-  const identity =
-    config.identity ??
-    (initial.gateway.keyFile ? loadKeyFile(crypto, initial.gateway.keyFile, config.keyFileCipher ? { cipher: config.keyFileCipher } : {}) : generateIdentity(crypto));
+  // Secrets at rest: a KEK ring from the config or the environment seals the key file and the session store.
+  const env = config.env ?? process.env;
+  const keyring = config.keyring ?? (env[KEK_ENV] || env[KEK_FILE_ENV] ? loadKeyring(crypto, { env }) : undefined);
+  const box = keyring ? new SecretBox(crypto, keyring) : undefined;
+  const fileCipher = config.keyFileCipher ?? (box ? keyFileCipher(box) : undefined);
+  const identity = config.identity ?? (initial.gateway.keyFile ? loadIdentity(crypto, initial.gateway.keyFile, fileCipher) : generateIdentity(crypto));
   if (!config.identity && !initial.gateway.keyFile) log('identity: no gateway.keyFile configured, generated a fresh identity');
   const policy: DriftPolicy = { ...DEFAULT_DRIFT_POLICY, ...(config.drift?.policy ?? {}) };
 
@@ -417,7 +438,9 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
 
   // Shared stores: pins, sessions.
   const pins = new FilePinStore(initial.pinsFile);
-  const sessions = new SqliteSessionStore({ path: config.sessionStorePath ?? ':memory:', ...(config.sessionCipher ? { cipher: config.sessionCipher } : {}) });
+  const sessionCipher = config.sessionCipher ?? (box ? atRestCipher(box) : undefined);
+  const sessions = new SqliteSessionStore({ path: config.sessionStorePath ?? ':memory:', ...(sessionCipher ? { cipher: sessionCipher } : {}) });
+  if (box) log(`secrets at rest: sealed under KEK ${box.keyring.primaryId} (${keyring!.ids().length} live)`);
   releasers.push(() => sessions.close());
 
   // The running children's services.
@@ -433,9 +456,12 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
       .append({ ts: now(), kind: 'alert', from: identity.did, to: identity.did, msg_hash: sha256b64u(subject), reason, ...(tool && /^[\x21-\x7e]{1,128}$/.test(tool) ? { tool } : {}) })
       .catch(() => {});
 
+  // The running auditor's fault switch: an audit breaker that opens restarts the auditor.
+  let failAuditor: ((error: unknown) => void) | undefined;
   const auditorChild = serviceChild<{ id: string }>(
     'auditor',
     async (_input, fail) => {
+      failAuditor = fail;
       const store = await openAuditStore(running.audit.store, crypto);
       const a = startGatewayAudit(store, crypto, { origin: running.gateway.name, seed: identity.sig.secretKey }, (what, err) =>
         log(`audit: ${what} failed: ${(err as Error).message}`),
@@ -538,7 +564,7 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
       const handlers = {
         checkpointPublish: () => audit?.auditor.checkpointNow(),
         ...(budgetWindow ? { budgetWindowReset: () => budget.reset() } : {}),
-        ...(config.vault ? { kekRotation: kekRotationJob(config.vault) } : {}),
+        ...(config.vault || (box && initial.gateway.keyFile) ? { kekRotation: kekRotation(config.vault, box, initial.gateway.keyFile, crypto) } : {}),
       };
       const everyMs = { ...(budgetWindow ? { budgetWindowReset: budgetWindow.windowSeconds * 1000 } : {}), ...(jobs.everyMs ?? {}) };
       await scheduleTgaJobs(s, handlers, everyMs);
@@ -665,6 +691,33 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
       }
       return checks;
     },
+  };
+}
+
+/** A key file in clear, or sealed under the KEK ring (its protection says which). */
+function loadIdentity(crypto: CryptoProvider, path: string, cipher: KeyFileCipher | undefined): Identity {
+  try {
+    return loadKeyFile(crypto, path);
+  } catch (err) {
+    if ((err as { code?: unknown }).code !== 'key_file_protection') throw err;
+    if (!cipher) throw new TalosError('kek_unknown', `${path} is sealed: set ${KEK_ENV} or ${KEK_FILE_ENV}`);
+    return loadKeyFile(crypto, path, { cipher });
+  }
+}
+
+/** KEK rotation: the vault's records re-wrapped and old KEKs retired; the key file re-sealed under the primary. */
+function kekRotation(vault: SecretVault | undefined, box: SecretBox | undefined, keyFile: string | undefined, crypto: CryptoProvider) {
+  const vaultJob = vault ? kekRotationJob(vault) : undefined;
+  return async (run: Parameters<ReturnType<typeof kekRotationJob>>[0]) => {
+    if (box && keyFile) {
+      try {
+        rotateKeyFile(crypto, keyFile, box);
+      } catch (err) {
+        // A plaintext key file has nothing to re-seal.
+        if ((err as { code?: unknown }).code !== 'key_file_protection') throw err;
+      }
+    }
+    await vaultJob?.(run);
   };
 }
 
