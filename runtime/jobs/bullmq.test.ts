@@ -122,3 +122,22 @@ t.test('a Redis restarted without persistence gets the declared schedules back',
   await waitUntil('runs resume on the empty Redis', () => ticks.length >= before + 3, 30_000);
   t.equal(new Set(ticks.map((r) => r.runId)).size, new Set(ticks.map((r) => r.slot)).size, 'one runId per slot');
 });
+
+t.test('stop() returns while Redis is down (forced close; nothing left running)', async (t) => {
+  const down = await startTestRedis();
+  t.teardown(async () => {
+    await down.restart(); // the harness stops a running server only
+    await down.stop();
+  });
+  const s = new BullmqScheduler({ url: down.url, queueName: queueName() });
+  s.onJob('tick', () => {});
+  await s.schedule('tick', INTERVAL_MS);
+  await s.start();
+  await down.kill(true);
+  await waitUntil('the scheduler notices', () => !s.isHealthy());
+  let stopped = false;
+  const stopping = s.stop().then(() => (stopped = true));
+  await waitUntil('stop returns', () => stopped, 10_000);
+  await stopping;
+  t.equal(s.isHealthy(), false);
+});

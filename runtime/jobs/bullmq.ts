@@ -156,7 +156,10 @@ export class BullmqScheduler implements Scheduler {
     this.#stopped = true;
     const worker = this.#worker;
     this.#worker = undefined;
-    await worker?.close();
+    // With Redis unreachable a graceful close would wait for it forever: force it (the run in
+    // flight, if any, is re-delivered after its lock lapses, as after a crash).
+    const force = this.#connection.status !== 'ready';
+    await worker?.close(force);
     await this.#queue.close();
     this.#connection.disconnect();
   }
