@@ -21,7 +21,8 @@ export const INSPECTOR_PAGE = String.raw`<!doctype html>
   .actor { cursor:pointer; padding:2px 4px; border-radius:3px; white-space:nowrap; }
   .actor.selected { background:#24313f; }
   .state { color:var(--active); }
-  .card { border:1px solid var(--line); border-radius:6px; margin-bottom:12px; background:var(--panel); }
+  .card { border:1px solid var(--line); border-radius:6px; margin-bottom:12px; background:var(--panel); overflow-x:auto; }
+  .card svg { display:block; }
   .card h3 { margin:0; padding:6px 10px; font-size:12px; border-bottom:1px solid var(--line); display:flex; justify-content:space-between; }
   .details { padding:6px 10px; color:var(--dim); }
   svg text { fill:var(--text); font:12px ui-monospace, monospace; }
