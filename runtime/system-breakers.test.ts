@@ -38,7 +38,7 @@ t.test('the runtime starts every child under the TGA and is ready', async (t) =>
   t.equal(text(await client.callTool({ name: 'echo', arguments: { message: 'hi' } })), 'Echo: hi');
   const r = await readyz();
   t.equal(r.status, 200, JSON.stringify(r.body));
-  t.same(Object.keys(r.body.checks).sort(), ['jobs', 'redis', 'store', 'supervisor', 'upstreams']);
+  t.same(Object.keys(r.body.checks).sort(), ['gateway', 'jobs', 'redis', 'restart_budget', 'store', 'upstreams']);
   t.equal(await metric(runtime.healthUrl!, 'talos_breaker_state', 'name="upstream:everything"'), 0);
   t.equal(await metric(runtime.healthUrl!, 'talos_calls_total', 'decision="allow"'), 1);
   t.equal((await getJson(`${runtime.healthUrl}/healthz`)).status, 200);

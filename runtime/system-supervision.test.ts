@@ -124,7 +124,7 @@ t.test('past the restart budget: escalation, /readyz fails, new sessions refused
 
   const rz = await readyz();
   t.equal(rz.status, 503);
-  t.same(rz.body.checks.supervisor, { ok: false, detail: 'restart budget spent (session:alice: store_unavailable)' });
+  t.same(rz.body.checks.restart_budget, { ok: false, detail: 'restart budget spent (session:alice: store_unavailable)' });
   t.equal(await metric(runtime.healthUrl!, 'talos_ready', ''), 0);
 
   const offer = await fetch(new URL('/.well-known/talos/offer', runtime.gatewayUrl!.replace('ws:', 'http:')));

@@ -269,7 +269,7 @@ export async function buildRuntime(config: RuntimeConfig = {}): Promise<Runtime>
     }
   }
 
-  const checks = tunnel ? tunnel.checks(tga) : { supervisor: supervisorCheck(tga) };
+  const checks = tunnel ? tunnel.checks(tga) : { restart_budget: restartBudgetCheck(tga) };
   if (config.health) {
     try {
       health = await startHealthServer({ ...config.health, checks, metrics, live: () => tga.getSnapshot().status === 'active' });
@@ -349,7 +349,8 @@ async function waitUntilStarted(tga: TgaActor): Promise<'ready' | 'escalated' | 
   }
 }
 
-function supervisorCheck(tga: TgaActor): Check {
+/** `restart_budget`: fails once the TGA has escalated (or stopped). */
+function restartBudgetCheck(tga: TgaActor): Check {
   return () => {
     const s = tga.getSnapshot();
     if (s.status !== 'active') return { ok: false, detail: 'stopped' };
@@ -357,8 +358,15 @@ function supervisorCheck(tga: TgaActor): Check {
       const e = s.context.escalation;
       return { ok: false, detail: `restart budget spent${e ? ` (${e.child}: ${e.code})` : ''}` };
     }
-    const down = Object.entries(s.context.children).filter(([, c]) => c.status !== 'up');
-    return down.length === 0 ? { ok: true } : { ok: false, detail: down.map(([id, c]) => `${id} ${c.status}`).join(', ').slice(0, 200) };
+    return { ok: true };
+  };
+}
+
+/** A supervised child is up (not starting after a restart, not down). */
+function childCheck(tga: TgaActor, id: string): Check {
+  return () => {
+    const c = tga.getSnapshot().context.children[id];
+    return c?.status === 'up' ? { ok: true } : { ok: false, detail: `${id} ${c?.status ?? 'absent'}` };
   };
 }
 
@@ -662,7 +670,8 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
     },
     checks(t: TgaActor): Record<string, Check> {
       const checks: Record<string, Check> = {
-        supervisor: supervisorCheck(t),
+        restart_budget: restartBudgetCheck(t),
+        gateway: childCheck(t, 'gateway'),
         store: () => {
           if (!childUp(t, 'auditor')) return { ok: false, detail: 'auditor down' };
           const b = breakerOf(t, 'audit');
@@ -687,7 +696,10 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
         };
       }
       if (config.jobs !== false) {
-        checks.jobs = () => (scheduler ? (scheduler.isHealthy() ? { ok: true } : { ok: false, detail: 'job store unreachable' }) : { ok: false, detail: 'job runner down' });
+        checks.jobs = () => {
+          if (!childUp(t, 'jobs') || !scheduler) return { ok: false, detail: 'job runner down' };
+          return scheduler.isHealthy() ? { ok: true } : { ok: false, detail: 'job store unreachable' };
+        };
       }
       return checks;
     },
