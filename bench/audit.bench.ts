@@ -141,6 +141,12 @@ const bench: Benchmark = async (args) => {
     notes.push(`proof log: ${N} events built at ${Math.round(buildRate)} events/s; ${(statSync(join(dir, 'big.db')).size / 1e6).toFixed(1)} MB on disk`);
     notes.push(`proof length at N=${N}: ${samples[0]!.proof.length} hashes`);
 
+    // Machine speed reference, same run: SHA-256 of one 65-byte node input through the provider
+    // (a quiet modern core does roughly 1-2 million per second).
+    const nodeInput = new Uint8Array(65);
+    const shaRate = opsPerSecond(() => crypto.sha256(nodeInput), 500);
+    notes.push(`machine reference: ${Math.round(shaRate)} SHA-256 node hashes/s through the provider in this run`);
+
     return {
       metrics: {
         durable_appends_per_s: appendRate,
@@ -149,7 +155,7 @@ const bench: Benchmark = async (args) => {
         light_client_bytes: clientBytes,
         full_log_bytes: logBytes,
       },
-      baseline: { durable_appends_per_s: rawRate, full_log_bytes: logBytes },
+      baseline: { durable_appends_per_s: rawRate, full_log_bytes: logBytes, sha256_node_hashes_per_s: shaRate },
       ratios: {
         durable_appends_per_s: appendRate / rawRate,
         light_client_vs_full_log: clientBytes / logBytes,

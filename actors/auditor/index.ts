@@ -1,4 +1,4 @@
-import { createActor, fromPromise, type Actor, type InspectionEvent } from 'xstate';
+import { createActor, fromPromise, type Actor, type ActorOptions, type AnyActorLogic, type InspectionEvent } from 'xstate';
 import type { CryptoProvider } from '../../runtime/crypto/provider.ts';
 import { AuditError } from '../../runtime/audit/errors.ts';
 import type { AuditLog } from '../../runtime/audit/log.ts';
@@ -25,10 +25,10 @@ export interface AuditorOptions {
   config?: Partial<AuditorConfig>;
   onCheckpoint?: (cp: SignedCheckpoint) => void;
   onError?: (what: string, error: unknown) => void;
-  /** XState clock (SimulatedClock in simulations). */
   /** XState inspection hook (the live inspector's recorder). */
   inspect?: (event: InspectionEvent) => void;
-  clock?: Parameters<typeof createActor>[1] extends infer O ? (O extends { clock?: infer C } ? C : never) : never;
+  /** XState clock (SimulatedClock in simulations). */
+  clock?: ActorOptions<AnyActorLogic>['clock'];
 }
 
 export interface Appended {
