@@ -14,7 +14,7 @@ import { CapabilityChecker, MemoryRevocationSource, RedisRevocationSource, type 
 import { loadConfig, type TalosConfig, type UpstreamConfig } from './config/config.ts';
 import { createCryptoProvider } from './crypto/index.ts';
 import type { CryptoProvider, RandomSource } from './crypto/provider.ts';
-import { configDigest, DEFAULT_DRIFT_POLICY, diffConfig, planDrift, type DriftFinding, type DriftPolicy } from './drift/index.ts';
+import { configDigest, DEFAULT_DRIFT_INTERVAL_MS, DEFAULT_DRIFT_POLICY, diffConfig, MIN_DRIFT_INTERVAL_MS, planDrift, type DriftFinding, type DriftPolicy } from './drift/index.ts';
 import { TalosError } from './errors.ts';
 import { generateIdentity, loadKeyFile, normalizeDid, type Identity } from './identity/index.ts';
 import type { KeyFileCipher } from './identity/key-file.ts';
@@ -221,7 +221,7 @@ export async function buildRuntime(config: RuntimeConfig = {}): Promise<Runtime>
             tga.send({ type: 'child.remove', id });
           }),
         },
-        ...(tunnel ? { checkDrift: tunnel.checkDrift, driftIntervalMs: config.drift?.intervalMs ?? 60_000 } : {}),
+        ...(tunnel ? { checkDrift: tunnel.checkDrift, driftIntervalMs: config.drift?.intervalMs ?? DEFAULT_DRIFT_INTERVAL_MS } : {}),
       },
       {
         ...(inspect ? { inspect } : {}),
@@ -399,6 +399,10 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
   const identity = config.identity ?? (initial.gateway.keyFile ? loadIdentity(crypto, initial.gateway.keyFile, fileCipher) : generateIdentity(crypto));
   if (!config.identity && !initial.gateway.keyFile) log('identity: no gateway.keyFile configured, generated a fresh identity');
   const policy: DriftPolicy = { ...DEFAULT_DRIFT_POLICY, ...(config.drift?.policy ?? {}) };
+  const interval = config.drift?.intervalMs;
+  if (interval !== undefined && interval !== 0 && (!Number.isInteger(interval) || interval < MIN_DRIFT_INTERVAL_MS)) {
+    throw new TalosError('config_invalid', `drift.intervalMs must be 0 or an integer >= ${MIN_DRIFT_INTERVAL_MS}`);
+  }
 
   // Redis (limits) behind its breaker, or this process's limits.
   let rate: RateLimiter;
