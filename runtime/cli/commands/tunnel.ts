@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { StdioServerTransport } from '@modelcontextprotocol/sdk/server/stdio.js';
 import type { JSONRPCMessage } from '@modelcontextprotocol/sdk/types.js';
+import type { InspectionEvent } from 'xstate';
 import { runDemo, type DemoResult } from '../../../actors/gateway/demo.ts';
 import { startGateway, type Gateway } from '../../../actors/gateway/index.ts';
 import { encodeToken, parseTokenText } from '../../capability/index.ts';
@@ -62,10 +63,15 @@ function printDemo(r: DemoResult): string {
 }
 
 /** Serves until SIGINT/SIGTERM (or `until` resolves, for tests). */
-export async function serveGateway(configPath: string, ctx: CliContext, until?: Promise<void>): Promise<Gateway> {
+export async function serveGateway(
+  configPath: string,
+  ctx: CliContext,
+  until?: Promise<void>,
+  inspect?: (event: InspectionEvent) => void,
+): Promise<Gateway> {
   const config = loadConfig(configPath, ctx.env);
   for (const o of config.overrides) ctx.stderr(`config: ${o}\n`);
-  const gw = await startGateway({ config, log: (l) => ctx.stderr(`${l}\n`) });
+  const gw = await startGateway({ config, log: (l) => ctx.stderr(`${l}\n`), ...(inspect ? { inspect } : {}) });
   output(ctx, { did: gw.did, url: gw.url, limits: gw.limits.kind, upstreams: gw.upstreams.map((u) => ({ name: u.name, tools: u.tools().length })) }, () => `gateway ${gw.did} serving on ${gw.url}`);
   const stopped = until ?? new Promise<void>((done) => {
     process.once('SIGINT', done);
@@ -117,12 +123,28 @@ export const tunnelCommands: CliCommand[] = [
   {
     name: 'gateway',
     summary: 'serve the MCP security tunnel described by a talos.config.json',
-    usage: 'talos gateway --config talos.config.json',
-    examples: ['talos gateway --config talos.config.json', 'TALOS_REDIS_URL=redis://127.0.0.1:6379 talos gateway -c talos.config.json'],
-    options: [{ name: 'config', short: 'c', type: 'string', description: 'the configuration file', default: 'talos.config.json' }],
+    usage: 'talos gateway --config talos.config.json [--inspect] [--inspect-port N]',
+    examples: [
+      'talos gateway --config talos.config.json',
+      'TALOS_REDIS_URL=redis://127.0.0.1:6379 talos gateway -c talos.config.json',
+      'talos gateway -c talos.config.json --inspect --inspect-port 7777',
+    ],
+    options: [
+      { name: 'config', short: 'c', type: 'string', description: 'the configuration file', default: 'talos.config.json' },
+      { name: 'inspect', type: 'boolean', description: "serve the live inspector page (the gateway's actors) on 127.0.0.1" },
+      { name: 'inspect-port', type: 'string', description: 'inspector port (0 picks a free one)', default: '0' },
+    ],
     async run({ options }, ctx) {
-      const gw = await serveGateway(resolve(ctx.cwd, requireString(options, 'config')), ctx);
-      await new Promise<void>((done) => gw.actor.subscribe({ complete: done }));
+      const inspectPort = Number(options['inspect-port']);
+      if (!Number.isInteger(inspectPort) || inspectPort < 0 || inspectPort > 65535) throw new UsageError('--inspect-port must be an integer 0..65535');
+      const live = options.inspect ? await startLiveInspector({ port: inspectPort }) : undefined;
+      if (live) ctx.stderr(`inspector: ${live.url}\n`);
+      try {
+        const gw = await serveGateway(resolve(ctx.cwd, requireString(options, 'config')), ctx, undefined, live?.inspect);
+        await new Promise<void>((done) => gw.actor.subscribe({ complete: done }));
+      } finally {
+        await live?.close();
+      }
       return 0;
     },
   },
