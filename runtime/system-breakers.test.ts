@@ -9,7 +9,7 @@ import { auditEvents, connectAgent, eventually, getJson, metric, refusal, text, 
 // The whole runtime (TGA supervising auditor, upstream, gateway, job runner) around the real
 // server-everything, with limits and jobs in a private Redis: an upstream killed mid-load and
 // Redis stopped and restarted, seen through calls, /readyz, /metrics and the TGA's own state.
-const redis = await startTestRedis();
+const redis = await startTestRedis({ appendonly: true });
 t.teardown(() => redis.stop());
 const crypto = createCryptoProvider();
 const issuer = generateIdentity(crypto);
@@ -96,7 +96,13 @@ t.test('an upstream killed mid-load: breaker opens, calls fail fast, then half-o
 
 t.test('Redis stopped: fail closed (refused, audited, never forwarded); restarted: everything recovers', async (t) => {
   const before = (await auditEvents(runtime)).length;
+  // A job of the TGA's runner (BullMQ on this Redis) before and during the outage: none is lost.
+  const ran: string[] = [];
+  runtime.scheduler!.onJob('probe', (run) => void ran.push(run.runId));
+  await runtime.scheduler!.enqueue('probe', { n: 1 }, 'before-outage');
+  t.ok(await eventually(() => (ran.includes('once:probe:before-outage') ? true : undefined)), 'a job runs before the outage');
   await redis.kill();
+  const during = runtime.scheduler!.enqueue('probe', { n: 2 }, 'during-outage');
   const refusals: string[] = [];
   for (let i = 0; i < 60 && breaker('redis') !== 'open'; i++) {
     const r = await refusal(client.callTool({ name: 'echo', arguments: { message: 'while redis is down' } }));
@@ -129,6 +135,9 @@ t.test('Redis stopped: fail closed (refused, audited, never forwarded); restarte
   t.equal(breaker('redis'), 'closed');
   const ready = await eventually(async () => ((await readyz()).status === 200 ? true : undefined), 100, 100);
   t.ok(ready, '/readyz passes again (Redis, jobs)');
+  await during;
+  t.ok(await eventually(() => (ran.includes('once:probe:during-outage') ? true : undefined), 200), 'the job enqueued during the outage ran once Redis was back');
+  t.equal(ran.filter((r) => r === 'once:probe:before-outage').length, 1, 'and the earlier one did not run twice');
 });
 
 t.test('stop() shuts every child down', async (t) => {

@@ -219,7 +219,7 @@ export async function buildRuntime(config: RuntimeConfig = {}): Promise<Runtime>
           session: sessionChild(stops, (id) => {
             handles.delete(id);
             tga.send({ type: 'child.remove', id });
-          }),
+          }, inspect),
         },
         ...(tunnel ? { checkDrift: tunnel.checkDrift, driftIntervalMs: config.drift?.intervalMs ?? DEFAULT_DRIFT_INTERVAL_MS } : {}),
       },
@@ -475,8 +475,12 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
     async (_input, fail) => {
       failAuditor = fail;
       const store = await openAuditStore(running.audit.store, crypto);
-      const a = startGatewayAudit(store, crypto, { origin: running.gateway.name, seed: identity.sig.secretKey }, (what, err) =>
-        log(`audit: ${what} failed: ${(err as Error).message}`),
+      const a = startGatewayAudit(
+        store,
+        crypto,
+        { origin: running.gateway.name, seed: identity.sig.secretKey },
+        (what, err) => log(`audit: ${what} failed: ${(err as Error).message}`),
+        ctx.inspect,
       );
       a.auditor.actor.subscribe({ error: (err) => fail(err) });
       audit = a;
@@ -499,6 +503,7 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
         breaker: running.breaker,
         pins,
         ...(transport ? { transport } : {}),
+        ...(ctx.inspect ? { inspect: ctx.inspect } : {}),
         onDrift: (d) => {
           log(`drift: upstream ${d.upstream} changed the definition of tool ${d.tool}; it is withheld until re-pinned`);
           appendAlert('tool_drift', `${d.upstream}/${d.tool}:${d.seen}`, d.tool);

@@ -1,3 +1,4 @@
+import type { InspectionEvent } from 'xstate';
 import type { SessionOutbound, SessionStart } from '../../machines/session.machine.ts';
 import type { CryptoProvider } from '../../runtime/crypto/provider.ts';
 import { TalosError } from '../../runtime/errors.ts';
@@ -55,7 +56,7 @@ export interface SessionChildInput {
   handle: SessionHandle;
 }
 
-export function sessionChild(stops: StopTracker, onClosed: (id: string) => void) {
+export function sessionChild(stops: StopTracker, onClosed: (id: string) => void, inspect?: (event: InspectionEvent) => void) {
   return serviceChild<SessionChildInput>(
     'session',
     async ({ handle }, fail) => {
@@ -69,6 +70,7 @@ export function sessionChild(stops: StopTracker, onClosed: (id: string) => void)
         start,
         ...(options.idleTimeoutMs !== undefined ? { idleTimeoutMs: options.idleTimeoutMs } : {}),
         ...(options.now ? { now: options.now } : {}),
+        ...(inspect ? { inspect } : {}),
         onOutput: (m) => {
           if (m.type === 'FAILED') {
             fail(new TalosError(m.code, `session ${handle.id} failed (${m.code})`));
