@@ -24,7 +24,7 @@ async function until(cond: () => boolean, what: string, ms = 15_000): Promise<vo
   }
 }
 
-const redis = await startTestRedis({ appendonly: true });
+const redis = await startTestRedis({ appendonly: true, owned: true });
 t.teardown(() => redis.stop());
 
 for (const crypto of providers()) {

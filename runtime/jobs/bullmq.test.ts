@@ -6,7 +6,7 @@ import { BullmqScheduler } from './bullmq.ts';
 import { INTERVAL_MS, schedulerContract, waitUntil } from './scheduler.contract.ts';
 import type { JobRun } from './scheduler.ts';
 
-const redis = await startTestRedis({ appendonly: true });
+const redis = await startTestRedis({ appendonly: true, owned: true });
 t.teardown(() => redis.stop());
 let queues = 0;
 const queueName = () => `test-${process.pid}-${++queues}`;
@@ -104,7 +104,7 @@ t.test('a runtime killed in the middle of a run: the run is re-delivered, same r
 });
 
 t.test('a Redis restarted without persistence gets the declared schedules back', async (t) => {
-  const volatile = await startTestRedis({ appendonly: false });
+  const volatile = await startTestRedis({ appendonly: false, owned: true });
   t.teardown(() => volatile.stop());
   const ticks: JobRun[] = [];
   const s = new BullmqScheduler({ url: volatile.url, queueName: queueName(), lockDurationMs: 1000 });
@@ -124,7 +124,7 @@ t.test('a Redis restarted without persistence gets the declared schedules back',
 });
 
 t.test('stop() returns while Redis is down (forced close; nothing left running)', async (t) => {
-  const down = await startTestRedis();
+  const down = await startTestRedis({ owned: true });
   t.teardown(async () => {
     await down.restart(); // the harness stops a running server only
     await down.stop();

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 /**
  * A private redis-server for one test file: a free port on 127.0.0.1, its own temporary
  * directory, nothing shared with other tests. `REDIS_URL` is honoured instead when set
- * (then `stop` leaves the server alone and `restart` is unavailable).
+ * (then `stop` leaves the server alone and kill/restart refuse), unless `owned` is asked for.
  */
 export interface TestRedis {
   url: string;
@@ -31,8 +31,14 @@ export async function freePort(): Promise<number> {
   });
 }
 
-export async function startTestRedis(options: { appendonly?: boolean } = {}): Promise<TestRedis> {
-  const external = process.env.REDIS_URL;
+export interface TestRedisOptions {
+  appendonly?: boolean;
+  /** Always start a private server, even when REDIS_URL is set (tests that kill and restart it). */
+  owned?: boolean;
+}
+
+export async function startTestRedis(options: TestRedisOptions = {}): Promise<TestRedis> {
+  const external = options.owned ? undefined : process.env.REDIS_URL;
   if (external) {
     return {
       url: external,
@@ -87,7 +93,8 @@ export async function startTestRedis(options: { appendonly?: boolean } = {}): Pr
 
   const kill = async (hard = false) => {
     const proc = child;
-    if (!proc || proc.exitCode !== null) return;
+    // A process that already exited has an exit code, or a signal code when it was killed.
+    if (!proc || proc.exitCode !== null || proc.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       proc.once('exit', () => resolve());
       proc.kill(hard ? 'SIGKILL' : 'SIGTERM');

@@ -110,7 +110,7 @@ t.test('close() returns while a keep-alive connection is open', async (t) => {
 });
 
 t.test('/readyz follows Redis: not ready while it is down, ready when it is back', async (t) => {
-  const redis = await startTestRedis();
+  const redis = await startTestRedis({ owned: true });
   const client = new Redis(redis.url, { maxRetriesPerRequest: null, retryStrategy: () => 50 });
   client.on('error', () => {});
   t.teardown(async () => {
