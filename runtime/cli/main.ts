@@ -63,6 +63,7 @@ export function commandHelp(c: CliCommand): string {
 
 export function overviewHelp(commands: CliCommand[]): string {
   const width = Math.max(...commands.map((c) => c.name.length));
+  const names = new Set(commands.map((c) => c.name));
   return [
     'talos: the trust layer for AI agents (identities, encrypted sessions, capabilities, audit)',
     '',
@@ -71,6 +72,14 @@ export function overviewHelp(commands: CliCommand[]): string {
     'commands:',
     ...[...commands].sort((a, b) => a.name.localeCompare(b.name)).map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
     '',
+    ...(names.has('demo') && names.has('init')
+      ? [
+          'start here:',
+          '  talos demo --inspect --pause 1500   watch a gateway allow and refuse calls, live in the browser',
+          '  talos init my-talos                 a working gateway folder: configuration, keys, an agent token',
+          '',
+        ]
+      : []),
   ].join('\n');
 }
 
