@@ -28,6 +28,17 @@ CREATE TABLE IF NOT EXISTS prekey_pq (id INTEGER PRIMARY KEY, seed BLOB NOT NULL
 CREATE TABLE IF NOT EXISTS seen_ek (spk_id INTEGER NOT NULL, ek BLOB NOT NULL, PRIMARY KEY (spk_id, ek)) WITHOUT ROWID;
 `;
 
+/** Rows re-wrapped per transaction during a key rotation. */
+export const REWRAP_BATCH = 256;
+
+/** Every column that holds a value sealed by the AtRestCipher, with the context it is bound to. */
+const SEALED_COLUMNS = [
+  { table: 'session', key: 'sid', column: 'state', context: (k: string | number) => `session:${k}` },
+  { table: 'prekey_signed', key: 'id', column: 'secret', context: (k: string | number) => `spk:${k}` },
+  { table: 'prekey_one_time', key: 'id', column: 'secret', context: (k: string | number) => `opk:${k}` },
+  { table: 'prekey_pq', key: 'id', column: 'seed', context: (k: string | number) => `pq:${k}` },
+] as const;
+
 export interface SqliteSessionStoreOptions {
   /** File path, or ':memory:'. */
   path: string;
@@ -169,6 +180,38 @@ export class SqliteSessionStore implements SessionStore, HandshakeStore, PrekeyS
       this.stmt.delSpkPq.run(id);
       this.stmt.delSeen.run(id);
     })();
+  }
+
+  /**
+   * Key rotation for secrets at rest: passes every sealed value (session states and prekey
+   * secrets) through `rewrap` (which re-wraps its data key under the primary KEK, data
+   * untouched) and writes it back only if nobody changed it meanwhile, in batches of
+   * REWRAP_BATCH rows per transaction, so sessions keep working during the rotation.
+   * Returns how many values were rewritten.
+   */
+  rewrapAll(rewrap: (sealed: Uint8Array, context: string) => Uint8Array): number {
+    let rewritten = 0;
+    for (const { table, key, column, context } of SEALED_COLUMNS) {
+      const page = this.db.prepare<[string | number], { k: string | number; v: Buffer }>(
+        `SELECT ${key} AS k, ${column} AS v FROM ${table} WHERE ${key} > ? ORDER BY ${key} LIMIT ${REWRAP_BATCH}`,
+      );
+      const swap = this.db.prepare(`UPDATE ${table} SET ${column} = ? WHERE ${key} = ? AND ${column} = ?`);
+      const batch = this.db.transaction((rows: { k: string | number; v: Buffer }[]) => {
+        for (const row of rows) {
+          const next = rewrap(bytes(row.v), context(row.k));
+          rewritten += swap.run(next, row.k, row.v).changes;
+        }
+      });
+      // Keyset pagination from below the smallest key: '' for text keys, -1 for ids (u32).
+      let after: string | number = key === 'sid' ? '' : -1;
+      for (;;) {
+        const rows = page.all(after);
+        if (rows.length === 0) break;
+        batch(rows);
+        after = rows[rows.length - 1]!.k;
+      }
+    }
+    return rewritten;
   }
 
   async close(): Promise<void> {
