@@ -5,7 +5,7 @@ import { toB64u } from '../encoding/base64url.ts';
 import { toHex } from '../encoding/bytes.ts';
 import { describeSession, shortDid, SID_PREFIX_CHARS, talosMachines } from './describers.ts';
 import { activeStateIds, drawMachine } from './layout.ts';
-import { createRecorder } from './recorder.ts';
+import { compactEvents, createRecorder, MAX_RECORDED_EVENTS } from './recorder.ts';
 import { startInspector } from './server.ts';
 import { decodeTrace, encodeTrace, TraceError, type TraceEvent } from './trace.ts';
 
@@ -160,4 +160,22 @@ t.test('Talos describers publish identifiers and counters, never keys; the inspe
   const inspector = await startInspector({ recorder });
   t.teardown(() => inspector.close());
   for (const { machine } of talosMachines()) t.ok(recorder.describes(machine.id), `${machine.id} is described by default`);
+});
+
+t.test('a long run keeps every actor and its latest state when old events are compacted', async (t) => {
+  const recorder = createRecorder();
+  const actor = createActor(door, { inspect: recorder.inspect }).start();
+  for (let i = 0; i < MAX_RECORDED_EVENTS; i++) actor.send({ type: i % 2 ? 'close' : 'open', payload: 'x' });
+  const events = recorder.events();
+  t.ok(events.length <= MAX_RECORDED_EVENTS + 2, `bounded (${events.length})`);
+  t.ok(events.some((e) => e.kind === 'actor' && e.machine === 'door'), 'the actor announcement survives');
+  const states = events.filter((e) => e.kind === 'state');
+  t.equal((states.at(-1) as { value: unknown }).value, actor.getSnapshot().value, 'the latest state is the current one');
+  t.same(compactEvents([
+    { seq: 0, t: 0, kind: 'actor', actor: 'a' },
+    { seq: 1, t: 0, kind: 'state', actor: 'a', value: 'x', status: 'active' },
+    { seq: 2, t: 0, kind: 'message', to: 'a', type: 'm' },
+    { seq: 3, t: 0, kind: 'state', actor: 'a', value: 'y', status: 'active' },
+  ]).map((e) => e.seq), [0, 3]);
+  actor.stop();
 });

@@ -8,8 +8,22 @@ import type { TraceEvent } from './trace.ts';
  */
 export type Describer = (context: unknown) => Record<string, string | number | boolean>;
 
-/** Bound on kept events: the oldest are dropped first (listeners still see every event). */
+/**
+ * Bound on kept events. Past it, the oldest TRIM_FRACTION is compacted: its messages and faults
+ * are dropped, but every actor's announcement and latest state stay, so a long-running process
+ * still shows its whole actor tree (listeners see every event regardless).
+ */
 export const MAX_RECORDED_EVENTS = 20_000;
+const TRIM_FRACTION = 0.25;
+
+/** Keeps actor announcements and each actor's last state from `dropped`, in their order. */
+export function compactEvents(dropped: readonly TraceEvent[]): TraceEvent[] {
+  const lastState = new Map<string, number>();
+  dropped.forEach((e, i) => {
+    if (e.kind === 'state') lastState.set(e.actor, i);
+  });
+  return dropped.filter((e, i) => e.kind === 'actor' || (e.kind === 'state' && lastState.get(e.actor) === i));
+}
 
 type NewTraceEvent = TraceEvent extends infer E ? (E extends TraceEvent ? Omit<E, 'seq' | 't'> : never) : never;
 
@@ -36,7 +50,10 @@ export function createRecorder(options: { now?: () => number } = {}): Recorder {
   const emit = (event: NewTraceEvent) => {
     const full = { seq: seq++, t: now(), ...event } as TraceEvent;
     events.push(full);
-    if (events.length > MAX_RECORDED_EVENTS) events.splice(0, events.length - MAX_RECORDED_EVENTS);
+    if (events.length > MAX_RECORDED_EVENTS) {
+      const dropped = events.splice(0, Math.ceil(MAX_RECORDED_EVENTS * TRIM_FRACTION));
+      events.unshift(...compactEvents(dropped));
+    }
     for (const l of listeners) l(full);
   };
 
