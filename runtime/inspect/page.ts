@@ -1,3 +1,5 @@
+import { MAX_RECORDED_EVENTS } from './recorder.ts';
+
 /**
  * The inspector page: one self-contained HTML document (no network, no hosted viewer).
  * The browser replays trace events up to a cursor to derive the actor tree, each actor's
@@ -170,7 +172,15 @@ let source = null;
 fetch('/api/snapshot').then((r) => r.json()).then((data) => { load(data); if (data.mode === 'live') {
   source = new EventSource('/api/stream');
   source.addEventListener('drawing', (m) => { const d = JSON.parse(m.data); drawings[d.machine] = d; });
-  source.onmessage = (m) => { events.push(JSON.parse(m.data)); if (follow) cursor = events.length; scheduleRender(); };
+  source.onmessage = (m) => { events.push(JSON.parse(m.data)); if (events.length > MAX_EVENTS) compact(); if (follow) cursor = events.length; scheduleRender(); };
 } else { follow = false; cursor = 0; render(); } });
+// Same bound and compaction as the recorder: old messages go, every actor and its latest state stay.
+const MAX_EVENTS = ${MAX_RECORDED_EVENTS};
+function compact() {
+  const n = Math.ceil(MAX_EVENTS / 4), dropped = events.slice(0, n), last = new Map();
+  dropped.forEach((e, i) => { if (e.kind === 'state') last.set(e.actor, i); });
+  const kept = dropped.filter((e, i) => e.kind === 'actor' || (e.kind === 'state' && last.get(e.actor) === i));
+  events = kept.concat(events.slice(n)); cursor = Math.max(0, cursor - (n - kept.length));
+}
 let pending = false; function scheduleRender() { if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; render(); }); } }
 </script></body></html>`;
