@@ -691,7 +691,10 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
             .map((u) => {
               if (!childUp(t, upstreamChildId(u.name))) return `${u.name} down`;
               const b = breakerOf(t, upstreamChildId(u.name));
-              return b === 'open' ? `${u.name} breaker open` : undefined;
+              if (b === 'open') return `${u.name} breaker open`;
+              // Connected, or reconnecting after its server went away (backoff, connecting).
+              const state = upstreams.get(u.name)?.state;
+              return state === 'ready' || state === 'refreshing' ? undefined : `${u.name} ${state ?? 'absent'}`;
             })
             .filter((x): x is string => x !== undefined);
           return bad.length === 0 ? { ok: true } : { ok: false, detail: bad.join(', ').slice(0, 200) };
