@@ -274,8 +274,8 @@ const loadSpike: Scenario = {
   summary: 'a burst of calls against tight rate limits and budgets: never more than the limits allow',
   async setup(world) {
     const rule = { capacity: 5, refillPerSecond: 10 };
-    const budget = 30;
-    const sys = await buildSystem(world, base({ agents: 6, callMeanMs: 15, loadUntil: 500, rateRule: rule, budgetLimit: budget }));
+    const budget = 12;
+    const sys = await buildSystem(world, base({ agents: 4, callMeanMs: 25, loadUntil: 500, rateRule: rule, budgetLimit: budget }));
     return {
       sys,
       final() {
