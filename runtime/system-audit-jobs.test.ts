@@ -28,7 +28,7 @@ const runtime = await createRuntime({
   crypto,
   health: { port: 0 },
   transports: { everything: recordingTransport(config.upstreams[0]!, sent) },
-  jobs: { everyMs: { checkpointPublish: 200, budgetWindowReset: 400 } },
+  jobs: { everyMs: { checkpointPublish: 200, budgetWindowReset: 400, signedPrekeyRotation: 200 } },
 });
 t.teardown(() => runtime.stop());
 const { client } = await connectAgent(runtime, crypto, issuer, [{ method: 'tools/call', tool: 'echo' }]);
@@ -57,6 +57,20 @@ t.test('jobs run under the TGA: checkpoints are published, budget windows reset'
     }
   }, 100, 100);
   t.equal(again, 'Echo: new window', 'a new budget window after the reset job ran');
+});
+
+t.test('the signed prekey is rotated by its job; sessions open across the rotation', async (t) => {
+  const offerUrl = new URL('/.well-known/talos/offer', runtime.gatewayUrl!.replace('ws:', 'http:'));
+  const spkId = async () => ((await (await fetch(offerUrl)).json()) as { bundle: { spk: { id: number } } }).bundle.spk.id;
+  const first = await spkId();
+  const later = await eventually(async () => {
+    const id = await spkId();
+    return id > first ? id : undefined;
+  });
+  t.ok(later !== undefined && later > first, `a newer signed prekey is offered (${first} -> ${later})`);
+  const { client: c } = await connectAgent(runtime, crypto, issuer, [{ method: 'tools/call', tool: 'echo' }]);
+  t.equal(text(await c.callTool({ name: 'echo', arguments: { message: 'rotated' } })), 'Echo: rotated');
+  await c.close();
 });
 
 t.test('the audit store fails: refused with audit_unavailable, nothing forwarded; the TGA restarts the auditor', async (t) => {

@@ -580,6 +580,8 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
       const budgetWindow = running.limits.budget;
       const handlers = {
         checkpointPublish: () => audit?.auditor.checkpointNow(),
+        signedPrekeyRotation: async () => void (await gateway?.responder.rotateSignedPrekey()),
+        oneTimePrekeyReplenish: async () => void (await gateway?.responder.replenishOneTimePrekeys()),
         ...(budgetWindow ? { budgetWindowReset: () => budget.reset() } : {}),
         ...(config.vault || (box && initial.gateway.keyFile) ? { kekRotation: kekRotation(config.vault, box, initial.gateway.keyFile, crypto) } : {}),
       };

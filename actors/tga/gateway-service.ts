@@ -58,6 +58,8 @@ export interface GatewayDeps {
 
 export interface RunningGateway extends RunningService {
   url: string;
+  /** The handshake side: its prekey rotation and replenishment are the TGA's scheduled jobs. */
+  responder: GatewayResponder;
   port: number;
   pipeline: GatewayPipeline;
   server: TunnelServer;
@@ -319,6 +321,7 @@ export async function startGatewayService(deps: GatewayDeps, fail: (error: unkno
     url: server!.url,
     port: server!.port,
     pipeline,
+    responder,
     server: server!,
     stop: async () => {
       actor.send({ type: 'gateway.stop' });

@@ -62,22 +62,48 @@ export class GatewayResponder {
     return (this.options.now ?? Date.now)();
   }
 
+  private async newBundle(now: number): Promise<PrekeyBundle> {
+    this.spkId++;
+    const { bundle, secrets } = createPrekeyBundle(this.crypto, this.identity, {
+      spkId: this.spkId,
+      exp: now + BUNDLE_LIFETIME_MS,
+      withPq: this.options.pq ?? true,
+      pqspkId: PQ_ID_BASE + this.spkId,
+    });
+    await this.store.putSignedPrekey(secrets);
+    this.bundle = bundle;
+    return bundle;
+  }
+
+  /**
+   * The scheduled signed-prekey rotation (TGA job): a new signed prekey now; earlier ones stay
+   * in the store for handshakes already under way. Returns the new id.
+   */
+  async rotateSignedPrekey(): Promise<number> {
+    await this.newBundle(this.now());
+    return this.spkId;
+  }
+
+  /**
+   * The scheduled one-time prekey replenishment (TGA job): tops the pool up with one batch when
+   * fewer than half a batch are left, within the outstanding bound. Returns how many were made.
+   */
+  async replenishOneTimePrekeys(): Promise<number> {
+    if (this.pool.length >= ONE_TIME_PREKEY_BATCH / 2) return 0;
+    if (this.outstanding + this.pool.length + ONE_TIME_PREKEY_BATCH > MAX_OUTSTANDING_ONE_TIME_PREKEYS) return 0;
+    const { prekeys, secrets } = createOneTimePrekeys(this.crypto, { startId: this.nextOpkId, count: ONE_TIME_PREKEY_BATCH });
+    this.nextOpkId += ONE_TIME_PREKEY_BATCH;
+    await this.store.putOneTimePrekeys(secrets);
+    this.pool = [...prekeys, ...this.pool];
+    return prekeys.length;
+  }
+
   /** The bundle plus a fresh one-time prekey (each handed out once). */
   async offer(): Promise<Offer> {
     const now = this.now();
-    if (!this.bundle || this.bundle.exp - BUNDLE_RENEW_MARGIN_MS <= now) {
-      this.spkId++;
-      const { bundle, secrets } = createPrekeyBundle(this.crypto, this.identity, {
-        spkId: this.spkId,
-        exp: now + BUNDLE_LIFETIME_MS,
-        withPq: this.options.pq ?? true,
-        pqspkId: PQ_ID_BASE + this.spkId,
-      });
-      await this.store.putSignedPrekey(secrets);
-      this.bundle = bundle;
-    }
+    if (!this.bundle || this.bundle.exp - BUNDLE_RENEW_MARGIN_MS <= now) await this.newBundle(now);
     if (this.pool.length === 0) {
-      if (this.outstanding + ONE_TIME_PREKEY_BATCH > MAX_OUTSTANDING_ONE_TIME_PREKEYS) return { bundle: this.bundle };
+      if (this.outstanding + ONE_TIME_PREKEY_BATCH > MAX_OUTSTANDING_ONE_TIME_PREKEYS) return { bundle: this.bundle! };
       const { prekeys, secrets } = createOneTimePrekeys(this.crypto, { startId: this.nextOpkId, count: ONE_TIME_PREKEY_BATCH });
       this.nextOpkId += ONE_TIME_PREKEY_BATCH;
       await this.store.putOneTimePrekeys(secrets);
@@ -85,7 +111,7 @@ export class GatewayResponder {
     }
     const opk = this.pool.pop()!;
     this.outstanding++;
-    return { bundle: this.bundle, opk };
+    return { bundle: this.bundle!, opk };
   }
 
   /** Accepts a first (prekey) frame: the new channel and the first message's text. */
