@@ -569,6 +569,7 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
 
   // The job runner.
   let scheduler: Scheduler | undefined;
+  let lastBudgetReset = -1;
   const jobsChild = serviceChild<{ id: string }>(
     'jobs',
     async () => {
@@ -582,7 +583,16 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
         checkpointPublish: () => audit?.auditor.checkpointNow(),
         signedPrekeyRotation: async () => void (await gateway?.responder.rotateSignedPrekey()),
         oneTimePrekeyReplenish: async () => void (await gateway?.responder.replenishOneTimePrekeys()),
-        ...(budgetWindow ? { budgetWindowReset: () => budget.reset() } : {}),
+        // One reset per slot in this process (a retried or re-delivered run of a slot already reset is skipped).
+        ...(budgetWindow
+          ? {
+              budgetWindowReset: async (run: { slot: number }) => {
+                if (run.slot <= lastBudgetReset) return;
+                await budget.reset();
+                lastBudgetReset = run.slot;
+              },
+            }
+          : {}),
         ...(config.vault || (box && initial.gateway.keyFile) ? { kekRotation: kekRotation(config.vault, box, initial.gateway.keyFile, crypto) } : {}),
       };
       const everyMs = { ...(budgetWindow ? { budgetWindowReset: budgetWindow.windowSeconds * 1000 } : {}), ...(jobs.everyMs ?? {}) };
