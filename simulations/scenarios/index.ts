@@ -273,8 +273,8 @@ const loadSpike: Scenario = {
   name: 'load-spike',
   summary: 'a burst of calls against tight rate limits and budgets: never more than the limits allow',
   async setup(world) {
-    const rule = { capacity: 5, refillPerSecond: 10 };
-    const budget = 12;
+    const rule = { capacity: 3, refillPerSecond: 4 };
+    const budget = 5;
     const sys = await buildSystem(world, base({ agents: 4, callMeanMs: 25, loadUntil: 500, rateRule: rule, budgetLimit: budget }));
     return {
       sys,

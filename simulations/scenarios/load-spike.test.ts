@@ -1,4 +1,24 @@
 import t from 'tap';
+import { fromUtf8 } from '../../runtime/encoding/bytes.ts';
 import { sweepScenarios } from '../sweep-check.ts';
+import { World } from '../world.ts';
+import { scenarioByName } from './index.ts';
 
 sweepScenarios(t, ['load-spike']);
+
+t.test('the spike really hits both the rate limit and the budget', async (t) => {
+  const world = new World({ scenario: 'load-spike', seed: 1 });
+  world.scheduler.installFakeTimers();
+  let reasons: string[] = [];
+  try {
+    const plan = await scenarioByName('load-spike').setup(world);
+    plan.sys.startLoad();
+    await world.scheduler.run(plan.sys.options.loadUntil + 2000);
+    reasons = (await plan.sys.auditor.store.readLeaves(0, 10_000)).map((l) => (JSON.parse(fromUtf8(l.leaf)) as { reason?: string }).reason ?? '');
+  } finally {
+    world.scheduler.uninstallFakeTimers();
+  }
+  t.ok(reasons.includes('rate_limited'), 'rate_limited decisions');
+  t.ok(reasons.includes('budget_exhausted'), 'budget_exhausted decisions');
+  t.ok(reasons.includes('granted'), 'granted decisions');
+});
