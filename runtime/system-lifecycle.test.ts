@@ -53,6 +53,20 @@ t.test('restarted gateway and auditor resume from their stores', async (t) => {
   await runtime.stop();
 });
 
+t.test('an upstream that never starts: restarts until the budget is spent, then createRuntime fails cleanly', async (t) => {
+  const broken = { name: 'broken', transport: 'stdio', command: process.execPath, args: ['-e', 'process.exit(3)'] };
+  const err = await createRuntime({
+    talos: tunnelConfig(issuer, { upstreams: [broken] }),
+    crypto,
+    supervision: { maxRestarts: 2, windowMs: 60_000 },
+    jobs: false,
+  }).then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  t.match(err, { code: 'runtime_start_failed', message: /upstream:broken: upstream_unavailable/ });
+});
+
 t.test('a process that runs the whole system and stops it exits on its own (no leaked handles)', async (t) => {
   const redis = await startTestRedis();
   t.teardown(() => redis.stop());
