@@ -56,3 +56,30 @@ t.test('frame and plaintext limits', async (t) => {
   t.ok(text.length <= MAX_FRAME_BYTES);
   t.ok(bytesEqual(decodeEnvelope(text).ct, big.envelope.ct));
 });
+
+const B64U = 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_';
+
+t.test('canonical fast path and strict path agree: non-canonical or mis-sized fields are refused, reordered frames accepted', async (t) => {
+  const alice = makeIdentity(crypto);
+  const bob = makeIdentity(crypto);
+  const pub = publishPrekeys(crypto, bob, { pq: true, opks: 1 });
+  const s = initiateSession(crypto, alice, { bundle: pub.bundle, opk: pub.opks[0]!.json }, NOW);
+  const env = sealMessage(crypto, s, utf8('hello')).envelope;
+  const text = encodeEnvelope(env);
+  const obj = JSON.parse(text) as Record<string, string>;
+  for (const field of ['sid', 'header', 'ct', 'ik', 'ik_sig', 'ek', 'pq_ct']) {
+    const value = obj[field]!;
+    // The last character of these lengths carries unused bits: setting one is non-canonical.
+    if (value.length % 4 !== 0) {
+      const last = B64U.indexOf(value.at(-1)!) | 1; // keeps the used bits, sets the lowest unused one
+      t.throws(() => decodeEnvelope(JSON.stringify({ ...obj, [field]: value.slice(0, -1) + B64U[last] })), malformed, `${field}: trailing bits`);
+    }
+    if (field !== 'ct') t.throws(() => decodeEnvelope(JSON.stringify({ ...obj, [field]: value + 'AAAA' })), malformed, `${field}: 3 bytes longer`);
+  }
+  // Another key order and whitespace: not canonical text, but a valid frame (strict path).
+  const { v, ...rest } = obj as unknown as Record<string, unknown>;
+  const reordered = JSON.stringify({ ...rest, v }, null, 1);
+  t.not(reordered, text);
+  t.same(decodeEnvelope(reordered), env, 'same envelope from the strict path');
+  t.same(decodeEnvelope(text), env, 'same envelope from the fast path');
+});
