@@ -289,7 +289,11 @@ export async function startGatewayService(deps: GatewayDeps, fail: (error: unkno
             onOpen: async (peer, msgHash) => {
               actor.send({ type: 'gateway.session_opened' });
               metrics?.sessions.inc();
-              await deps.audit.append({ ts: now(), kind: 'session_open', from: peer.did, to: identity.did, msg_hash: msgHash });
+              // Never throws into the tunnel server: with the audit store down the session opens,
+              // and every request on it is refused (audit_unavailable) until the store is back.
+              await deps.audit
+                .append({ ts: now(), kind: 'session_open', from: peer.did, to: identity.did, msg_hash: msgHash })
+                .catch((err: unknown) => log(`audit: session_open not recorded: ${(err as Error).message}`));
             },
             onClose: (peer) => {
               actor.send({ type: 'gateway.session_closed' });
