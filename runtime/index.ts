@@ -15,6 +15,9 @@ export { loadConfig, resolveConfig, type TalosConfig } from './config/config.ts'
 export { createCryptoProvider, providers } from './crypto/index.ts';
 export type { CryptoProvider, RandomSource } from './crypto/provider.ts';
 export { didFromPublicKey, publicKeyFromDid, normalizeDid, type Did } from './identity/did.ts';
+export { generateIdentity, loadKeyFile, saveKeyFile, type Identity } from './identity/index.ts';
+export { TalosClientTransport } from './mcp/client-transport.ts';
+export { encodeToken, mintToken, type Grant } from './capability/index.ts';
 export { TalosError } from './errors.ts';
 export type { DriftFinding, DriftPolicy } from './drift/index.ts';
 export type { RestartPolicy } from '../machines/supervision.ts';
