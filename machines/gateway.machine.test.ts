@@ -9,7 +9,7 @@ function run(start: () => Promise<void>) {
   let stopped = 0;
   const actor = createActor(
     gatewayMachine.provide({
-      actors: { startServices: fromPromise(start), stopServices: fromPromise(async () => void stopped++) },
+      actors: { startServices: fromPromise(start), stopServices: fromPromise(async (): Promise<void> => { stopped++; }) },
       actions: {
         reportUp: () => void reports.push('up'),
         reportFault: (_, p) => void reports.push(`fault:${p.code}`),
