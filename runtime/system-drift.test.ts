@@ -8,7 +8,7 @@ import { configDigest } from './drift/index.ts';
 import { generateIdentity } from './identity/index.ts';
 import { RPC_ERRORS } from './mcp/errors.ts';
 import { createRuntime } from './index.ts';
-import { auditEvents, connectAgent, everythingUpstream, refusal, text } from './system-test-kit.ts';
+import { auditEvents, connectAgent, eventually, everythingUpstream, memoryUpstream, refusal, text } from './system-test-kit.ts';
 
 // Drift through the whole runtime: the declared configuration is a talos.config.json on disk,
 // re-read at every check; the pinned tool definitions are a pins file. A tool whose definition
@@ -36,7 +36,7 @@ const original = loadConfig(configFile, {});
 const grants = [{ method: 'tools/call', tool: 'echo' }, { method: 'tools/call', tool: 'get-sum' }];
 
 /** The declared file changed by an operator: one more trusted issuer, other limits, another name. */
-function editDeclared() {
+function editDeclared(extra: Record<string, unknown> = {}) {
   writeFileSync(
     configFile,
     JSON.stringify({
@@ -44,6 +44,7 @@ function editDeclared() {
       gateway: { ...declared.gateway, name: 'talos.test/drift-renamed' },
       trustedIssuers: [issuer.did, newIssuer.did],
       limits: { rate: { capacity: 500, refillPerSecond: 50 } },
+      ...extra,
     }),
   );
 }
@@ -90,7 +91,8 @@ t.test('reconcile policy: trusted issuers, limits and the re-pinned tool are bro
     drift: { intervalMs: 0, policy: { config: 'reconcile', tools: 'reconcile' } },
   });
   t.teardown(() => runtime.stop());
-  editDeclared();
+  // ... and one more upstream server is declared.
+  editDeclared({ upstreams: [everythingUpstream(), memoryUpstream(join(dir, 'memory.jsonl'))] });
   const findings = await runtime.checkDrift();
   t.same(
     findings.map((f) => [f.kind, f.subject, f.action]),
@@ -98,18 +100,22 @@ t.test('reconcile policy: trusted issuers, limits and the re-pinned tool are bro
       ['config', 'gateway', 'restart_required'],
       ['config', 'limits', 'reconciled'],
       ['config', 'trustedIssuers', 'reconciled'],
+      ['config', 'upstreams.memory', 'reconciled'],
       ['tool', 'everything/echo', 'reconciled'],
     ],
   );
+  t.ok(await eventually(() => runtime.upstream('memory')), 'the declared upstream was started under the TGA');
+  t.equal(runtime.tga.getSnapshot().context.children['upstream:memory']?.status, 'up');
   t.same(runtime.config()!.trustedIssuers, [issuer.did, newIssuer.did]);
   t.same(runtime.config()!.limits.rate, { capacity: 500, refillPerSecond: 50 });
   t.not(runtime.tga.getSnapshot().context.drift.digest, configDigest(original), 'the running digest moved');
   const pins = JSON.parse(readFileSync(pinsFile, 'utf8')) as { everything: Record<string, string> };
   t.not(pins.everything.echo, '0'.repeat(64), 'echo was re-pinned to the definition served now');
 
-  const { client } = await connectAgent(runtime, crypto, newIssuer, grants);
+  const { client } = await connectAgent(runtime, crypto, newIssuer, [...grants, { method: 'tools/call', tool: 'read_graph' }]);
   t.teardown(() => client.close());
   t.equal(text(await client.callTool({ name: 'echo', arguments: { message: 're-pinned' } })), 'Echo: re-pinned', 'the new issuer is trusted and echo is served');
+  t.match(text(await client.callTool({ name: 'read_graph', arguments: {} })), /entities/, 'the new upstream serves');
   const again = await runtime.checkDrift();
   t.same(again.map((f) => [f.subject, f.action]), [['gateway', 'restart_required']], 'only what needs a restart is left');
 });
