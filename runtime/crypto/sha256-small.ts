@@ -42,6 +42,26 @@ function compress(s: Int32Array, block: Uint8Array, off: number): void {
   for (let i = 0; i < 16; i++, off += 4) {
     W[i] = (block[off]! << 24) | (block[off + 1]! << 16) | (block[off + 2]! << 8) | block[off + 3]!;
   }
+  rounds(s);
+}
+
+/**
+ * HMAC's outer hash is always one block: the 32-byte inner digest, then the padding of a
+ * 96-byte message (opad block + digest). It is loaded as words, straight from the inner state.
+ */
+const OUTER_MESSAGE_BITS = (BLOCK + 32) * 8;
+
+function compressOuter(s: Int32Array, outer: Int32Array): void {
+  for (let i = 0; i < 8; i++) W[i] = s[i]!;
+  W[8] = 0x80000000 | 0;
+  for (let i = 9; i < 15; i++) W[i] = 0;
+  W[15] = OUTER_MESSAGE_BITS;
+  s.set(outer);
+  rounds(s);
+}
+
+/** The message schedule from W[0..15], then the 64 rounds, added into the chaining state. */
+function rounds(s: Int32Array): void {
   for (let i = 16; i < 64; i++) {
     const w15 = W[i - 15]!;
     const w2 = W[i - 2]!;
@@ -122,6 +142,12 @@ class Hasher {
 
   /** Pads, writes the 32-byte digest at out[off..], and wipes the partial block. */
   digestInto(out: Uint8Array, off: number): void {
+    this.finish();
+    writeState(this.s, out, off);
+  }
+
+  /** Pads and compresses the last block(s): the digest is left in the chaining state. */
+  finish(): void {
     const buf = this.buf;
     buf[this.fill] = 0x80;
     buf.fill(0, this.fill + 1);
@@ -141,14 +167,6 @@ class Hasher {
     buf[62] = bits >>> 8;
     buf[63] = bits;
     compress(this.s, buf, 0);
-    const s = this.s;
-    for (let i = 0; i < 8; i++, off += 4) {
-      const w = s[i]!;
-      out[off] = w >>> 24;
-      out[off + 1] = w >>> 16;
-      out[off + 2] = w >>> 8;
-      out[off + 3] = w;
-    }
     buf.fill(0);
     this.fill = 0;
   }
@@ -158,6 +176,16 @@ class Hasher {
     this.buf.fill(0);
     this.fill = 0;
     this.length = 0;
+  }
+}
+
+function writeState(s: Int32Array, out: Uint8Array, off: number): void {
+  for (let i = 0; i < 8; i++, off += 4) {
+    const w = s[i]!;
+    out[off] = w >>> 24;
+    out[off + 1] = w >>> 16;
+    out[off + 2] = w >>> 8;
+    out[off + 3] = w;
   }
 }
 
@@ -203,13 +231,11 @@ function isZeroShortKey(key: Uint8Array): boolean {
   return acc === 0;
 }
 
-const innerDigest = new Uint8Array(32);
-
 /** Finishes HMAC: hasher holds the inner hash after the message; writes the MAC at out[off..]. */
 function finishMac(pads: Pads, out: Uint8Array, off: number): void {
-  hasher.digestInto(innerDigest, 0);
-  hasher.start(pads.outer, BLOCK).update(innerDigest).digestInto(out, off);
-  innerDigest.fill(0);
+  hasher.finish();
+  compressOuter(hasher.s, pads.outer);
+  writeState(hasher.s, out, off);
 }
 
 const scratchPads = newPads();
