@@ -41,6 +41,9 @@ t.test('the runtime starts every child under the TGA and is ready', async (t) =>
   t.same(Object.keys(r.body.checks).sort(), ['gateway', 'jobs', 'redis', 'restart_budget', 'store', 'upstreams']);
   t.equal(await metric(runtime.healthUrl!, 'talos_breaker_state', 'name="upstream:everything"'), 0);
   t.equal(await metric(runtime.healthUrl!, 'talos_calls_total', 'decision="allow"'), 1);
+  t.equal(await metric(runtime.healthUrl!, 'talos_sessions', ''), 1, 'one open session');
+  t.equal(await metric(runtime.healthUrl!, 'talos_ready', ''), 1);
+  t.type(await metric(runtime.healthUrl!, 'talos_queue_depth', 'queue="jobs"'), 'number', 'the job queue depth is exported');
   t.equal((await getJson(`${runtime.healthUrl}/healthz`)).status, 200);
 });
 
