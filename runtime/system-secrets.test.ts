@@ -5,13 +5,14 @@ import { join } from 'node:path';
 import Database from 'better-sqlite3';
 import { createCryptoProvider } from './crypto/index.ts';
 import { generateIdentity, loadKeyFile, saveKeyFile } from './identity/index.ts';
-import { generateKek, keyFileCipher, Keyring, SecretBox, wrappedFromBytes } from './secrets/index.ts';
+import { atRestCipher, generateKek, keyFileCipher, Keyring, SecretBox, wrappedFromBytes } from './secrets/index.ts';
+import { SqliteSessionStore } from './store/session-sqlite.ts';
 import { createRuntime } from './index.ts';
 import { connectAgent, eventually, text, tunnelConfig } from './system-test-kit.ts';
 
 // Secrets at rest wired into the runtime: the gateway's key file and its session store are
 // sealed under the KEK ring (envelope encryption, runtime/secrets); the TGA's KEK rotation job
-// re-seals the key file under the new primary while the runtime serves.
+// re-seals the key file and re-wraps the session store under the new primary while the runtime serves.
 const crypto = createCryptoProvider();
 const dir = mkdtempSync(join(tmpdir(), 'talos-secrets-'));
 t.teardown(() => rmSync(dir, { recursive: true, force: true }));
@@ -29,6 +30,10 @@ const sealedUnder = () => {
 t.test('a sealed key file and session store; KEK rotation re-seals the key file while serving', async (t) => {
   t.equal(sealedUnder(), 'kek-old');
   const sessionsPath = join(dir, 'sessions.sqlite');
+  // A session store written before the rotation: its rows are sealed under the old KEK.
+  const before = new SqliteSessionStore({ path: sessionsPath, cipher: atRestCipher(new SecretBox(crypto, new Keyring([oldKek]))) });
+  await before.putOneTimePrekeys([{ id: 900_000, ...crypto.x25519KeyPair() }]);
+  await before.close();
   const runtime = await createRuntime({
     talos: tunnelConfig(issuer, { gateway: { listen: { port: 0 }, name: 'talos.test/secrets', keyFile } }),
     crypto,
@@ -49,6 +54,8 @@ t.test('a sealed key file and session store; KEK rotation re-seals the key file 
   const spk = db.prepare('SELECT secret FROM prekey_signed').all() as { secret: Buffer }[];
   t.ok(spk.length > 0);
   t.same([...new Set(spk.map((r) => wrappedFromBytes(new Uint8Array(r.secret)).kek))], ['kek-new'], 'prekey secrets are sealed under the primary KEK');
+  const oldRow = () => wrappedFromBytes(new Uint8Array((db.prepare('SELECT secret FROM prekey_one_time WHERE id = 900000').get() as { secret: Buffer }).secret)).kek;
+  t.ok(await eventually(() => (oldRow() === 'kek-new' ? true : undefined)), 'the rotation job re-wrapped the session store row sealed under the old KEK');
 
   t.ok(await eventually(() => (sealedUnder() === 'kek-new' ? true : undefined)), 'the rotation job re-sealed the key file under the new primary');
   t.equal(text(await client.callTool({ name: 'echo', arguments: { message: 'during rotation' } })), 'Echo: during rotation');

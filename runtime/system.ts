@@ -593,7 +593,13 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
               },
             }
           : {}),
-        ...(config.vault || (box && initial.gateway.keyFile) ? { kekRotation: kekRotation(config.vault, box, initial.gateway.keyFile, crypto) } : {}),
+        ...(config.vault || box
+          ? {
+              kekRotation: kekRotation(config.vault, box, initial.gateway.keyFile, crypto, () => {
+                if (sessionCipher && 'rewrap' in sessionCipher) sessions.rewrapAll(sessionCipher.rewrap as (sealed: Uint8Array, context: string) => Uint8Array);
+              }),
+            }
+          : {}),
       };
       const everyMs = { ...(budgetWindow ? { budgetWindowReset: budgetWindow.windowSeconds * 1000 } : {}), ...(jobs.everyMs ?? {}) };
       await scheduleTgaJobs(s, handlers, everyMs);
@@ -741,10 +747,20 @@ function loadIdentity(crypto: CryptoProvider, path: string, cipher: KeyFileCiphe
   }
 }
 
-/** KEK rotation: the vault's records re-wrapped and old KEKs retired; the key file re-sealed under the primary. */
-function kekRotation(vault: SecretVault | undefined, box: SecretBox | undefined, keyFile: string | undefined, crypto: CryptoProvider) {
+/**
+ * KEK rotation: the vault's records re-wrapped and old KEKs retired; the key file re-sealed and
+ * the session store's states and prekey secrets re-wrapped under the primary.
+ */
+function kekRotation(
+  vault: SecretVault | undefined,
+  box: SecretBox | undefined,
+  keyFile: string | undefined,
+  crypto: CryptoProvider,
+  rewrapSessions: () => void,
+) {
   const vaultJob = vault ? kekRotationJob(vault) : undefined;
   return async (run: Parameters<ReturnType<typeof kekRotationJob>>[0]) => {
+    rewrapSessions();
     if (box && keyFile) {
       try {
         rotateKeyFile(crypto, keyFile, box);
