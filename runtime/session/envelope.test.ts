@@ -1,8 +1,9 @@
+import { readFileSync } from 'node:fs';
 import t from 'tap';
 import { createCryptoProvider } from '../crypto/index.ts';
 import { bytesEqual, utf8 } from '../encoding/bytes.ts';
 import { isValid } from '../../contracts/validate.ts';
-import { decodeEnvelope, encodeEnvelope } from './envelope.ts';
+import { decodeEnvelope, encodeEnvelope, MSG_DID_PATTERN } from './envelope.ts';
 import { SessionError } from './errors.ts';
 import { makeIdentity, publishPrekeys } from './fixtures.ts';
 import { MAX_FRAME_BYTES, MAX_PLAINTEXT_BYTES } from './limits.ts';
@@ -82,4 +83,48 @@ t.test('canonical fast path and strict path agree: non-canonical or mis-sized fi
   t.not(reordered, text);
   t.same(decodeEnvelope(reordered), env, 'same envelope from the strict path');
   t.same(decodeEnvelope(text), env, 'same envelope from the fast path');
+});
+
+t.test('the msg fast path checks DIDs with the schema\'s own pattern', async (t) => {
+  const schema = JSON.parse(readFileSync(new URL('../../contracts/schemas/message-envelope.schema.json', import.meta.url), 'utf8')) as {
+    properties: Record<string, { pattern?: string }>;
+  };
+  t.equal(MSG_DID_PATTERN.source, schema.properties['from']!.pattern);
+  t.equal(MSG_DID_PATTERN.source, schema.properties['to']!.pattern);
+});
+
+t.test('fast paths accept and refuse exactly what the full path does (differential, mutated frames)', async (t) => {
+  // A leading space keeps a frame valid JSON but never canonical, so it always takes the full
+  // path: every mutated frame must give the same outcome both ways.
+  const outcome = (frame: string) => {
+    try {
+      return { ok: decodeEnvelope(frame) };
+    } catch (err) {
+      return { code: (err as SessionError).code };
+    }
+  };
+  const alice = makeIdentity(crypto);
+  const bob = makeIdentity(crypto);
+  const pub = publishPrekeys(crypto, bob, { pq: false, opks: 1 });
+  const s = initiateSession(crypto, alice, { bundle: pub.bundle, opk: pub.opks[0]!.json }, NOW);
+  const { alice: a2 } = establishedPair(crypto, NOW);
+  const frames = [
+    encodeEnvelope(sealMessage(crypto, { ...a2, handshake: null }, utf8('a message of some length')).envelope),
+    encodeEnvelope(sealMessage(crypto, s, utf8('first')).envelope),
+    encodeEnvelope(sealClose(crypto, { ...a2, handshake: null }, 'idle').envelope),
+  ];
+  const replacements = ['A', 'Q', 'z', '0', 'l', '_', '-', '+', '/', '=', '"', '\\', ' ', '}', 'é'];
+  let compared = 0;
+  for (const text of frames) {
+    t.ok('ok' in outcome(text));
+    const mutants = [text.slice(0, -1), text + ' ', text.slice(0, -2) + 'A"}', text.replace('"v":1', '"v":2'), text.replace('"msg"', '"close"')];
+    for (let i = 0; i < text.length; i += 3) for (const r of replacements) mutants.push(text.slice(0, i) + r + text.slice(i + 1));
+    for (const m of mutants) {
+      const fast = outcome(m);
+      const full = outcome(' ' + m);
+      if (JSON.stringify(fast) !== JSON.stringify(full)) t.fail(`outcomes differ for a mutant at ${m.length}`);
+      else compared++;
+    }
+  }
+  t.ok(compared > 1000, `${compared} mutants give the same outcome both ways`);
 });
