@@ -5,7 +5,7 @@
  */
 
 /**
- * One entry of the audit log (contracts/spec/08-audit.md). Its leaf bytes are JCS(event). Records who, what and the decision, never plaintext arguments or results.
+ * One entry of the audit log (contracts/SPEC.md section 8). Its leaf bytes are JCS(event). Records who, what and the decision, never plaintext arguments or results.
  */
 export interface AuditEvent {
   /**
@@ -81,7 +81,7 @@ export type CapabilityTokenConstraint =
     };
 
 /**
- * A capability token (PROTOCOL.md section 7, contracts/spec/07-capabilities.md), signed with domain talos/v1/capability by the Ed25519 key its iss names. prf holds the whole parent token when the token was delegated. The schema fixes the structure; the semantic rules (valid DID keys, canonical globs, attenuation, signatures) are checked by runtime/capability.
+ * A capability token (PROTOCOL.md section 7, contracts/SPEC.md section 7), signed with domain talos/v1/capability by the Ed25519 key its iss names. prf holds the whole parent token when the token was delegated. The schema fixes the structure; the semantic rules (valid DID keys, canonical globs, attenuation, signatures) are checked by runtime/capability.
  */
 export interface CapabilityToken {
   v: 1;
@@ -166,7 +166,7 @@ export type DidDocumentMethodId = string;
 export type DidDocumentReferences = [DidDocumentMethodId];
 
 /**
- * W3C DID document of a did:talos identity (contracts/spec/03-identity.md). Verification methods are Multikey; keyAgreement names the X25519 identity key when it is known. An optional sig (domain talos/v1/did-document) is made by the DID's own Ed25519 key.
+ * W3C DID document of a did:talos identity (contracts/SPEC.md section 3). Verification methods are Multikey; keyAgreement names the X25519 identity key when it is known. An optional sig (domain talos/v1/did-document) is made by the DID's own Ed25519 key.
  */
 export interface DidDocument {
   /**
@@ -217,7 +217,7 @@ export interface AuditInclusionProof {
 }
 
 /**
- * A key-ring file of key-encryption keys (contracts/spec/10-tga.md); at most 16 keys (MAX_LIVE_KEKS, enforced by runtime/secrets/keyring.ts). Secret: keep it mode 0600, away from the data it protects.
+ * A key-ring file of key-encryption keys (contracts/SPEC.md section 10); at most 16 keys (MAX_LIVE_KEKS, enforced by runtime/secrets/keyring.ts). Secret: keep it mode 0600, away from the data it protects.
  */
 export interface KekRing {
   v: 1;
@@ -253,7 +253,7 @@ export interface KekRing {
 export type KeyFileB64U32 = string;
 
 /**
- * An agent's identity key file (contracts/spec/03-identity.md). With protection.alg 'none' the secrets are stored in clear as an object; any other alg stores them sealed, as one base64url string, by the KeyFileCipher named by alg.
+ * An agent's identity key file (contracts/SPEC.md section 3). With protection.alg 'none' the secrets are stored in clear as an object; any other alg stores them sealed, as one base64url string, by the KeyFileCipher named by alg.
  */
 export interface KeyFile {
   v: 1;
@@ -282,7 +282,7 @@ export interface KeyFile {
 }
 
 /**
- * A Double Ratchet message of an established session (PROTOCOL.md section 6, contracts/spec/05-sessions.md).
+ * A Double Ratchet message of an established session (PROTOCOL.md section 6, contracts/SPEC.md section 5).
  */
 export interface MessageEnvelope {
   v: 1;
@@ -340,7 +340,7 @@ export type PrekeyBundleB64U32 = string;
 export type PrekeyBundleU32 = number;
 
 /**
- * A signed prekey bundle (PROTOCOL.md section 4, contracts/spec/04-prekeys.md), signed with domain talos/v1/prekey-bundle by the Ed25519 key its did names.
+ * A signed prekey bundle (PROTOCOL.md section 4, contracts/SPEC.md section 4), signed with domain talos/v1/prekey-bundle by the Ed25519 key its did names.
  */
 export interface PrekeyBundle {
   v: 1;
@@ -368,7 +368,7 @@ export interface PrekeyBundle {
 }
 
 /**
- * A first message of a session (X3DH or PQXDH, PROTOCOL.md section 5): a ratchet message plus the handshake fields; the initiator sends this type until it receives a reply. contracts/spec/05-sessions.md.
+ * A first message of a session (X3DH or PQXDH, PROTOCOL.md section 5): a ratchet message plus the handshake fields; the initiator sends this type until it receives a reply. contracts/SPEC.md section 5.
  */
 export interface PrekeyMessage {
   v: 1;
@@ -390,7 +390,7 @@ export interface PrekeyMessage {
    */
   ik: string;
   /**
-   * base64url of IKsig_A's Ed25519 signature certifying ik (domain talos/v1/session-identity over {did, ik_dh}; contracts/spec/05-sessions.md).
+   * base64url of IKsig_A's Ed25519 signature certifying ik (domain talos/v1/session-identity over {did, ik_dh}; contracts/SPEC.md section 5).
    */
   ik_sig: string;
   /**
@@ -424,7 +424,7 @@ export interface PrekeyMessage {
 }
 
 /**
- * A signed revocation of a capability token (PROTOCOL.md section 7, contracts/spec/07-capabilities.md), signed with domain talos/v1/revocation by the key its iss names. It binds a chain only when iss issued the revoked token or a token above it.
+ * A signed revocation of a capability token (PROTOCOL.md section 7, contracts/SPEC.md section 7), signed with domain talos/v1/revocation by the key its iss names. It binds a chain only when iss issued the revoked token or a token above it.
  */
 export interface Revocation {
   v: 1;
@@ -441,7 +441,7 @@ export interface Revocation {
 }
 
 /**
- * Closes a session: a ratchet message whose plaintext is the UTF-8 close reason (at most 256 bytes). contracts/spec/05-sessions.md.
+ * Closes a session: a ratchet message whose plaintext is the UTF-8 close reason (at most 256 bytes). contracts/SPEC.md section 5.
  */
 export interface SessionClose {
   v: 1;
@@ -469,7 +469,7 @@ export interface SessionClose {
 }
 
 /**
- * talos.config.json: the gateway's configuration (contracts/spec/09-tunnel.md). Relative paths are resolved from the file's folder. Environment variables override some fields (TALOS_GATEWAY_HOST, TALOS_GATEWAY_PORT, TALOS_GATEWAY_KEY, TALOS_TRUSTED_ISSUERS, TALOS_REDIS_URL, TALOS_AUDIT_STORE).
+ * talos.config.json: the gateway's configuration (contracts/SPEC.md section 9). Relative paths are resolved from the file's folder. Environment variables override some fields (TALOS_GATEWAY_HOST, TALOS_GATEWAY_PORT, TALOS_GATEWAY_KEY, TALOS_TRUSTED_ISSUERS, TALOS_REDIS_URL, TALOS_AUDIT_STORE).
  */
 export interface TalosConfig {
   v: 1;
@@ -572,7 +572,7 @@ export interface TalosConfigRate {
 }
 
 /**
- * One secret at rest under envelope encryption (contracts/spec/10-tga.md): the data key wrapped by the KEK named by kek, and the data sealed under the data key. Both with XChaCha20-Poly1305.
+ * One secret at rest under envelope encryption (contracts/SPEC.md section 10): the data key wrapped by the KEK named by kek, and the data sealed under the data key. Both with XChaCha20-Poly1305.
  */
 export interface WrappedSecret {
   v: 1;

@@ -172,7 +172,7 @@ export function capabilityVectors(crypto: CryptoProvider = createNobleProvider({
 
   return {
     description:
-      'Capability tokens (PROTOCOL.md section 7, contracts/spec/07-capabilities.md). For each case, a checker configured with `config` that knows the named valid revocations returns `expect` for check(compact, request, session_did, now_ms). Seeds are Ed25519 signing seeds (hex).',
+      'Capability tokens (PROTOCOL.md section 7, contracts/SPEC.md section 7). For each case, a checker configured with `config` that knows the named valid revocations returns `expect` for check(compact, request, session_did, now_ms). Seeds are Ed25519 signing seeds (hex).',
     keys: Object.fromEntries(names.map((k) => [k, { seed: VECTOR_SEEDS[k], did: did(k) }])) as CapabilityVectors['keys'],
     config: { audience: gw, trusted_roots: [did('root')] },
     revocations: Object.fromEntries(Object.entries(revocations).map(([k, r]) => [k, { revocation: r, valid: revValid[k]! }])),

@@ -4,7 +4,7 @@ import type { DriftReport } from '../mcp/pinning.ts';
 import { canonicalJson } from '../mcp/pinning.ts';
 
 /**
- * Drift detection (contracts/spec/10-tga.md, "Drift"): the TGA compares what runs with what is
+ * Drift detection (contracts/SPEC.md section 10, "Drift"): the TGA compares what runs with what is
  * declared and, per kind of difference, reports it or reconciles it. Pure: the running and the
  * declared configuration, and the upstreams' pin reports, are handed in; the effects of a
  * reconciliation (swapping trusted issuers, limits, restarting an upstream, re-pinning a tool)

@@ -59,7 +59,7 @@ export function identityVectors(): unknown {
 
   return {
     description:
-      'Talos identity golden vectors (contracts/spec/03-identity.md, 04-prekeys.md). Secrets are base64url; seeds are fixed, never use them.',
+      'Talos identity golden vectors (contracts/SPEC.md sections 3 and 4). Secrets are base64url; seeds are fixed, never use them.',
     identities: identities.map(({ name, id, sigSeed, dhSecret }) => ({
       name,
       ed25519_seed: toB64u(sigSeed),

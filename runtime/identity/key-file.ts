@@ -11,7 +11,7 @@ import { EncodingError, IdentityError, SchemaError, TalosError } from '../errors
 import { identityFromSecrets, type Identity } from './identity.ts';
 
 /**
- * Identity key files (contracts/spec/03-identity.md): JSON, schema-checked
+ * Identity key files (contracts/SPEC.md section 3): JSON, schema-checked
  * (contracts/schemas/key-file.schema.json), written atomically with mode 0600.
  *
  * Encryption at rest is a seam: a KeyFileCipher. The default, PLAINTEXT_KEY_FILE, stores the

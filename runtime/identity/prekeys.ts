@@ -14,7 +14,7 @@ import {
 import { DOMAINS, signObject, signingInput } from './signing.ts';
 
 /**
- * Prekey bundles and one-time prekeys (PROTOCOL.md section 4, contracts/spec/04-prekeys.md).
+ * Prekey bundles and one-time prekeys (PROTOCOL.md section 4, contracts/SPEC.md section 4).
  * Creation returns the public, signed object AND the secret halves, which the responder keeps
  * in a PrekeyStore (prekey-store.ts). Verification returns decoded bytes or throws
  * IdentityError with a stable code.

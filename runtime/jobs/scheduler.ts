@@ -1,7 +1,7 @@
 import { JobError } from './errors.ts';
 
 /**
- * The job scheduler port (contracts/spec/10-tga.md, "Scheduled jobs"). Two adapters pass the
+ * The job scheduler port (contracts/SPEC.md section 10, "Scheduled jobs"). Two adapters pass the
  * same contract tests: BullMQ on Redis (durable, shared by every runtime process) and an
  * in-process one (no Redis; injectable clock for the simulator).
  *

@@ -2,7 +2,7 @@ import type { SecretVault } from '../secrets/vault.ts';
 import type { JobHandler, Scheduler } from './scheduler.ts';
 
 /**
- * The recurring jobs the TGA schedules (contracts/spec/10-tga.md). Names are stable: they are
+ * The recurring jobs the TGA schedules (contracts/SPEC.md section 10). Names are stable: they are
  * the BullMQ job scheduler ids, so a restarted runtime upserts the same schedules.
  */
 export const TGA_JOBS = {

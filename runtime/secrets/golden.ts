@@ -59,7 +59,7 @@ export function secretsVectors() {
     { what: 'unknown version', purpose: first.purpose, id: first.id, wrapped: { ...first.wrapped, v: 2 }, code: 'secret_malformed' },
   ];
   return {
-    description: 'Envelope encryption of secrets at rest (contracts/spec/10-tga.md section 10.1). XChaCha20-Poly1305; nonces from a seeded source.',
+    description: 'Envelope encryption of secrets at rest (contracts/SPEC.md section 10.1). XChaCha20-Poly1305; nonces from a seeded source.',
     keks: keks.map((k) => ({ id: k.id, key: toB64u(k.key) })),
     kek_list: { text: `kek-2026-01:${toB64u(key1)},${toB64u(key2)}`, primary: 'kek-2026-01', ids: ['kek-2026-01', keks[1]!.id] },
     kek_list_formatted: formatKekList(ring),

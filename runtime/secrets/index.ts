@@ -1,4 +1,4 @@
-/** Secrets at rest: envelope encryption, KEK rings, stores, rotation (contracts/spec/10-tga.md). */
+/** Secrets at rest: envelope encryption, KEK rings, stores, rotation (contracts/SPEC.md section 10). */
 export { SecretsError } from './errors.ts';
 export { Keyring, KEK_BYTES, KEK_ID_PATTERN, MAX_LIVE_KEKS, deriveKekId, formatKekList, generateKek, parseKekList, type Kek } from './keyring.ts';
 export { KEK_ENV, KEK_FILE_ENV, formatKeyringFile, loadKeyring, parseKeyringFile, saveKeyringFile } from './keyring-source.ts';

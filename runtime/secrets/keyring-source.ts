@@ -9,7 +9,7 @@ import { SecretsError } from './errors.ts';
 import { KEK_BYTES, Keyring, parseKekList } from './keyring.ts';
 
 /**
- * Where KEKs come from (contracts/spec/10-tga.md):
+ * Where KEKs come from (contracts/SPEC.md section 10):
  * - the environment variable TALOS_KEK: `id:KEY[,id:KEY…]`, first = primary (see parseKekList);
  * - or a key-ring file (contracts/schemas/kek-ring.schema.json), mode 0600, named by
  *   TALOS_KEK_FILE or passed explicitly.

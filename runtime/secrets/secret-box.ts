@@ -8,7 +8,7 @@ import { SecretsError } from './errors.ts';
 import { KEK_ID_PATTERN, type Keyring } from './keyring.ts';
 
 /**
- * Envelope encryption of one stored secret (contracts/spec/10-tga.md, "Secrets at rest").
+ * Envelope encryption of one stored secret (contracts/SPEC.md section 10, "Secrets at rest").
  * Each record gets its own random 32-byte data key (DEK); the plaintext is sealed under the DEK
  * and the DEK is sealed (wrapped) under a key-encryption key (KEK) from the keyring, both with
  * XChaCha20-Poly1305 and a random 24-byte nonce. Both seals carry associated data naming the

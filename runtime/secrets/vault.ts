@@ -30,7 +30,7 @@ const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resol
  * the ring, records are re-wrapped in the background (compare-and-swap, so a concurrent write
  * is never overwritten), and an old KEK is retired (wiped) only once no record names it.
  * With several processes sharing a store, give every process the new KEK (non-primary) first,
- * then switch the primary, then re-wrap, then retire: see contracts/spec/10-tga.md.
+ * then switch the primary, then re-wrap, then retire: see contracts/SPEC.md section 10.
  */
 export class SecretVault {
   readonly box: SecretBox;

@@ -10,7 +10,7 @@ import { MAX_FRAME_BYTES } from './limits.ts';
 import { HEADER_BYTES } from './ratchet.ts';
 
 /**
- * The session frame codec (contracts/spec/05-sessions.md, schemas prekey-message,
+ * The session frame codec (contracts/SPEC.md section 5, schemas prekey-message,
  * message-envelope, session-close). One JSON object per frame:
  *   { v: 1, type, from, to, sid, [ik, ik_sig, ek, spk_id, opk_id?, pq_ct?, pq_id?], header, ct }
  * The handshake fields appear only on `prekey` frames: the initiator's messages until it has

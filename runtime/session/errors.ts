@@ -3,7 +3,7 @@ import { TalosError } from '../errors.ts';
 /**
  * A session refused an input: a bad frame, a handshake it will not accept, a message it cannot
  * (or must not) decrypt. The session it was given is left exactly as it was.
- * Codes are stable and listed in contracts/spec/05-sessions.md.
+ * Codes are stable and listed in contracts/SPEC.md section 5.
  */
 export class SessionError extends TalosError {}
 

@@ -15,7 +15,7 @@ import {
 /**
  * Identities and published prekeys for tests, vectors and benchmarks, made with
  * runtime/identity's own constructors. ML-KEM one-time ids start at 2000 and the last-resort
- * key is 1000, so the ML-KEM id space has no collision (contracts/spec/05-sessions.md).
+ * key is 1000, so the ML-KEM id space has no collision (contracts/SPEC.md section 5).
  */
 export const makeIdentity = (crypto: CryptoProvider): Identity => generateIdentity(crypto);
 

@@ -92,7 +92,7 @@ export function sessionVectorsWith(crypto: CryptoProvider) {
   const pqxdh = handshakeVector(crypto, 'pqxdh-with-one-time-prekeys', { opk: true, pq: true });
   return {
     description:
-      'Talos sessions (PROTOCOL.md sections 5-6, contracts/spec/05-sessions.md). Every value derives from the ' +
+      'Talos sessions (PROTOCOL.md sections 5-6, contracts/SPEC.md section 5). Every value derives from the ' +
       `ChaCha20 stream seededRandom("${SESSION_VECTOR_SEED}") drawn in order; now = ${VECTOR_NOW}. ` +
       'The ratchet transcript continues the x3dh-with-one-time-prekey session.',
     seed: SESSION_VECTOR_SEED,

@@ -1,4 +1,4 @@
-/** The session layer's public surface (contracts/spec/05-sessions.md). */
+/** The session layer's public surface (contracts/SPEC.md section 5). */
 export { SessionError, type SessionErrorCode } from './errors.ts';
 export * from './limits.ts';
 export type { LocalIdentity, HandshakeFields, HandshakeMode } from './handshake.ts';

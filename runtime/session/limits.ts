@@ -1,5 +1,5 @@
 /**
- * Every limit of the session layer, in one place (contracts/spec/05-sessions.md restates them).
+ * Every limit of the session layer, in one place (contracts/SPEC.md section 5 restates them).
  * Each is enforced where the comment says.
  */
 

@@ -2,7 +2,7 @@ import type { CheckResult } from './health-server.ts';
 import type { RestartBudget } from './restart-budget.ts';
 
 /**
- * Ready-made readiness checks for /readyz (contracts/spec/10-tga.md section 10.3). Each returns
+ * Ready-made readiness checks for /readyz (contracts/SPEC.md section 10.3). Each returns
  * ok/not ok with a short detail; none of them reads or prints a secret.
  */
 

@@ -1,5 +1,5 @@
 /**
- * "At most N restarts in T seconds" (the TGA's supervision policy, contracts/spec/10-tga.md).
+ * "At most N restarts in T seconds" (the TGA's supervision policy, contracts/SPEC.md section 10).
  * Pure: the caller passes the time, so the simulator's clock drives it too. Once exhausted it
  * stays exhausted (escalation: the runtime reports not-ready) until `reset()`.
  */

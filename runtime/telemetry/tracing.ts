@@ -5,7 +5,7 @@ import { BatchSpanProcessor, SimpleSpanProcessor, type SpanExporter, type SpanPr
 import { TalosError } from '../errors.ts';
 
 /**
- * Traces (contracts/spec/10-tga.md, "Health and telemetry"). Code everywhere calls `withSpan`
+ * Traces (contracts/SPEC.md section 10, "Health and telemetry"). Code everywhere calls `withSpan`
  * on @opentelemetry/api; without `startTelemetry` those calls cost almost nothing (the API's
  * no-op tracer). One tool call is one trace:
  *   talos.tool_call ─┬─ talos.decrypt
