@@ -4,7 +4,7 @@ import { didFromPublicKey } from '../runtime/identity/did.ts';
 import { CapabilityChecker } from '../runtime/capability/checker.ts';
 import type { AccessRequest, Grant } from '../runtime/capability/grant.ts';
 import { delegateToken, encodeToken, mintToken } from '../runtime/capability/token.ts';
-import { opsPerSecond, percentile, target, type Benchmark } from './harness.ts';
+import { opsPerCpuSecond, opsPerSecond, percentile, target, type Benchmark } from './harness.ts';
 
 /**
  * `npm run bench -- auth [provider]`: the gateway's per-request authorization, single core.
@@ -19,22 +19,6 @@ import { opsPerSecond, percentile, target, type Benchmark } from './harness.ts';
  */
 const BATCH = 32;
 
-/**
- * Ops per second of CPU time (process.cpuUsage) over about `ms`: on a shared machine the
- * wall-clock figure mostly measures how often the scheduler runs us; this one does not.
- */
-function opsPerCpuSecond(fn: () => unknown, ms: number, batch = 16): number {
-  for (let i = 0; i < 1000; i++) fn();
-  const start = process.cpuUsage();
-  const wallEnd = performance.now() + ms;
-  let ops = 0;
-  while (performance.now() < wallEnd) {
-    for (let i = 0; i < batch; i++) fn();
-    ops += batch;
-  }
-  const used = process.cpuUsage(start);
-  return (ops * 1e6) / (used.user + used.system);
-}
 const SAMPLES = 20_000;
 
 const bench: Benchmark = async (args) => {
@@ -74,8 +58,8 @@ const bench: Benchmark = async (args) => {
 
   const cachedOps = opsPerSecond(cached, 1500);
   const baselineOps = opsPerSecond(baseline, 1500);
-  const cachedCpuOps = opsPerCpuSecond(cached, 1500);
-  const baselineCpuOps = opsPerCpuSecond(baseline, 1500);
+  const cachedCpuOps = opsPerCpuSecond(cached, 1500, 16, 1000);
+  const baselineCpuOps = opsPerCpuSecond(baseline, 1500, 16, 1000);
   const cachedTimes = perCall(cached);
   const baselineTimes = perCall(baseline);
 
@@ -84,8 +68,8 @@ const bench: Benchmark = async (args) => {
   let fk = 0;
   const fresh = () => checker.check(JSON.parse(quoted) as string, requests[fk++ % 10]!, sub, now);
   const freshBaseline = () => map.get(JSON.parse(quoted) as string)!.sub === sub;
-  const freshOps = opsPerCpuSecond(fresh, 1000);
-  const baselineFreshOps = opsPerCpuSecond(freshBaseline, 1000);
+  const freshOps = opsPerCpuSecond(fresh, 1000, 16, 1000);
+  const baselineFreshOps = opsPerCpuSecond(freshBaseline, 1000, 16, 1000);
 
   // --- uncached: a one-entry cache and two tokens used alternately: every check verifies ----------
   const a = compact;
@@ -97,7 +81,7 @@ const bench: Benchmark = async (args) => {
     if (!r.ok) throw new Error('uncached check refused');
   };
   const uncachedOps = opsPerSecond(uncached, 2000, 1);
-  const uncachedCpuOps = opsPerCpuSecond(uncached, 2000, 1);
+  const uncachedCpuOps = opsPerCpuSecond(uncached, 2000, 1, 1000);
   if (cold.stats.cacheHits !== 0) throw new Error('the uncached benchmark hit the cache');
   // The floor of an uncached check: its two Ed25519 verifications alone (public keys cached,
   // as in the checker), over messages of the size of the token's two signed links.
@@ -109,7 +93,7 @@ const bench: Benchmark = async (args) => {
   const twoVerifies = () => {
     for (const m of floorMessages) if (!crypto.ed25519Verify(m.pk, m.message, m.sig)) throw new Error('floor verify failed');
   };
-  const floorCpuOps = opsPerCpuSecond(twoVerifies, 2000, 1);
+  const floorCpuOps = opsPerCpuSecond(twoVerifies, 2000, 1, 1000);
 
   const p50 = percentile(cachedTimes, 50);
   const p99 = percentile(cachedTimes, 99);

@@ -5,7 +5,7 @@ import { makeIdentity, publishPrekeys } from '../runtime/session/fixtures.ts';
 import { decrypt, encrypt } from '../runtime/session/ratchet.ts';
 import { acceptSession, initiateSession, openMessage, sealMessage, type Offer, type Session } from '../runtime/session/session.ts';
 import { establishedPair, lookupFrom } from '../runtime/session/test-helpers.ts';
-import { opsPerSecond, percentile, target, type Benchmark } from './harness.ts';
+import { opsPerCpuSecond, opsPerSecond, percentile, target, type Benchmark } from './harness.ts';
 
 /**
  * `npm run bench -- session`: per provider, side by side with the raw AEAD of the same payload
@@ -18,23 +18,6 @@ import { opsPerSecond, percentile, target, type Benchmark } from './harness.ts';
  */
 const PAYLOAD = 1024;
 
-/**
- * Ops per second of this process's CPU time (process.cpuUsage) over about `ms` of wall clock:
- * on a shared, loaded machine the wall-clock rate mostly measures how often the scheduler
- * runs us; this one does not. Reported beside the wall-clock figures, never instead of them.
- */
-function opsPerCpuSecond(fn: () => unknown, ms: number, batch = 16): number {
-  for (let i = 0; i < 200; i++) fn();
-  const start = process.cpuUsage();
-  const wallEnd = performance.now() + ms;
-  let ops = 0;
-  while (performance.now() < wallEnd) {
-    for (let i = 0; i < batch; i++) fn();
-    ops += batch;
-  }
-  const used = process.cpuUsage(start);
-  return (ops * 1e6) / (used.user + used.system);
-}
 const NOW = 1_700_000_000_000;
 const PING_PONG_SAMPLES = 3000;
 /** The slow (pure JS) provider gets fewer samples rather than minutes of run time. */
