@@ -40,6 +40,12 @@ const BUSY_TIMEOUT_MS = 10_000;
 const MMAP_BYTES = 1 << 30;
 /** Page cache per connection, in KiB (negative pragma value). */
 const CACHE_KIB = 64 * 1024;
+/**
+ * Node reads are batched: one statement returns up to this many hashes as the columns of one
+ * row (a missing node is a NULL column). Each statement costs more than each lookup in it, and
+ * a proof's uncached nodes are a handful.
+ */
+const NODES_PER_READ = 8;
 
 export interface SqliteAuditStoreOptions {
   path: string;
@@ -55,6 +61,8 @@ export class SqliteAuditStore implements AuditStore {
   private readonly path: string;
   private readonly stmt;
   private readonly appendTx: (leaves: Uint8Array[]) => AppendResult;
+  /** nodesRead[n]: the statement reading n nodes at once (prepared on first use). */
+  private readonly nodesRead: Database.Statement<number[], (Buffer | null)[]>[] = [];
 
   constructor(options: SqliteAuditStoreOptions) {
     this.hasher = options.hasher;
@@ -123,11 +131,29 @@ export class SqliteAuditStore implements AuditStore {
   /** Synchronous read for hot loops (proof generation in-process). */
   getNodesSync(refs: NodeRef[]): Map<string, Uint8Array> {
     const out = new Map<string, Uint8Array>();
-    for (const r of refs) {
-      const h = this.stmt.getNode.get(r.level, r.index);
-      if (h) out.set(nodeKey(r.level, r.index), toBytes(h));
+    for (let at = 0; at < refs.length; at += NODES_PER_READ) {
+      const batch = refs.slice(at, at + NODES_PER_READ);
+      const row = this.readNodes(batch);
+      batch.forEach((r, i) => {
+        const h = row[i];
+        if (h) out.set(nodeKey(r.level, r.index), toBytes(h));
+      });
     }
     return out;
+  }
+
+  /** The batch's hashes (null where a node is missing), in one statement. */
+  private readNodes(batch: NodeRef[]): (Buffer | null)[] {
+    const n = batch.length;
+    let stmt = this.nodesRead[n];
+    if (!stmt) {
+      const one = '(SELECT hash FROM audit_nodes WHERE level = ? AND idx = ?)';
+      stmt = this.db.prepare<number[], (Buffer | null)[]>(`SELECT ${Array.from({ length: n }, () => one).join(', ')}`).raw();
+      this.nodesRead[n] = stmt;
+    }
+    const params: number[] = [];
+    for (const r of batch) params.push(r.level, r.index);
+    return stmt.get(...params)!;
   }
 
   async readLeaves(from: number, limit: number): Promise<StoredLeaf[]> {
