@@ -1,7 +1,7 @@
 import Database from 'better-sqlite3';
 import { statSync } from 'node:fs';
 import { AuditError } from '../audit/errors.ts';
-import type { Hasher } from '../audit/merkle.ts';
+import { HASH_SIZE, type Hasher } from '../audit/merkle.ts';
 import { Frontier, nodeKey, type NodeRef } from '../audit/tree.ts';
 import {
   checkBatch,
@@ -41,9 +41,12 @@ const MMAP_BYTES = 1 << 30;
 /** Page cache per connection, in KiB (negative pragma value). */
 const CACHE_KIB = 64 * 1024;
 /**
- * Node reads are batched: one statement returns up to this many hashes as the columns of one
- * row (a missing node is a NULL column). Each statement costs more than each lookup in it, and
- * a proof's uncached nodes are a handful.
+ * Node reads are batched: one statement returns up to this many hashes concatenated into one
+ * blob (a statement costs more than each lookup in it, and so does each value handed back to
+ * JS; a proof's uncached nodes are a handful). `||` concatenates the stored bytes as they are
+ * (the database encoding is UTF-8, SQLite's default, so no conversion happens) and CAST makes
+ * the result a blob again; a missing node makes it NULL, and then the nodes are read as one
+ * row with one column each, which tells which ones exist.
  */
 const NODES_PER_READ = 8;
 
@@ -62,7 +65,9 @@ export class SqliteAuditStore implements AuditStore {
   private readonly stmt;
   private readonly appendTx: (leaves: Uint8Array[]) => AppendResult;
   /** nodesRead[n]: the statement reading n nodes at once (prepared on first use). */
-  private readonly nodesRead: Database.Statement<number[], (Buffer | null)[]>[] = [];
+  private readonly nodesRead: Database.Statement<number[], Buffer | null>[] = [];
+  /** nodesReadRow[n]: the same nodes as one row of n columns (null where missing). */
+  private readonly nodesReadRow: Database.Statement<number[], (Buffer | null)[]>[] = [];
 
   constructor(options: SqliteAuditStoreOptions) {
     this.hasher = options.hasher;
@@ -128,32 +133,46 @@ export class SqliteAuditStore implements AuditStore {
     return this.getNodesSync(refs);
   }
 
+  async getNodeList(refs: NodeRef[]): Promise<(Uint8Array | null)[]> {
+    return this.getNodeListSync(refs);
+  }
+
   /** Synchronous read for hot loops (proof generation in-process). */
   getNodesSync(refs: NodeRef[]): Map<string, Uint8Array> {
     const out = new Map<string, Uint8Array>();
+    this.getNodeListSync(refs).forEach((h, i) => {
+      if (h) out.set(nodeKey(refs[i]!.level, refs[i]!.index), h);
+    });
+    return out;
+  }
+
+  /** The nodes in the order of `refs`, null where missing. */
+  getNodeListSync(refs: NodeRef[]): (Uint8Array | null)[] {
+    const out: (Uint8Array | null)[] = [];
     for (let at = 0; at < refs.length; at += NODES_PER_READ) {
-      const batch = refs.slice(at, at + NODES_PER_READ);
-      const row = this.readNodes(batch);
-      batch.forEach((r, i) => {
-        const h = row[i];
-        if (h) out.set(nodeKey(r.level, r.index), toBytes(h));
-      });
+      const n = Math.min(NODES_PER_READ, refs.length - at);
+      const params: number[] = [];
+      for (let i = at; i < at + n; i++) params.push(refs[i]!.level, refs[i]!.index);
+      const joined = this.nodesStatement(this.nodesRead, n, true).get(...params);
+      if (joined instanceof Uint8Array && joined.length === n * HASH_SIZE) {
+        const all = toBytes(joined);
+        for (let i = 0; i < n; i++) out.push(all.slice(i * HASH_SIZE, (i + 1) * HASH_SIZE));
+        continue;
+      }
+      for (const h of this.nodesStatement(this.nodesReadRow, n, false).get(...params)!) out.push(h ? toBytes(h) : null);
     }
     return out;
   }
 
-  /** The batch's hashes (null where a node is missing), in one statement. */
-  private readNodes(batch: NodeRef[]): (Buffer | null)[] {
-    const n = batch.length;
-    let stmt = this.nodesRead[n];
+  /** The statement selecting n nodes, joined into one blob or as n columns (prepared once). */
+  private nodesStatement<T>(cache: Database.Statement<number[], T>[], n: number, joined: boolean): Database.Statement<number[], T> {
+    let stmt = cache[n];
     if (!stmt) {
-      const one = '(SELECT hash FROM audit_nodes WHERE level = ? AND idx = ?)';
-      stmt = this.db.prepare<number[], (Buffer | null)[]>(`SELECT ${Array.from({ length: n }, () => one).join(', ')}`).raw();
-      this.nodesRead[n] = stmt;
+      const one = Array.from({ length: n }, () => '(SELECT hash FROM audit_nodes WHERE level = ? AND idx = ?)');
+      stmt = joined ? this.db.prepare<number[], T>(`SELECT CAST(${one.join(' || ')} AS BLOB)`).pluck() : this.db.prepare<number[], T>(`SELECT ${one.join(', ')}`).raw();
+      cache[n] = stmt;
     }
-    const params: number[] = [];
-    for (const r of batch) params.push(r.level, r.index);
-    return stmt.get(...params)!;
+    return stmt;
   }
 
   async readLeaves(from: number, limit: number): Promise<StoredLeaf[]> {

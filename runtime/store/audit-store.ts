@@ -45,6 +45,11 @@ export interface AuditStore {
   head(): Promise<Head>;
   /** The requested complete nodes, keyed by nodeKey; missing ones are absent. */
   getNodes(refs: NodeRef[]): Promise<Map<string, Uint8Array>>;
+  /**
+   * Optional fast path of getNodes for proof generation: the same nodes as a list in the order
+   * of `refs`, null where a node is missing (no key strings, no map).
+   */
+  getNodeList?(refs: NodeRef[]): Promise<(Uint8Array | null)[]>;
   /** Up to `limit` stored leaves with index >= from, in index order (a page of a stream). */
   readLeaves(from: number, limit: number): Promise<StoredLeaf[]>;
   readLeaf(index: number): Promise<Uint8Array | null>;
