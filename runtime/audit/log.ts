@@ -19,6 +19,9 @@ export const MAX_CACHED_NODES = 1 << 18;
 /** Bound on cached right-edge folds (hashes of incomplete ranges [lo, hi), fixed once hi <= size). */
 export const MAX_CACHED_FOLDS = 4096;
 
+/** Slot encoding in build(): a group's members are fewer than this (a group is O(log n) nodes). */
+const SLOT = 1 << 16;
+
 export class AuditLog {
   /** cache[level]: index -> hash of that complete node (levels >= CACHE_MIN_LEVEL only). */
   private readonly cache: Map<number, Uint8Array>[] = [];
@@ -52,16 +55,21 @@ export class AuditLog {
     level.set(r.index, h);
   }
 
-  /** Reads the refs not cached from the store (in order, once each), caching what may be. */
-  private async fetchMissing(refs: NodeRef[]): Promise<Map<string, Uint8Array>> {
-    const out = new Map<string, Uint8Array>();
-    if (refs.length === 0) return out;
-    const got = await this.store.getNodes(refs);
-    for (const r of refs) {
-      const k = nodeKey(r.level, r.index);
-      const h = got.get(k);
+  /** Reads refs from the store, in order, caching what may be; a missing node is corruption. */
+  private async fetchList(refs: NodeRef[]): Promise<Uint8Array[]> {
+    if (refs.length === 0) return [];
+    let got: (Uint8Array | null | undefined)[];
+    if (this.store.getNodeList) got = await this.store.getNodeList(refs);
+    else {
+      const map = await this.store.getNodes(refs);
+      got = refs.map((r) => map.get(nodeKey(r.level, r.index)));
+    }
+    const out: Uint8Array[] = [];
+    for (let i = 0; i < refs.length; i++) {
+      const r = refs[i]!;
+      const h = got[i];
       if (!h) throw new AuditError('store_corrupt', `missing tree node ${r.level}/${r.index}`);
-      out.set(k, h);
+      out.push(h);
       this.cachePut(r, h);
     }
     return out;
@@ -75,59 +83,63 @@ export class AuditLog {
       if (h) out.set(nodeKey(r.level, r.index), h);
       else missing.push(r);
     }
-    for (const [k, h] of await this.fetchMissing(missing)) out.set(k, h);
+    const got = await this.fetchList(missing);
+    missing.forEach((r, i) => out.set(nodeKey(r.level, r.index), got[i]!));
     return out;
   }
 
   private async build(plan: ProofPlan): Promise<Uint8Array[]> {
     // Multi-node groups are folds over an incomplete range on the right edge; each one's hash
     // is cached (the same few ranges recur in every proof against one tree size).
-    const out: (Uint8Array | undefined)[] = new Array(plan.length);
+    // The groups of a plan cover disjoint ranges, so no node is needed twice.
+    const out: Uint8Array[] = new Array(plan.length);
     const foldKeys: string[] = [];
+    /** parts[i]: the member hashes of group i still to fold (fold groups not cached only). */
+    const parts: Uint8Array[][] = [];
     const missing: NodeRef[] = [];
-    const seen = new Set<string>();
-    // Cached members of fold groups are kept here: fetching may clear the cache when it is full.
-    const held = new Map<string, Uint8Array>();
-    const need = (r: NodeRef) => {
-      const k = nodeKey(r.level, r.index);
-      const c = this.cacheGet(r);
-      if (c) held.set(k, c);
-      if (c || seen.has(k)) return;
-      seen.add(k);
-      missing.push(r);
-    };
+    const slots: number[] = []; // per missing node: group * 2^16 + member (MAX group length << 2^16)
     for (let i = 0; i < plan.length; i++) {
       const g = plan[i]!;
       if (g.length === 1) {
         const h = this.cacheGet(g[0]!);
         if (h) out[i] = h;
-        else need(g[0]!);
+        else {
+          missing.push(g[0]!);
+          slots.push(i * SLOT);
+        }
         continue;
       }
       const k = `${g[0]!.level}:${g[0]!.index}:${g.length}:${g[g.length - 1]!.level}:${g[g.length - 1]!.index}`;
       foldKeys[i] = k;
       const h = this.folds.get(k);
-      if (h) out[i] = h;
-      else for (const r of g) need(r);
-    }
-    const fetched = await this.fetchMissing(missing);
-    const node = (r: NodeRef) => {
-      const k = nodeKey(r.level, r.index);
-      return held.get(k) ?? fetched.get(k)!;
-    };
-    for (let i = 0; i < plan.length; i++) {
-      if (out[i]) continue;
-      const g = plan[i]!;
-      if (g.length === 1) {
-        out[i] = node(g[0]!);
+      if (h) {
+        out[i] = h;
         continue;
       }
-      const h = foldRight(this.hasher, g.map(node));
+      // Cached members are taken now: fetching may clear the cache when it is full.
+      const members: Uint8Array[] = (parts[i] = new Array(g.length));
+      g.forEach((r, j) => {
+        const c = this.cacheGet(r);
+        if (c) members[j] = c;
+        else {
+          missing.push(r);
+          slots.push(i * SLOT + j);
+        }
+      });
+    }
+    const got = await this.fetchList(missing);
+    for (let m = 0; m < got.length; m++) {
+      const i = Math.floor(slots[m]! / SLOT);
+      if (plan[i]!.length === 1) out[i] = got[m]!;
+      else parts[i]![slots[m]! % SLOT] = got[m]!;
+    }
+    parts.forEach((members, i) => {
+      const h = foldRight(this.hasher, members);
       if (this.folds.size >= MAX_CACHED_FOLDS) this.folds.clear();
       this.folds.set(foldKeys[i]!, h);
       out[i] = h;
-    }
-    return out as Uint8Array[];
+    });
+    return out;
   }
 
   private async checkSize(size: number): Promise<void> {
@@ -140,7 +152,7 @@ export class AuditLog {
   /** Inclusion proof of leaf `index` in the tree of `size` leaves (default: the current head). */
   async inclusionProof(index: number, size?: number): Promise<Uint8Array[]> {
     const n = size ?? (await this.store.head()).size;
-    if (size !== undefined) await this.checkSize(size);
+    if (size !== undefined && size > this.knownSize) await this.checkSize(size);
     return this.build(inclusionPlan(index, n));
   }
 
