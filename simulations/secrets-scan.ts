@@ -10,11 +10,18 @@ export const KEY_PREFIX_BYTES = 12;
 export const CANARY_PATTERN = /cnry-[0-9a-f]{16}/g;
 const B64_RUN = /[A-Za-z0-9_\-+/]{16,}/g;
 const HEX_ONLY = /^[0-9a-fA-F]+$/;
+/** A bitmap over all 2-byte values (65,536 bits). */
+const HEADS16_BYTES = 65536 / 8;
 
 export class SecretScanner {
   private readonly canaries = new Set<string>();
   /** First 4 bytes (as a u32) -> the registered prefixes starting with them. */
   private readonly keys = new Map<number, { prefix: Uint8Array; label: string }[]>();
+  /**
+   * One bit per possible first 2 bytes of a registered prefix: most offsets of a scanned
+   * payload are ruled out by this bit before the (much slower) map lookup. Same verdicts.
+   */
+  private readonly heads16 = new Uint8Array(HEADS16_BYTES);
   registered = 0;
 
   canary(text: string): void {
@@ -28,6 +35,8 @@ export class SecretScanner {
     const list = this.keys.get(head) ?? [];
     if (list.some((e) => equalPrefix(e.prefix, prefix, 0))) return;
     list.push({ prefix, label });
+    const h16 = head >>> 16;
+    this.heads16[h16 >>> 3]! |= 1 << (h16 & 7);
     this.keys.set(head, list);
     this.registered++;
   }
@@ -49,7 +58,10 @@ export class SecretScanner {
   }
 
   scanBytes(bytes: Uint8Array): string | null {
+    const heads16 = this.heads16;
     for (let i = 0; i + KEY_PREFIX_BYTES <= bytes.length; i++) {
+      const h16 = (bytes[i]! << 8) | bytes[i + 1]!;
+      if ((heads16[h16 >>> 3]! & (1 << (h16 & 7))) === 0) continue;
       const list = this.keys.get(u32(bytes, i));
       if (!list) continue;
       for (const e of list) if (equalPrefix(e.prefix, bytes, i)) return `key bytes (${e.label})`;
