@@ -63,7 +63,7 @@ export class World {
     this.trace = new TraceWriter(TraceWriter.header(options.scenario, options.seed), () => this.scheduler.now);
     this.network = new SimNetwork(this.scheduler, this.rng.fork('network'), this.trace);
     this.invariants = new InvariantLog(() => this.scheduler.now);
-    this.crypto = createCryptoProvider({ name: options.crypto ?? 'node', random: this.rng.randomSource('crypto') });
+    this.crypto = memoizeKeyChecks(createCryptoProvider({ name: options.crypto ?? 'node', random: this.rng.randomSource('crypto') }));
     this.scheduler.onError = (err) => this.report(err);
     // No plaintext or key bytes on an untrusted link, ever: every packet is scanned as sent.
     this.network.tap((p) => {
@@ -145,4 +145,30 @@ export class World {
       /* recorded */
     }
   }
+}
+
+/** Distinct public keys remembered per run at most (a run sees a few hundred). */
+export const KEY_CHECK_MEMO_LIMIT = 100_000;
+
+/**
+ * The run's provider, with `ed25519IsValidPublicKey` remembered per key: it is a pure function
+ * of the key bytes (a point decompression and a subgroup check), asked again for the same few
+ * keys at every checkpoint, DID parse and token check. Every other operation, and every
+ * verdict, is the provider's own; nothing random is consumed by the check.
+ */
+function memoizeKeyChecks(base: CryptoProvider): CryptoProvider {
+  const seen = new Map<string, boolean>();
+  const check = base.ed25519IsValidPublicKey.bind(base);
+  return Object.assign(Object.create(Object.getPrototypeOf(base) as object) as CryptoProvider, base, {
+    ed25519IsValidPublicKey(publicKey: Uint8Array): boolean {
+      if (!(publicKey instanceof Uint8Array)) return check(publicKey);
+      const k = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('latin1');
+      let v = seen.get(k);
+      if (v === undefined) {
+        v = check(publicKey);
+        if (seen.size < KEY_CHECK_MEMO_LIMIT) seen.set(k, v);
+      }
+      return v;
+    },
+  });
 }
