@@ -6,8 +6,8 @@ import type { AuditEvent } from '../../runtime/audit/event.ts';
 import type { LogKey } from '../../runtime/audit/checkpoint.ts';
 import { startAuditor, type Auditor } from '../auditor/index.ts';
 import type { AuditStore } from '../../runtime/store/audit-store.ts';
-import { SqliteAuditStore } from '../../runtime/store/audit-sqlite.ts';
-import { PostgresAuditStore } from '../../runtime/store/audit-postgres.ts';
+import { openAuditStoreSpec } from '../../runtime/store/audit-open.ts';
+import { AuditError } from '../../runtime/audit/errors.ts';
 import { TunnelError } from '../../runtime/mcp/errors.ts';
 import type { AuditSink } from '../../runtime/mcp/pipeline.ts';
 
@@ -26,16 +26,13 @@ export interface GatewayAudit extends AuditSink {
 }
 
 export async function openAuditStore(spec: string, crypto: CryptoProvider): Promise<AuditStore> {
-  const hasher = createHasher((d) => crypto.sha256(d));
-  if (spec === 'memory') return new SqliteAuditStore({ path: ':memory:', hasher });
-  if (spec.startsWith('sqlite:')) return new SqliteAuditStore({ path: spec.slice('sqlite:'.length), hasher });
-  if (/^postgres(ql)?:\/\//.test(spec)) {
-    const url = new URL(spec);
-    const schema = url.searchParams.get('schema') ?? undefined;
-    url.searchParams.delete('schema');
-    return PostgresAuditStore.open({ hasher, connectionString: url.href, ...(schema ? { schema } : {}) });
+  try {
+    return await openAuditStoreSpec(spec, createHasher((d) => crypto.sha256(d)));
+  } catch (err) {
+    // A store spec the gateway cannot open is a configuration error (audit.store).
+    if (err instanceof AuditError && err.code === 'bad_config') throw new TunnelError('config_invalid', `audit.store: ${err.message}`);
+    throw err;
   }
-  throw new TunnelError('config_invalid', 'audit.store must be memory, sqlite:<path> or a postgres:// URL');
 }
 
 export function startGatewayAudit(
