@@ -3,7 +3,7 @@ import { openAuditStore, startGatewayAudit, type GatewayAudit } from '../actors/
 import { allMachines } from '../actors/machines.ts';
 import type { BreakerState } from '../actors/messages.ts';
 import { guardedAudit, guardedLimits, type RedisPolicy } from '../actors/tga/breakers.ts';
-import { SupervisedRouter, startGatewayService, type RunningGateway } from '../actors/tga/gateway-service.ts';
+import { supervisedRouter, startGatewayService, type RunningGateway } from '../actors/tga/gateway-service.ts';
 import { startTga, type TgaActor } from '../actors/tga/index.ts';
 import { serviceChild, StopTracker } from '../actors/tga/service-child.ts';
 import { SessionHandle, sessionChild, type SupervisedSessionOptions } from '../actors/tga/session-child.ts';
@@ -542,7 +542,7 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
           audit: guardedSink.sink,
           rate,
           budget,
-          router: new SupervisedRouter(() => running.upstreams.map((u) => upstreams.get(u.name)).filter((u): u is UpstreamActor => u !== undefined)),
+          router: supervisedRouter(() => running.upstreams.map((u) => upstreams.get(u.name)).filter((u): u is UpstreamActor => u !== undefined)),
           sessions,
           lastPrekeyIds: () => lastPrekeyIds(sessions),
           accepting: () => (tga ? acceptsSessions(tga.getSnapshot()) : false),

@@ -57,13 +57,25 @@ export interface Gateway {
   stop(): Promise<void>;
 }
 
-/** Routes tool names to upstream actors; on a name offered by two upstreams the first configured wins. */
+type UpstreamCall = (method: string, params: Record<string, unknown> | undefined, signal?: AbortSignal, onProgress?: (progress: Record<string, unknown>) => void) => Promise<Record<string, unknown>>;
+
+/**
+ * Routes tool names to upstream actors; on a name offered by two upstreams the first configured
+ * wins. `upstreams` may be a getter (a supervisor's current children); `around` wraps every
+ * call (the supervised gateway traces it as a span).
+ */
 export class UpstreamRouter implements ToolRouter {
-  constructor(private readonly upstreams: UpstreamActor[]) {}
+  private readonly current: () => UpstreamActor[];
+  constructor(
+    upstreams: UpstreamActor[] | (() => UpstreamActor[]),
+    private readonly around?: (upstream: UpstreamActor, tool: string, call: () => Promise<Record<string, unknown>>) => Promise<Record<string, unknown>>,
+  ) {
+    this.current = typeof upstreams === 'function' ? upstreams : () => upstreams;
+  }
   tools(): RoutedTool[] {
     const seen = new Set<string>();
     const out: RoutedTool[] = [];
-    for (const u of this.upstreams) {
+    for (const u of this.current()) {
       for (const t of u.tools()) {
         if (seen.has(t.name)) continue;
         seen.add(t.name);
@@ -73,9 +85,14 @@ export class UpstreamRouter implements ToolRouter {
     return out;
   }
   resolve(name: string): ReturnType<ToolRouter['resolve']> {
-    for (const u of this.upstreams) {
+    for (const u of this.current()) {
       const t = u.tool(name);
-      if (t) return { tool: t as RoutedTool, call: (method, params, signal, onProgress) => u.call(method, params, signal, onProgress) };
+      if (t) {
+        const call: UpstreamCall = this.around
+          ? (method, params, signal, onProgress) => this.around!(u, name, () => u.call(method, params, signal, onProgress))
+          : (method, params, signal, onProgress) => u.call(method, params, signal, onProgress);
+        return { tool: t as RoutedTool, call };
+      }
       if (u.isDrifted(name)) return 'drift';
     }
     return undefined;

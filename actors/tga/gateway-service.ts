@@ -17,6 +17,7 @@ import { startTunnelServer, type TunnelServer } from '../../runtime/net/server.t
 import type { Envelope } from '../../runtime/session/index.ts';
 import { SPANS, withSpan, withSpanSync, type TalosMetrics } from '../../runtime/telemetry/index.ts';
 import type { UpstreamActor } from '../upstream/index.ts';
+import { UpstreamRouter } from '../gateway/index.ts';
 import type { RunningService } from './service-child.ts';
 
 /**
@@ -167,34 +168,9 @@ export function callDecision(response: RpcResponse): 'allow' | 'deny' | 'error' 
   return 'deny';
 }
 
-/** Routes tool names to the upstreams that currently run; the first configured wins a shared name. */
-export class SupervisedRouter implements ToolRouter {
-  constructor(private readonly upstreams: () => UpstreamActor[]) {}
-  tools(): RoutedTool[] {
-    const seen = new Set<string>();
-    const out: RoutedTool[] = [];
-    for (const u of this.upstreams()) {
-      for (const t of u.tools()) {
-        if (seen.has(t.name)) continue;
-        seen.add(t.name);
-        out.push(t as RoutedTool);
-      }
-    }
-    return out;
-  }
-  resolve(name: string): ReturnType<ToolRouter['resolve']> {
-    for (const u of this.upstreams()) {
-      const t = u.tool(name);
-      if (t) {
-        return {
-          tool: t as RoutedTool,
-          call: (method, params) => withSpan(SPANS.upstreamCall, { 'talos.upstream': u.name, 'talos.tool': name }, () => u.call(method, params)),
-        };
-      }
-      if (u.isDrifted(name)) return 'drift';
-    }
-    return undefined;
-  }
+/** The supervised gateway's router: the upstreams that currently run, each call traced as a span. */
+export function supervisedRouter(upstreams: () => UpstreamActor[]): ToolRouter {
+  return new UpstreamRouter(upstreams, (u, tool, call) => withSpan(SPANS.upstreamCall, { 'talos.upstream': u.name, 'talos.tool': tool }, call));
 }
 
 /** The capability check as a span. */
