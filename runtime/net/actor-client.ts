@@ -4,9 +4,8 @@ import { createSessionActor, type SessionOutbound } from '../../actors/session/i
 import { fromUtf8, utf8 } from '../encoding/bytes.ts';
 import { toB64u } from '../encoding/base64url.ts';
 import { TunnelError } from '../mcp/errors.ts';
-import { MAX_FRAME_BYTES } from '../session/index.ts';
 import { SqliteSessionStore } from '../store/session-sqlite.ts';
-import { CONNECT_TIMEOUT_MS, fetchOffer, tunnelUrls, type TunnelClient, type TunnelClientOptions } from './client.ts';
+import { openGateway, type TunnelClient, type TunnelClientOptions } from './client.ts';
 
 /**
  * The agent's end of the tunnel with its session run by the session actor
@@ -23,23 +22,7 @@ export async function connectTunnelWithActor(
   options: TunnelClientOptions & { inspect?: (event: InspectionEvent) => void },
 ): Promise<TunnelClient> {
   const now = options.now ?? Date.now;
-  const urls = tunnelUrls(options.url);
-  const offer = await fetchOffer(urls.offer);
-  if (options.expectDid && offer.bundle?.did !== options.expectDid) {
-    throw new TunnelError('wrong_gateway', 'the offer is signed by another identity than the expected gateway');
-  }
-  const ws = new WebSocket(urls.ws, { maxPayload: MAX_FRAME_BYTES });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new TunnelError('gateway_unreachable', 'the WebSocket did not open in time')), CONNECT_TIMEOUT_MS);
-    ws.once('open', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    ws.once('error', (err) => {
-      clearTimeout(timer);
-      reject(new TunnelError('gateway_unreachable', `the WebSocket failed: ${err.message}`));
-    });
-  });
+  const { offer, ws } = await openGateway(options);
 
   const store = new SqliteSessionStore({ path: ':memory:' });
   let closed = false;

@@ -62,15 +62,16 @@ export async function fetchOffer(url: string): Promise<Offer> {
   }
 }
 
-export async function connectTunnel(options: TunnelClientOptions): Promise<TunnelClient> {
-  const now = options.now ?? Date.now;
+/**
+ * Fetches the gateway's offer, checks it names the expected gateway, and opens the WebSocket
+ * (both within CONNECT_TIMEOUT_MS): the first half of every agent-side connection.
+ */
+export async function openGateway(options: Pick<TunnelClientOptions, 'url' | 'expectDid'>): Promise<{ offer: Offer; ws: WebSocket }> {
   const urls = tunnelUrls(options.url);
   const offer = await fetchOffer(urls.offer);
   if (options.expectDid && offer.bundle?.did !== options.expectDid) {
     throw new TunnelError('wrong_gateway', 'the offer is signed by another identity than the expected gateway');
   }
-  const session = initiateSession(options.crypto, options.identity, offer.opk ? { bundle: offer.bundle, opk: offer.opk } : { bundle: offer.bundle }, now());
-  const channel = new SessionChannel(options.crypto, session);
   const ws = new WebSocket(urls.ws, { maxPayload: MAX_FRAME_BYTES });
   await new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => reject(new TunnelError('gateway_unreachable', 'the WebSocket did not open in time')), CONNECT_TIMEOUT_MS);
@@ -83,6 +84,14 @@ export async function connectTunnel(options: TunnelClientOptions): Promise<Tunne
       reject(new TunnelError('gateway_unreachable', `the WebSocket failed: ${err.message}`));
     });
   });
+  return { offer, ws };
+}
+
+export async function connectTunnel(options: TunnelClientOptions): Promise<TunnelClient> {
+  const now = options.now ?? Date.now;
+  const { offer, ws } = await openGateway(options);
+  const session = initiateSession(options.crypto, options.identity, offer.opk ? { bundle: offer.bundle, opk: offer.opk } : { bundle: offer.bundle }, now());
+  const channel = new SessionChannel(options.crypto, session);
   let closed = false;
   const client: TunnelClient = {
     sid: channel.sid,
