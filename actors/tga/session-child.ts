@@ -1,10 +1,7 @@
 import type { InspectionEvent } from 'xstate';
-import type { SessionOutbound, SessionStart } from '../../machines/session.machine.ts';
-import type { CryptoProvider } from '../../runtime/crypto/provider.ts';
+import type { SessionStart } from '../../machines/session.machine.ts';
 import { TalosError } from '../../runtime/errors.ts';
-import type { Identity } from '../../runtime/identity/identity.ts';
-import type { HandshakeStore, SessionStore } from '../../runtime/session/ports.ts';
-import { createSessionActor, type SessionActor } from '../session/index.ts';
+import { createSessionActor, type SessionActor, type SessionActorOptions } from '../session/index.ts';
 import { serviceChild, type StopTracker } from './service-child.ts';
 
 /**
@@ -16,15 +13,7 @@ import { serviceChild, type StopTracker } from './service-child.ts';
  * Operations sent while the actor restarts are refused with `session_restarting`: the owner
  * retries them (nothing of a refused operation reached the peer).
  */
-export interface SupervisedSessionOptions {
-  crypto: CryptoProvider;
-  identity: Identity;
-  store: SessionStore & HandshakeStore;
-  start: SessionStart;
-  onOutput: (message: SessionOutbound) => void;
-  idleTimeoutMs?: number;
-  now?: () => number;
-}
+export type SupervisedSessionOptions = Pick<SessionActorOptions, 'crypto' | 'identity' | 'store' | 'start' | 'onOutput' | 'idleTimeoutMs' | 'now'>;
 
 export class SessionHandle {
   sid: Uint8Array | undefined;
