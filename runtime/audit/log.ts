@@ -11,9 +11,12 @@ import { leafBytes, type AuditEvent } from './event.ts';
  * proofs from the stored complete nodes, and signs checkpoints. Complete nodes never change,
  * so the upper levels are cached in memory: a proof then reads only its few lowest nodes.
  */
-/** Nodes at this level or above are cached (each covers at least 16 leaves). */
-export const CACHE_MIN_LEVEL = 4;
-/** Bound on cached nodes (~32 bytes each plus map overhead); the cache is cleared when full. */
+/** Nodes at this level or above are cached (each covers at least 8 leaves). */
+export const CACHE_MIN_LEVEL = 3;
+/**
+ * Bound on cached nodes (~32 bytes each plus map overhead). When full, the lowest cached level
+ * is dropped: it is the largest and the cheapest to miss (upper levels serve every proof).
+ */
 export const MAX_CACHED_NODES = 1 << 18;
 
 /** Bound on cached right-edge folds (hashes of incomplete ranges [lo, hi), fixed once hi <= size). */
@@ -43,12 +46,16 @@ export class AuditLog {
     return r.level >= CACHE_MIN_LEVEL ? this.cache[r.level]?.get(r.index) : undefined;
   }
 
+  private dropLowestLevel(): void {
+    const lowest = this.cache.findIndex((m) => m !== undefined && m.size > 0);
+    if (lowest < 0) return;
+    this.cached -= this.cache[lowest]!.size;
+    this.cache[lowest]!.clear();
+  }
+
   private cachePut(r: NodeRef, h: Uint8Array): void {
     if (r.level < CACHE_MIN_LEVEL) return;
-    if (this.cached >= MAX_CACHED_NODES) {
-      this.cache.length = 0;
-      this.cached = 0;
-    }
+    if (this.cached >= MAX_CACHED_NODES) this.dropLowestLevel();
     let level = this.cache[r.level];
     if (!level) this.cache[r.level] = level = new Map();
     if (!level.has(r.index)) this.cached++;
