@@ -1,9 +1,8 @@
 import { createCryptoProvider } from '../runtime/crypto/index.ts';
-import { fromHex } from '../runtime/encoding/bytes.ts';
-import { didFromPublicKey } from '../runtime/identity/did.ts';
 import { CapabilityChecker } from '../runtime/capability/checker.ts';
-import type { AccessRequest, Grant } from '../runtime/capability/grant.ts';
-import { delegateToken, encodeToken, mintToken } from '../runtime/capability/token.ts';
+import type { AccessRequest } from '../runtime/capability/grant.ts';
+import { encodeToken } from '../runtime/capability/token.ts';
+import { REALISTIC_TOOLS, realisticTokens } from './realistic-token.ts';
 import { opsPerCpuSecond, opsPerSecond, percentile, target, type Benchmark } from './harness.ts';
 
 /**
@@ -23,18 +22,14 @@ const SAMPLES = 20_000;
 
 const bench: Benchmark = async (args) => {
   const crypto = createCryptoProvider({ name: args[0] ?? 'node' });
-  const seed = (n: number) => fromHex(n.toString(16).padStart(2, '0').repeat(32));
-  const did = (n: number) => didFromPublicKey(crypto.ed25519PublicKey(seed(n)));
-  const [ROOT, AGENT, SUB, GW] = [1, 2, 3, 4];
-  const T0 = Math.floor(Date.now() / 1000) - 60;
-  const tools = ['read_text_file', 'read_media_file', 'list_directory', 'directory_tree', 'search_files', 'get_file_info', 'write_file', 'edit_file', 'create_directory', 'move_file'];
-  const rootGrants: Grant[] = tools.map((tool, i) => ({ method: 'tools/call', tool, args: { path: { glob: `workspace/project-${i}/**` } } }));
-  const leafGrants: Grant[] = tools.map((tool, i) => ({ method: 'tools/call', tool, args: { path: { glob: `workspace/project-${i}/src/**` } } }));
-  const root = mintToken(crypto, { issuerKey: seed(ROOT), sub: did(AGENT), aud: did(GW), grants: rootGrants, nbf: T0, exp: T0 + 86_400 });
-  const mkLeaf = (exp: number) => delegateToken(crypto, { parent: root, issuerKey: seed(AGENT), sub: did(SUB), grants: leafGrants, exp });
+  const kit = realisticTokens(crypto);
+  const { T0, seed } = kit;
+  const tools = REALISTIC_TOOLS;
+  const root = kit.root();
+  const mkLeaf = (exp: number) => kit.leaf(root, exp);
   const compact = encodeToken(mkLeaf(T0 + 3600));
-  const sub = did(SUB);
-  const checker = new CapabilityChecker({ crypto, audience: did(GW), trustedRoots: [did(ROOT)] });
+  const sub = kit.subject;
+  const checker = new CapabilityChecker({ crypto, audience: kit.audience, trustedRoots: [kit.rootIssuer] });
   const now = Date.now();
   const requests: AccessRequest[] = tools.map((tool, i) => ({ method: 'tools/call', tool, args: { path: `workspace/project-${i}/src/lib/module-${i}.ts` } }));
   for (const r of requests) if (!checker.check(compact, r, sub, now).ok) throw new Error('bench token refused');
@@ -74,7 +69,7 @@ const bench: Benchmark = async (args) => {
   // --- uncached: a one-entry cache and two tokens used alternately: every check verifies ----------
   const a = compact;
   const b = encodeToken(mkLeaf(T0 + 3599));
-  const cold = new CapabilityChecker({ crypto, audience: did(GW), trustedRoots: [did(ROOT)], cacheSize: 1 });
+  const cold = new CapabilityChecker({ crypto, audience: kit.audience, trustedRoots: [kit.rootIssuer], cacheSize: 1 });
   let u = 0;
   const uncached = () => {
     const r = cold.check(u++ % 2 ? a : b, requests[0]!, sub, now);

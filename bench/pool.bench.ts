@@ -1,9 +1,7 @@
 import { verifyChainStatic } from '../runtime/capability/verify.ts';
-import type { Grant } from '../runtime/capability/grant.ts';
-import { decodeToken, delegateToken, encodeToken, mintToken, type Token } from '../runtime/capability/token.ts';
+import { decodeToken, encodeToken, type Token } from '../runtime/capability/token.ts';
+import { realisticTokens } from './realistic-token.ts';
 import { createCryptoProvider } from '../runtime/crypto/index.ts';
-import { fromHex } from '../runtime/encoding/bytes.ts';
-import { didFromPublicKey } from '../runtime/identity/did.ts';
 import { DOMAINS, signObject, verifyObject } from '../runtime/identity/signing.ts';
 import { CryptoPool } from '../workers/pool.ts';
 import type { SignedItem } from '../workers/tasks.ts';
@@ -101,20 +99,12 @@ const bench: Benchmark = async (args) => {
   const threads = Number(args[0] ?? 2);
   const ms = Number(args[1] ?? 700);
   const crypto = createCryptoProvider({ name: 'node' });
-  const seed = (n: number) => fromHex(n.toString(16).padStart(2, '0').repeat(32));
-  const did = (n: number) => didFromPublicKey(crypto.ed25519PublicKey(seed(n)));
-  const [ROOT, AGENT, SUB, GW] = [1, 2, 3, 4];
-  const T0 = Math.floor(Date.now() / 1000) - 60;
-  const tools = ['read_text_file', 'read_media_file', 'list_directory', 'directory_tree', 'search_files', 'get_file_info', 'write_file', 'edit_file', 'create_directory', 'move_file'];
-  const rootGrants: Grant[] = tools.map((tool, i) => ({ method: 'tools/call', tool, args: { path: { glob: `workspace/project-${i}/**` } } }));
-  const leafGrants: Grant[] = tools.map((tool, i) => ({ method: 'tools/call', tool, args: { path: { glob: `workspace/project-${i}/src/**` } } }));
+  const kit = realisticTokens(crypto);
+  const { T0, seed, did } = kit;
   const tokens: Token[] = [];
-  for (let i = 0; i < TOKENS; i++) {
-    const root = mintToken(crypto, { issuerKey: seed(ROOT), sub: did(AGENT), aud: did(GW), grants: rootGrants, nbf: T0, exp: T0 + 86_400 + i });
-    tokens.push(delegateToken(crypto, { parent: root, issuerKey: seed(AGENT), sub: did(SUB), grants: leafGrants, exp: T0 + 3600 + i }));
-  }
-  const roots = new Set([did(ROOT)]);
-  const shared = { trustedRoots: [did(ROOT)] };
+  for (let i = 0; i < TOKENS; i++) tokens.push(kit.leaf(kit.root(i), T0 + 3600 + i));
+  const roots = new Set([kit.rootIssuer]);
+  const shared = { trustedRoots: [kit.rootIssuer] };
   // As they arrive in requests: the compact form, decoded and verified on every check.
   const compact = tokens.map(encodeToken);
   for (const c of compact) if (!verifyChainStatic(crypto, decodeToken(c), roots).ok) throw new Error('bench token refused');
