@@ -110,14 +110,22 @@ async function guarded<T>(op: () => Promise<T>): Promise<T> {
   }
 }
 
-export class RedisRateLimiter implements RateLimiter {
+/** What both Redis adapters hold: the client with our scripts, the key prefix, who closes it. */
+abstract class RedisLimitsBase {
   readonly kind = 'redis' as const;
-  private readonly client: ScriptClient;
-  private readonly prefix: string;
+  protected readonly client: ScriptClient;
+  protected readonly prefix: string;
   constructor(client: Redis, options: RedisLimitsOptions = {}, private readonly owned = false) {
     this.client = withScripts(client);
     this.prefix = options.prefix ?? 'talos:';
   }
+
+  async close(): Promise<void> {
+    if (this.owned) await this.client.quit().catch(() => {});
+  }
+}
+
+export class RedisRateLimiter extends RedisLimitsBase implements RateLimiter {
 
   async take(agent: string, tool: string, rule: RateRule, cost = 1): Promise<RateDecision> {
     checkKeyPart('agent', agent);
@@ -127,20 +135,9 @@ export class RedisRateLimiter implements RateLimiter {
     const [allowed, remaining, retry] = await guarded(() => this.client.talosTake(key, rule.capacity, rule.refillPerSecond, cost));
     return { allowed: allowed === 1, remaining, retryAfterMs: retry };
   }
-
-  async close(): Promise<void> {
-    if (this.owned) await this.client.quit().catch(() => {});
-  }
 }
 
-export class RedisBudgetLedger implements BudgetLedger {
-  readonly kind = 'redis' as const;
-  private readonly client: ScriptClient;
-  private readonly prefix: string;
-  constructor(client: Redis, options: RedisLimitsOptions = {}, private readonly owned = false) {
-    this.client = withScripts(client);
-    this.prefix = options.prefix ?? 'talos:';
-  }
+export class RedisBudgetLedger extends RedisLimitsBase implements BudgetLedger {
 
   private key(agent: string): string {
     return `${this.prefix}budget:${agent}`;
@@ -182,9 +179,5 @@ export class RedisBudgetLedger implements BudgetLedger {
         cursor = next;
       } while (cursor !== '0');
     });
-  }
-
-  async close(): Promise<void> {
-    if (this.owned) await this.client.quit().catch(() => {});
   }
 }
