@@ -3,6 +3,7 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { createCryptoProvider } from '../runtime/crypto/index.ts';
 import type { Identity } from '../runtime/identity/index.ts';
 import { TalosClientTransport } from '../runtime/mcp/client-transport.ts';
+import { closedLoop, sequentialCalls } from './tunnel-calls.ts';
 
 /**
  * The tunnel benchmark's agents, in a worker thread so that they do not share the gateway's
@@ -24,7 +25,6 @@ for (const a of setup.agents) {
   await c.connect(new TalosClientTransport({ gateway: setup.url, identity: a.identity, crypto, token: a.token, expectGatewayDid: setup.gatewayDid }));
   clients.push(c);
 }
-const callOnce = (c: Client, i: number) => c.callTool({ name: 'echo', arguments: { message: `m${i}` } });
 
 parentPort!.on('message', async (cmd: { phase: 'latency'; calls: number } | { phase: 'throughput'; ms: number } | { phase: 'close' }) => {
   if (cmd.phase === 'close') {
@@ -32,26 +32,8 @@ parentPort!.on('message', async (cmd: { phase: 'latency'; calls: number } | { ph
     parentPort!.postMessage({ closed: true });
     return;
   }
-  const samples: number[] = [];
   const start = performance.now();
-  if (cmd.phase === 'latency') {
-    for (let i = 0; i < cmd.calls; i++) {
-      const t0 = performance.now();
-      await callOnce(clients[i % clients.length]!, i);
-      samples.push(performance.now() - t0);
-    }
-  } else {
-    const end = start + cmd.ms;
-    await Promise.all(
-      clients.map(async (c, k) => {
-        while (performance.now() < end) {
-          const t0 = performance.now();
-          await callOnce(c, k);
-          samples.push(performance.now() - t0);
-        }
-      }),
-    );
-  }
+  const samples = cmd.phase === 'latency' ? await sequentialCalls(clients, cmd.calls) : (await closedLoop(clients, cmd.ms)).samples;
   parentPort!.postMessage({ samples, elapsedMs: performance.now() - start });
 });
 parentPort!.postMessage({ ready: true });

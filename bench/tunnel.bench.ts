@@ -11,6 +11,7 @@ import { generateIdentity } from '../runtime/identity/index.ts';
 import { percentile, target, type Benchmark } from './harness.ts';
 import { CAPABILITY_META_KEY } from '../runtime/mcp/meta.ts';
 import { sha256b64u } from '../runtime/mcp/pipeline.ts';
+import { closedLoop, sequentialCalls } from './tunnel-calls.ts';
 
 /**
  * `npm run bench -- tunnel [seconds]`: tools/call round trips through Talos (SDK Client ->
@@ -44,35 +45,8 @@ async function directClient(): Promise<Client> {
   return client;
 }
 
-const callOnce = (c: Client, i: number) => c.callTool({ name: 'echo', arguments: { message: `m${i}` } });
-
-async function latency(clients: Client[]): Promise<number[]> {
-  const samples: number[] = [];
-  for (let i = 0; i < LATENCY_CALLS; i++) {
-    const start = performance.now();
-    await callOnce(clients[i % clients.length]!, i);
-    samples.push(performance.now() - start);
-  }
-  return samples;
-}
-
-async function throughput(clients: Client[], ms: number): Promise<{ perSecond: number; samples: number[] }> {
-  const samples: number[] = [];
-  const end = performance.now() + ms;
-  let calls = 0;
-  const start = performance.now();
-  await Promise.all(
-    clients.map(async (c, k) => {
-      while (performance.now() < end) {
-        const t0 = performance.now();
-        await callOnce(c, k);
-        samples.push(performance.now() - t0);
-        calls++;
-      }
-    }),
-  );
-  return { perSecond: (calls * 1000) / (performance.now() - start), samples };
-}
+const latency = (clients: Client[]) => sequentialCalls(clients, LATENCY_CALLS);
+const throughput = closedLoop;
 
 async function throughputOf(fn: () => Promise<unknown>, concurrency: number, ms: number): Promise<number> {
   const end = performance.now() + ms;
