@@ -5,7 +5,7 @@ import { fromUtf8, utf8 } from '../encoding/bytes.ts';
 import { toB64u } from '../encoding/base64url.ts';
 import { TunnelError } from '../mcp/errors.ts';
 import { SqliteSessionStore } from '../store/session-sqlite.ts';
-import { openGateway, type TunnelClient, type TunnelClientOptions } from './client.ts';
+import { closeSocket, openGateway, type TunnelClient, type TunnelClientOptions } from './client.ts';
 
 /**
  * The agent's end of the tunnel with its session run by the session actor
@@ -82,12 +82,7 @@ export async function connectTunnelWithActor(
           actor.send({ type: 'CLOSE', reason });
         });
       }
-      await new Promise<void>((resolve) => {
-        if (ws.readyState === WebSocket.CLOSED) return resolve();
-        ws.once('close', () => resolve());
-        ws.close(1000, 'client_closed');
-        setTimeout(() => ws.terminate(), 1000).unref();
-      });
+      await closeSocket(ws);
     },
   };
   ws.on('message', (data, isBinary) => {

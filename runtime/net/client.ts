@@ -87,6 +87,19 @@ export async function openGateway(options: Pick<TunnelClientOptions, 'url' | 'ex
   return { offer, ws };
 }
 
+/** How long a closing socket may take to finish its close handshake before it is cut. */
+export const SOCKET_CLOSE_GRACE_MS = 1_000;
+
+/** Closes the agent's socket normally and resolves once it is closed (cut after the grace). */
+export function closeSocket(ws: WebSocket): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (ws.readyState === WebSocket.CLOSED) return resolve();
+    ws.once('close', () => resolve());
+    ws.close(1000, 'client_closed');
+    setTimeout(() => ws.terminate(), SOCKET_CLOSE_GRACE_MS).unref();
+  });
+}
+
 export async function connectTunnel(options: TunnelClientOptions): Promise<TunnelClient> {
   const now = options.now ?? Date.now;
   const { offer, ws } = await openGateway(options);
@@ -109,12 +122,7 @@ export async function connectTunnel(options: TunnelClientOptions): Promise<Tunne
           /* the socket is going anyway */
         }
       }
-      await new Promise<void>((resolve) => {
-        if (ws.readyState === WebSocket.CLOSED) return resolve();
-        ws.once('close', () => resolve());
-        ws.close(1000, 'client_closed');
-        setTimeout(() => ws.terminate(), 1000).unref();
-      });
+      await closeSocket(ws);
     },
   };
   ws.on('message', (data, isBinary) => {
