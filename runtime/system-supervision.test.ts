@@ -3,7 +3,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSessionActor } from '../actors/session/index.ts';
-import type { SessionOutbound } from '../machines/session.machine.ts';
 import { createCryptoProvider } from './crypto/index.ts';
 import { bytesEqual, fromUtf8, utf8 } from './encoding/bytes.ts';
 import { TalosError } from './errors.ts';
@@ -13,6 +12,7 @@ import type { Session } from './session/session.ts';
 import { SqliteSessionStore } from './store/session-sqlite.ts';
 import { createRuntime } from './index.ts';
 import { connectAgent, eventually, getJson, metric, text, tunnelConfig } from './system-test-kit.ts';
+import { outbox } from '../actors/session/outbox.ts';
 
 // Supervision through the whole runtime: a session actor whose store fails is restarted by the
 // TGA and its session continues from the SQLite store; past the restart budget the TGA
@@ -40,22 +40,6 @@ class FaultyStore extends SqliteSessionStore {
   }
 }
 
-function outbox() {
-  const items: SessionOutbound[] = [];
-  const waiters: { type: string; resolve: (m: SessionOutbound) => void }[] = [];
-  return {
-    push(m: SessionOutbound) {
-      const i = waiters.findIndex((w) => w.type === m.type);
-      if (i >= 0) waiters.splice(i, 1)[0]!.resolve(m);
-      else items.push(m);
-    },
-    next<T extends SessionOutbound['type']>(type: T): Promise<Extract<SessionOutbound, { type: T }>> {
-      const i = items.findIndex((m) => m.type === type);
-      if (i >= 0) return Promise.resolve(items.splice(i, 1)[0] as Extract<SessionOutbound, { type: T }>);
-      return new Promise((resolve) => waiters.push({ type, resolve: resolve as (m: SessionOutbound) => void }));
-    },
-  };
-}
 
 const aliceId = makeIdentity(crypto);
 const bobId = makeIdentity(crypto);

@@ -5,28 +5,11 @@ import { fromUtf8, utf8 } from '../../runtime/encoding/bytes.ts';
 import { decodeEnvelope } from '../../runtime/session/envelope.ts';
 import { makeIdentity, publishPrekeys } from '../../runtime/session/fixtures.ts';
 import { SqliteSessionStore } from '../../runtime/store/session-sqlite.ts';
-import { createSessionActor, type SessionOutbound, type SessionStart } from './index.ts';
+import { createSessionActor, type SessionStart } from './index.ts';
+import { outbox } from './outbox.ts';
 
 const crypto = createCryptoProvider();
 
-/** Collects an actor's outputs and lets the test await the next one of a type. */
-function outbox() {
-  const items: SessionOutbound[] = [];
-  const waiters: { type: string; resolve: (m: SessionOutbound) => void }[] = [];
-  return {
-    items,
-    push(m: SessionOutbound) {
-      const i = waiters.findIndex((w) => w.type === m.type);
-      if (i >= 0) waiters.splice(i, 1)[0]!.resolve(m);
-      else items.push(m);
-    },
-    next<T extends SessionOutbound['type']>(type: T): Promise<Extract<SessionOutbound, { type: T }>> {
-      const i = items.findIndex((m) => m.type === type);
-      if (i >= 0) return Promise.resolve(items.splice(i, 1)[0] as Extract<SessionOutbound, { type: T }>);
-      return new Promise((resolve) => waiters.push({ type, resolve: resolve as (m: SessionOutbound) => void }));
-    },
-  };
-}
 
 async function setup() {
   const aliceId = makeIdentity(crypto);
