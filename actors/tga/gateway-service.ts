@@ -182,6 +182,7 @@ export function tracedAuthorizer(current: () => Authorizer): Authorizer {
         span.setAttribute('talos.decision', r.ok ? 'allow' : r.code);
         return r;
       }),
+    warm: (token) => current().warm?.(token),
   };
 }
 

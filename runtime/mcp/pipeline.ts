@@ -26,6 +26,11 @@ import { capabilityFrom, stripTalosMeta } from './meta.ts';
 
 export interface Authorizer {
   check(token: string, request: AccessRequest, sessionDid: string, nowMs: number): CheckResult;
+  /**
+   * Optional: makes the next `check` of this token a cache hit by verifying its chain off the
+   * request thread (the worker pool). Returns undefined when there is nothing to wait for.
+   */
+  warm?(token: string): Promise<void> | undefined;
 }
 
 export interface AuditSink {
@@ -179,14 +184,19 @@ export class GatewayPipeline {
     });
   }
 
-  private authorize(ctx: RequestContext, token: string | undefined, request: AccessRequest): CheckResult | Refusal {
+  private async authorize(ctx: RequestContext, token: string | undefined, request: AccessRequest): Promise<CheckResult | Refusal> {
+    // A token the checker has not verified yet may be verified off this thread first.
     if (token === undefined) return refuse('capability_missing', 'the request carries no capability token');
+    const warming = this.ports.authorizer.warm?.(token);
+    if (warming) await warming;
     return this.ports.authorizer.check(token, request, ctx.did, this.now());
   }
 
   private async listTools(ctx: RequestContext, req: RpcRequest): Promise<RpcResponse> {
     const token = capabilityFrom(req.params);
     if (token === undefined) return this.deny(ctx, req, undefined, undefined, refuse('capability_missing', 'the request carries no capability token'));
+    const warming = this.ports.authorizer.warm?.(token);
+    if (warming) await warming;
     const visible: Record<string, unknown>[] = [];
     let tokenId: string | undefined;
     for (const t of this.ports.router.tools()) {
@@ -227,7 +237,7 @@ export class GatewayPipeline {
     const args = params.arguments === undefined ? {} : params.arguments;
     if (!isPlainObject(args)) return this.wrap(this.deny(ctx, req, name, undefined, refuse('invalid_arguments', 'params.arguments must be an object', JSONRPC_INVALID_PARAMS)));
 
-    const auth = this.authorize(ctx, capabilityFrom(params), { method: 'tools/call', tool: name, args });
+    const auth = await this.authorize(ctx, capabilityFrom(params), { method: 'tools/call', tool: name, args });
     if ('reason' in auth) return this.wrap(this.deny(ctx, req, name, undefined, auth));
     if (!auth.ok) {
       const data = auth.arg !== undefined ? { arg: auth.arg } : undefined;
