@@ -148,3 +148,14 @@ t.test('multikey decoding refuses the wrong type, length and alphabet', async (t
   t.throws(() => decodeMultikey('x25519', v.xId.slice(1)), { code: 'multikey_bad_encoding' });
   t.throws(() => encodeMultikey('x25519', new Uint8Array(31)), { code: 'multikey_bad_length' });
 });
+
+t.test('a remembered DID hands out a fresh key each time: a caller cannot change the next answer', async (t) => {
+  const [provider] = providers();
+  const key = provider!.ed25519PublicKey(new Uint8Array(32).fill(7));
+  const did = didFromPublicKey(key);
+  const first = publicKeyFromDid(did);
+  first.fill(0);
+  t.same(publicKeyFromDid(did), key, 'the second parse is unchanged');
+  key.fill(1);
+  t.equal(didFromPublicKey(provider!.ed25519PublicKey(new Uint8Array(32).fill(7))), did, 'the memo is not keyed by a mutable array');
+});

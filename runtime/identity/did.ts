@@ -1,6 +1,7 @@
 import { base58 } from '@scure/base';
 import { IdentityError } from '../errors.ts';
 import { isValidEd25519PublicKey } from '../crypto/ed25519-points.ts';
+import { toHex } from '../encoding/bytes.ts';
 
 /**
  * did:talos names an Ed25519 key exactly as did:key does (PROTOCOL.md section 3):
@@ -16,19 +17,47 @@ const PREFIXES = ['did:talos:', 'did:key:'] as const;
 const MAX_ID_LENGTH = 48;
 const BASE58 = /^[1-9A-HJ-NP-Za-km-z]+$/;
 
+/**
+ * Recently accepted DIDs and keys. The curve check (a point decompression) costs far more than
+ * the rest of a parse, and its answer for given bytes never changes; a gateway sees the same few
+ * DIDs on every call. Only accepted values are kept (a refusal is recomputed, so junk cannot
+ * fill the memo), at most MEMO_LIMIT of each, oldest evicted first; keys are handed out as copies.
+ */
+const MEMO_LIMIT = 1024;
+const keyByDid = new Map<string, Uint8Array>();
+const didByKey = new Map<string, Did>();
+
+function remember<V>(memo: Map<string, V>, key: string, value: V): void {
+  if (memo.size >= MEMO_LIMIT) memo.delete(memo.keys().next().value!);
+  memo.set(key, value);
+}
+
 export function didFromPublicKey(publicKey: Uint8Array): Did {
+  const hex = publicKey instanceof Uint8Array ? toHex(publicKey) : '';
+  const known = didByKey.get(hex);
+  if (known !== undefined) return known;
   if (!isValidEd25519PublicKey(publicKey)) {
     throw new IdentityError('did_bad_key', 'not a valid Ed25519 public key (non-canonical or small order)');
   }
   const bytes = new Uint8Array(DECODED_LENGTH);
   bytes.set(ED25519_MULTICODEC, 0);
   bytes.set(publicKey, 2);
-  return `did:talos:z${base58.encode(bytes)}`;
+  const did: Did = `did:talos:z${base58.encode(bytes)}`;
+  remember(didByKey, hex, did);
+  return did;
 }
 
 /** Parses did:talos or did:key into the public key it names. */
 export function publicKeyFromDid(did: string): Uint8Array {
   if (typeof did !== 'string') throw new IdentityError('did_malformed', 'a DID must be a string');
+  const known = keyByDid.get(did);
+  if (known !== undefined) return known.slice();
+  const publicKey = parseDid(did);
+  remember(keyByDid, did, publicKey.slice());
+  return publicKey;
+}
+
+function parseDid(did: string): Uint8Array {
   const prefix = PREFIXES.find((p) => did.startsWith(p));
   if (!prefix) throw new IdentityError('did_bad_method', 'a DID must start with did:talos: or did:key:');
   const id = did.slice(prefix.length);
