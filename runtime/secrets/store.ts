@@ -25,7 +25,8 @@ export interface SecretStore {
   close?(): Promise<void> | void;
 }
 
-const sameWrapped = (a: WrappedSecret, b: WrappedSecret) => a.kek === b.kek && a.dek === b.dek && a.ct === b.ct;
+/** The same stored record: same KEK, wrapped DEK and ciphertext. */
+export const sameWrapped = (a: WrappedSecret, b: WrappedSecret) => a.kek === b.kek && a.dek === b.dek && a.ct === b.ct;
 const keyOf = (ref: SecretRef) => JSON.stringify([ref.purpose, ref.id]);
 const compareRefs = (a: SecretRef, b: SecretRef) =>
   a.purpose < b.purpose ? -1 : a.purpose > b.purpose ? 1 : a.id < b.id ? -1 : a.id > b.id ? 1 : 0;

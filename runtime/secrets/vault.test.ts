@@ -161,3 +161,31 @@ t.test('a KEK that still wraps records is never retired', async (t) => {
   t.ok(await vault.delete(refOf(2)));
   t.same((await vault.retireUnused()).retired.sort(), ['new', 'old']);
 });
+
+t.test('a secret read again is served from memory only while its stored record is unchanged', async (t) => {
+  const [crypto] = providers();
+  const store = new MemorySecretStore();
+  const vault = new SecretVault(crypto!, new Keyring([generateKek(crypto!, 'old')]), store);
+  const ref = refOf(1);
+  await vault.put(ref, utf8('token-1'));
+  const first = (await vault.get(ref))!;
+  first.fill(0);
+  t.same(await vault.get(ref), utf8('token-1'), 'a caller wiping its copy does not wipe the remembered one');
+  await store.put(ref, vault.box.seal(ref, utf8('token-2'))); // another process writes the record
+  t.same(await vault.get(ref), utf8('token-2'), 'a record rewritten behind the vault is read afresh');
+  await store.delete(ref);
+  t.equal(await vault.get(ref), undefined, 'a record deleted behind the vault is gone');
+  // Tampering with a stored record after a read: refused, not answered from memory.
+  await vault.put(ref, utf8('token-3'));
+  t.same(await vault.get(ref), utf8('token-3'));
+  const w = (await store.get(ref))!;
+  await store.put(ref, { ...w, ct: w.ct.slice(0, -2) + (w.ct.endsWith('A') ? 'BA' : 'AA') });
+  await t.rejects(vault.get(ref), { code: /secret_/ }, 'a tampered record is refused');
+  // A retired KEK: a record still naming it is unreadable, even though it was read before.
+  const vault2 = new SecretVault(crypto!, new Keyring([generateKek(crypto!, 'a')]), new MemorySecretStore());
+  await vault2.put(ref, utf8('token-4'));
+  t.same(await vault2.get(ref), utf8('token-4'));
+  vault2.keyring.add(generateKek(crypto!, 'b'), { primary: true });
+  vault2.keyring.retire('a');
+  await t.rejects(vault2.get(ref), { code: 'kek_unknown' }, 'the KEK is gone: no answer from memory');
+});

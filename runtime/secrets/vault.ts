@@ -1,8 +1,8 @@
 import type { CryptoProvider } from '../crypto/provider.ts';
 import { SecretsError } from './errors.ts';
 import type { Kek, Keyring } from './keyring.ts';
-import { SecretBox, checkRef, type SecretRef } from './secret-box.ts';
-import type { SecretStore } from './store.ts';
+import { SecretBox, checkRef, type SecretRef, type WrappedSecret } from './secret-box.ts';
+import { sameWrapped, type SecretStore } from './store.ts';
 
 /** Records re-wrapped per batch; the rotation yields to other work between batches. */
 export const REWRAP_BATCH_SIZE = 256;
@@ -21,6 +21,20 @@ export interface RotationResult extends RewrapStats {
   retired: string[];
 }
 
+/**
+ * Opened secrets kept in memory for repeated reads (the gateway reads the upstream credential
+ * on every call): at most OPENED_LIMIT records, each of at most OPENED_MAX_BYTES (credentials,
+ * not bulk data), the oldest dropped and wiped first.
+ */
+export const OPENED_LIMIT = 64;
+export const OPENED_MAX_BYTES = 4096;
+
+interface Opened {
+  wrapped: WrappedSecret;
+  plaintext: Uint8Array;
+}
+
+const openedKey = (ref: SecretRef) => `${ref.purpose}\n${ref.id}`;
 const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resolve));
 
 /**
@@ -34,6 +48,13 @@ const yieldToEventLoop = () => new Promise<void>((resolve) => setImmediate(resol
  */
 export class SecretVault {
   readonly box: SecretBox;
+  /**
+   * Keyed by record. An entry answers a read only while the store still holds the very same
+   * wrapped record and its KEK is still on the ring, so a write, delete, re-wrap or retirement
+   * (by this process or another) is never answered from a stale copy: the store is still read
+   * every time; only the two decryptions are saved.
+   */
+  readonly #opened = new Map<string, Opened>();
 
   constructor(
     crypto: CryptoProvider,
@@ -44,18 +65,38 @@ export class SecretVault {
   }
 
   async put(ref: SecretRef, plaintext: Uint8Array): Promise<void> {
-    await this.store.put(ref, this.box.seal(ref, plaintext));
+    const wrapped = this.box.seal(ref, plaintext);
+    this.#forget(ref);
+    await this.store.put(ref, wrapped);
   }
 
   async get(ref: SecretRef): Promise<Uint8Array | undefined> {
     checkRef(ref);
     const wrapped = await this.store.get(ref);
-    return wrapped ? this.box.open(ref, wrapped) : undefined;
+    const key = openedKey(ref);
+    const hit = this.#opened.get(key);
+    if (wrapped && hit && sameWrapped(hit.wrapped, wrapped) && this.keyring.has(wrapped.kek)) return hit.plaintext.slice();
+    this.#forget(ref);
+    if (!wrapped) return undefined;
+    const plaintext = this.box.open(ref, wrapped);
+    if (plaintext.length <= OPENED_MAX_BYTES) {
+      if (this.#opened.size >= OPENED_LIMIT) this.#forget(this.#opened.keys().next().value!);
+      this.#opened.set(key, { wrapped: { v: 1, kek: wrapped.kek, dek: wrapped.dek, ct: wrapped.ct }, plaintext: plaintext.slice() });
+    }
+    return plaintext;
   }
 
   async delete(ref: SecretRef): Promise<boolean> {
     checkRef(ref);
+    this.#forget(ref);
     return this.store.delete(ref);
+  }
+
+  /** Drops (and wipes) the opened copy of a record. */
+  #forget(ref: SecretRef | string): void {
+    const key = typeof ref === 'string' ? ref : openedKey(ref);
+    this.#opened.get(key)?.plaintext.fill(0);
+    this.#opened.delete(key);
   }
 
   /** Re-wraps every record not under the primary KEK, batch by batch. Idempotent. */
