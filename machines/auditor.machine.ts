@@ -1,17 +1,20 @@
 import { assign, fromPromise, setup } from 'xstate';
 
 /**
- * The auditor: the single writer of the audit log. Pure; its effects are named actors bound in
- * actors/auditor:
- *  - commitBatch: appends a batch of leaves durably (group commit: everything queued while the
- *    previous batch was being written goes in the next transaction, up to maxBatch);
- *  - signCheckpoint: signs and stores a checkpoint of the log head.
- * Requests are identified by ids; the binding holds the callers' promises and the machine
- * tells it, through the acknowledge / refuse / fail actions, how each one ends. The queue is
- * bounded: a full queue refuses with 'audit_backpressure' (never a silent drop).
- * A checkpoint is signed every `checkpointEveryMs` when something was appended since the last
- * one, and as soon as `checkpointEveryEvents` events were committed since the last one.
- * `auditor.close` drains the queue, signs a final checkpoint when needed, and stops.
+ * The auditor: the single writer of the audit log, and the signer of its checkpoints. Pure;
+ * its effects are named actors bound in actors/auditor:
+ *  - signCheckpoint: signs and stores a checkpoint of the log head;
+ *  - drainWriter: waits until the group-commit writer has written everything queued.
+ * The appends themselves go through the writer (actors/auditor/writer.ts: bounded queue, group
+ * commit), which reports to this machine only what changes its state: the first commit since
+ * the last checkpoint (`auditor.committed`) and `checkpointEveryEvents` commits since it
+ * (`auditor.due`) — a handful of events per second, whatever the append rate.
+ *
+ * A checkpoint is signed `checkpointEveryMs` after the first commit it would cover, as soon as
+ * `checkpointEveryEvents` events were committed since the last one, or on `auditor.checkpoint`.
+ * A failed signing is reported and retried on the next interval only (no hot retry loop).
+ * `auditor.close` drains the writer, signs a final checkpoint when something is not covered,
+ * and stops.
  */
 export interface AuditorConfig {
   /** Leaves per store transaction at most. */
@@ -29,45 +32,39 @@ export const DEFAULT_AUDITOR_CONFIG: AuditorConfig = {
   checkpointEveryEvents: 100_000,
 };
 
-export interface QueuedLeaf {
-  id: number;
-  leaf: Uint8Array;
-}
-
-export interface CommitResult {
-  first: number;
-  size: number;
-  leafHashes: Uint8Array[];
-}
-
 export interface AuditorContext {
   config: AuditorConfig;
-  queue: QueuedLeaf[];
-  inFlight: QueuedLeaf[];
-  /** Events committed since the last checkpoint was started. */
-  sinceCheckpoint: number;
+  /** Commits exist that no signed (or signing) checkpoint covers. */
+  dirty: boolean;
   closing: boolean;
-  drained: boolean;
-  committed: number;
   checkpoints: number;
-  /** A signing failed: retry on the next interval only (no hot retry loop). */
+  /** Log size of the last signed checkpoint. */
+  checkpointSize: number;
+  /** The last signing failed: `auditor.due` waits for the interval. */
   signFailed: boolean;
 }
 
 export type AuditorEvent =
-  /** One or more requests (the binding sends whatever arrived in one tick as one event). */
-  | { type: 'auditor.append'; items: QueuedLeaf[] }
+  /** The writer committed the first batch since the last checkpoint started. */
+  | { type: 'auditor.committed' }
+  /** The writer committed `checkpointEveryEvents` events since the last checkpoint started. */
+  | { type: 'auditor.due' }
   | { type: 'auditor.checkpoint' }
   | { type: 'auditor.close' };
 
-export type RefusalCode = 'audit_backpressure' | 'audit_closed';
-
-const unboundCommit = fromPromise<CommitResult, { leaves: Uint8Array[] }>(async () => {
-  throw new Error('commitBatch is not bound');
-});
 const unboundSign = fromPromise<{ size: number }, void>(async () => {
   throw new Error('signCheckpoint is not bound');
 });
+const unboundDrain = fromPromise<void, void>(async () => {
+  throw new Error('drainWriter is not bound');
+});
+
+const reportSignError = { type: 'reportError', params: ({ event }: { event: { error: unknown } }) => ({ what: 'checkpoint', error: event.error }) } as const;
+/** A checkpoint was signed: counted here, reported to the binding. */
+const signed = [
+  { type: 'counted', params: ({ event }: { event: { output: { size: number } } }) => ({ size: event.output.size }) },
+  { type: 'checkpointed', params: ({ event }: { event: { output: { size: number } } }) => ({ size: event.output.size }) },
+] as const;
 
 export const auditorMachine = setup({
   types: {
@@ -75,16 +72,13 @@ export const auditorMachine = setup({
     events: {} as AuditorEvent,
     input: {} as { config?: Partial<AuditorConfig> },
   },
-  actors: { commitBatch: unboundCommit, signCheckpoint: unboundSign },
+  actors: { signCheckpoint: unboundSign, drainWriter: unboundDrain },
   actions: {
-    /** Effect: resolve these requests (index = result.first + position). */
-    acknowledge: (_, _p: { ids: number[]; result: CommitResult }) => {},
-    /** Effect: reject these requests without queueing them (called with [] when all fit). */
-    refuse: (_, _p: { ids: number[]; code: RefusalCode }) => {},
-    /** Effect: reject the requests of a batch whose commit failed (nothing of it was written). */
-    fail: (_, _p: { ids: number[]; error: unknown }) => {},
-    /** Effect: report a signed checkpoint, or a signing failure. */
+    /** Effect: a checkpoint starts; the writer counts commits for the next one from zero. */
+    checkpointStarted: () => {},
+    /** Effect: a checkpoint of this size was signed and stored. */
     checkpointed: (_, _p: { size: number }) => {},
+    counted: assign(({ context }, p: { size: number }) => ({ checkpoints: context.checkpoints + 1, checkpointSize: p.size })),
     reportError: (_, _p: { what: string; error: unknown }) => {},
   },
   delays: {
@@ -92,156 +86,71 @@ export const auditorMachine = setup({
   },
   guards: {
     closing: ({ context }) => context.closing,
-    hasQueued: ({ context }) => context.queue.length > 0,
-    drainedNow: ({ context }) => context.closing && context.queue.length === 0,
-    dirty: ({ context }) => context.sinceCheckpoint > 0,
-    due: ({ context }) => !context.signFailed && context.sinceCheckpoint >= context.config.checkpointEveryEvents,
-    drainedDirty: ({ context }) => !context.signFailed && context.drained && context.sinceCheckpoint > 0,
-    drainedClean: ({ context }) => context.drained && (context.sinceCheckpoint === 0 || context.signFailed),
-    drainedNowOrAlready: ({ context }) => context.drained,
+    dirty: ({ context }) => context.dirty,
+    signedOk: ({ context }) => !context.signFailed,
   },
 }).createMachine({
   id: 'auditor',
   context: ({ input }) => ({
     config: { ...DEFAULT_AUDITOR_CONFIG, ...input.config },
-    queue: [],
-    inFlight: [],
-    sinceCheckpoint: 0,
+    dirty: false,
     closing: false,
-    drained: false,
-    committed: 0,
     checkpoints: 0,
+    checkpointSize: 0,
     signFailed: false,
   }),
-  initial: 'running',
+  initial: 'clean',
+  on: {
+    'auditor.committed': { actions: assign({ dirty: true }) },
+    'auditor.close': { target: '.draining' },
+  },
   states: {
-    running: {
-      type: 'parallel',
+    /** Every commit is covered by a checkpoint. */
+    clean: {
+      on: { 'auditor.committed': { target: 'dirty', actions: assign({ dirty: true }) } },
+    },
+    dirty: {
+      after: { checkpointInterval: 'signing' },
       on: {
-        'auditor.append': [
-          {
-            guard: 'closing',
-            actions: { type: 'refuse', params: ({ event }) => ({ ids: event.items.map((q) => q.id), code: 'audit_closed' as const }) },
-          },
-          {
-            // Requests beyond the queue's room are refused, in order: the first ones fit.
-            actions: [
-              {
-                type: 'refuse',
-                params: ({ context, event }) => ({
-                  ids: event.items.slice(Math.max(0, context.config.maxQueue - context.queue.length)).map((q) => q.id),
-                  code: 'audit_backpressure' as const,
-                }),
-              },
-              assign({
-                // Appended in place: copying the queue on every request would make a burst
-                // O(n^2). The array is owned by this machine's context and never shared.
-                queue: ({ context, event }) => {
-                  const room = Math.max(0, context.config.maxQueue - context.queue.length);
-                  for (const q of event.items.slice(0, room)) context.queue.push(q);
-                  return context.queue;
-                },
-              }),
-            ],
-          },
+        'auditor.due': { guard: 'signedOk', target: 'signing' },
+        'auditor.checkpoint': 'signing',
+      },
+    },
+    signing: {
+      entry: [assign({ dirty: false, signFailed: false }), 'checkpointStarted'],
+      invoke: {
+        src: 'signCheckpoint',
+        onDone: [
+          { guard: 'closing', target: 'draining', actions: signed },
+          { guard: 'dirty', target: 'dirty', actions: signed },
+          { target: 'clean', actions: signed },
         ],
-        'auditor.close': { actions: assign({ closing: true }) },
+        onError: [
+          { guard: 'closing', target: 'draining', actions: [reportSignError, assign({ dirty: true, signFailed: true })] },
+          // Not signed: the events still need a checkpoint.
+          { target: 'dirty', actions: [reportSignError, assign({ dirty: true, signFailed: true })] },
+        ],
       },
-      states: {
-        writer: {
-          initial: 'idle',
-          states: {
-            idle: {
-              always: [
-                { guard: 'hasQueued', target: 'writing' },
-                { guard: 'drainedNow', target: 'drained' },
-              ],
-            },
-            writing: {
-              entry: assign(({ context }) => ({
-                inFlight: context.queue.slice(0, context.config.maxBatch),
-                queue: context.queue.slice(context.config.maxBatch),
-              })),
-              invoke: {
-                src: 'commitBatch',
-                input: ({ context }) => ({ leaves: context.inFlight.map((q) => q.leaf) }),
-                onDone: {
-                  target: 'idle',
-                  actions: [
-                    { type: 'acknowledge', params: ({ context, event }) => ({ ids: context.inFlight.map((q) => q.id), result: event.output }) },
-                    assign(({ context }) => ({
-                      sinceCheckpoint: context.sinceCheckpoint + context.inFlight.length,
-                      committed: context.committed + context.inFlight.length,
-                      inFlight: [],
-                    })),
-                  ],
-                },
-                onError: {
-                  target: 'idle',
-                  actions: [
-                    { type: 'fail', params: ({ context, event }) => ({ ids: context.inFlight.map((q) => q.id), error: event.error }) },
-                    assign({ inFlight: [] }),
-                  ],
-                },
-              },
-            },
-            drained: {
-              type: 'final',
-              entry: assign({ drained: true }),
-            },
-          },
-        },
-        checkpointer: {
-          initial: 'waiting',
-          states: {
-            waiting: {
-              always: [
-                { guard: 'due', target: 'signing' },
-                { guard: 'drainedDirty', target: 'signing' },
-                { guard: 'drainedClean', target: 'done' },
-              ],
-              after: {
-                checkpointInterval: [
-                  { guard: 'dirty', target: 'signing' },
-                  { target: 'waiting', reenter: true },
-                ],
-              },
-              on: { 'auditor.checkpoint': { guard: 'dirty', target: 'signing' } },
-            },
-            signing: {
-              entry: assign({ sinceCheckpoint: 0, signFailed: false }),
-              invoke: {
-                src: 'signCheckpoint',
-                onDone: {
-                  target: 'waiting',
-                  actions: [
-                    { type: 'checkpointed', params: ({ event }) => ({ size: event.output.size }) },
-                    assign({ checkpoints: ({ context }) => context.checkpoints + 1 }),
-                  ],
-                },
-                onError: [
-                  {
-                    // Closing: report and stop rather than retry forever.
-                    guard: 'drainedNowOrAlready',
-                    target: 'done',
-                    actions: { type: 'reportError', params: ({ event }) => ({ what: 'checkpoint', error: event.error }) },
-                  },
-                  {
-                    target: 'waiting',
-                    actions: [
-                      { type: 'reportError', params: ({ event }) => ({ what: 'checkpoint', error: event.error }) },
-                      // Not signed: the events still need a checkpoint; keep them counted.
-                      assign({ sinceCheckpoint: ({ context }) => Math.max(1, context.sinceCheckpoint), signFailed: true }),
-                    ],
-                  },
-                ],
-              },
-            },
-            done: { type: 'final' },
-          },
-        },
+      // Closing while signing: finish the signature first.
+      on: { 'auditor.close': { actions: assign({ closing: true }) } },
+    },
+    draining: {
+      entry: assign({ closing: true }),
+      invoke: {
+        src: 'drainWriter',
+        onDone: [{ guard: 'dirty', target: 'finalSigning' }, { target: 'closed' }],
+        onError: { target: 'closed', actions: { type: 'reportError', params: ({ event }) => ({ what: 'drain', error: event.error }) } },
       },
-      onDone: 'closed',
+      on: { 'auditor.close': {} },
+    },
+    finalSigning: {
+      entry: 'checkpointStarted',
+      invoke: {
+        src: 'signCheckpoint',
+        onDone: { target: 'closed', actions: signed },
+        onError: { target: 'closed', actions: reportSignError },
+      },
+      on: { 'auditor.close': {} },
     },
     closed: { type: 'final' },
   },

@@ -4,11 +4,15 @@ import { AuditError } from '../../runtime/audit/errors.ts';
 import type { AuditLog } from '../../runtime/audit/log.ts';
 import type { LogKey, SignedCheckpoint } from '../../runtime/audit/checkpoint.ts';
 import { leafBytes, type AuditEvent } from '../../runtime/audit/event.ts';
-import { auditorMachine, type AuditorConfig, type CommitResult } from '../../machines/auditor.machine.ts';
+import { auditorMachine, DEFAULT_AUDITOR_CONFIG, type AuditorConfig } from '../../machines/auditor.machine.ts';
+import { GroupCommitWriter, type Appended } from './writer.ts';
+
+export type { Appended } from './writer.ts';
 
 /**
- * The auditor actor: binds machines/auditor.machine.ts to an AuditLog (store appends) and the
- * log key (checkpoint signing, Ed25519 through the CryptoProvider).
+ * The auditor actor: binds machines/auditor.machine.ts (lifecycle, checkpoints) and the
+ * group-commit writer (appends) to an AuditLog and the log key (checkpoint signing, Ed25519
+ * through the CryptoProvider).
  *
  *   const auditor = startAuditor({ log, crypto, key });
  *   const { index, leafHash } = await auditor.append(event); // resolves once durable
@@ -31,11 +35,6 @@ export interface AuditorOptions {
   clock?: ActorOptions<AnyActorLogic>['clock'];
 }
 
-export interface Appended {
-  index: number;
-  leafHash: Uint8Array;
-}
-
 export interface Auditor {
   append(event: AuditEvent): Promise<Appended>;
   /** Signs a checkpoint now if anything was appended since the last one. */
@@ -44,50 +43,49 @@ export interface Auditor {
   /** Drains the queue, signs a final checkpoint if needed, and stops. */
   close(): Promise<void>;
   readonly actor: Actor<typeof auditorMachine>;
+  /** The group-commit writer behind `append` (its queue length, commits). */
+  readonly writer: GroupCommitWriter;
 }
 
 export function startAuditor(options: AuditorOptions): Auditor {
-  const pending = new Map<number, { resolve: (a: Appended) => void; reject: (e: unknown) => void }>();
-  let nextId = 0;
+  const config = { ...DEFAULT_AUDITOR_CONFIG, ...options.config };
   let latest: SignedCheckpoint | null = null;
-  let staged: { id: number; leaf: Uint8Array }[] = [];
-  const sendStaged = () => {
-    const items = staged;
-    staged = [];
-    if (items.length > 0) actor.send({ type: 'auditor.append', items });
-  };
-  const settle = (id: number) => {
-    const p = pending.get(id);
-    pending.delete(id);
-    return p;
-  };
+  // What the machine has been told since the current checkpoint started (edge-triggered).
+  let sinceCheckpoint = 0;
+  let toldCommitted = false;
+  let toldDue = false;
+  const writer = new GroupCommitWriter((leaves) => options.log.store.append(leaves), config, (count) => {
+    sinceCheckpoint += count;
+    if (!toldCommitted) {
+      toldCommitted = true;
+      actor.send({ type: 'auditor.committed' });
+    }
+    if (!toldDue && sinceCheckpoint >= config.checkpointEveryEvents) {
+      toldDue = true;
+      actor.send({ type: 'auditor.due' });
+    }
+  });
   const machine = auditorMachine.provide({
     actors: {
-      commitBatch: fromPromise<CommitResult, { leaves: Uint8Array[] }>(async ({ input }) => {
-        // Yield to the event loop first: a synchronous store (SQLite) fed by callers that only
-        // await would otherwise run on microtasks alone and starve timers (the checkpoint
-        // interval) and I/O; it also lets more requests join the next batch.
-        await new Promise<void>((resolve) => setImmediate(resolve));
-        return options.log.store.append(input.leaves);
-      }),
       signCheckpoint: fromPromise<{ size: number }, void>(async () => {
         const cp = await options.log.checkpoint(options.crypto, options.key);
         latest = cp;
         options.onCheckpoint?.(cp);
         return { size: cp.size };
       }),
+      drainWriter: fromPromise<void, void>(() => writer.close()),
     },
     actions: {
-      acknowledge: (_, { ids, result }) => ids.forEach((id, i) => settle(id)?.resolve({ index: result.first + i, leafHash: result.leafHashes[i]! })),
-      refuse: (_, { ids, code }) =>
-        ids.forEach((id) => settle(id)?.reject(new AuditError(code, code === 'audit_backpressure' ? 'the audit queue is full: retry later' : 'the auditor is closed'))),
-      fail: (_, { ids, error }) => ids.forEach((id) => settle(id)?.reject(error)),
-      checkpointed: () => {},
+      checkpointStarted: () => {
+        sinceCheckpoint = 0;
+        toldCommitted = false;
+        toldDue = false;
+      },
       reportError: (_, { what, error }) => options.onError?.(what, error),
     },
   });
   const actor = createActor(machine, {
-    input: { config: options.config ?? {} },
+    input: { config },
     ...(options.clock ? { clock: options.clock } : {}),
     ...(options.inspect ? { inspect: options.inspect } : {}),
   });
@@ -106,6 +104,7 @@ export function startAuditor(options: AuditorOptions): Auditor {
 
   return {
     actor,
+    writer,
     append(event) {
       let leaf: Uint8Array;
       try {
@@ -113,18 +112,11 @@ export function startAuditor(options: AuditorOptions): Auditor {
       } catch (e) {
         return Promise.reject(e);
       }
-      if (actor.getSnapshot().status !== 'active') return Promise.reject(new AuditError('audit_closed', 'the auditor is closed'));
-      const id = nextId++;
-      const p = new Promise<Appended>((resolve, reject) => pending.set(id, { resolve, reject }));
-      // Requests of one tick reach the machine as one event (one macrostep, not one each).
-      staged.push({ id, leaf });
-      if (staged.length === 1) queueMicrotask(sendStaged);
-      return p;
+      return writer.append(leaf);
     },
     checkpointNow: () => actor.send({ type: 'auditor.checkpoint' }),
     latestCheckpoint: () => latest,
     async close() {
-      sendStaged();
       if (actor.getSnapshot().status === 'active') actor.send({ type: 'auditor.close' });
       await done;
     },

@@ -69,11 +69,9 @@ export const describeUpstream = guarded<UpstreamContext>((c) => ({
 }));
 
 export const describeAuditor = guarded<AuditorContext>((c) => ({
-  committed: c.committed,
-  queued: c.queue.length,
-  'in flight': c.inFlight.length,
   checkpoints: c.checkpoints,
-  'since checkpoint': c.sinceCheckpoint,
+  'last checkpoint size': c.checkpointSize,
+  'uncovered commits': c.dirty ? 'yes' : 'no',
 }));
 
 export const describeTga = guarded<TgaContext>((c) => {
