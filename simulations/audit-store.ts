@@ -30,7 +30,8 @@ interface PendingBatch {
 export class SimAuditStore implements AuditStore {
   /** The port names its adapters; this one stands in for the embedded (SQLite) store. */
   readonly kind = 'sqlite' as const;
-  private leaves: Uint8Array[] = [];
+  /** Committed leaves by index (holes only where the disk was tampered with). */
+  private leaves: (Uint8Array | undefined)[] = [];
   private readonly nodes = new Map<string, Uint8Array>();
   private frontier: Frontier;
   private checkpoints: StoredCheckpoint[] = [];
@@ -62,14 +63,14 @@ export class SimAuditStore implements AuditStore {
     const batches = this.pending;
     this.pending = [];
     for (const b of batches) {
-      const first = this.leaves.length;
+      const first = this.frontier.size;
       const { nodes, leafHashes } = hashBatch(this.hasher, this.frontier, b.leaves);
       for (const n of nodes) this.nodes.set(nodeKey(n.level, n.index), n.hash);
       b.leaves.forEach((l, i) => {
-        this.leaves.push(l);
+        this.leaves[first + i] = l;
         this.onCommit(l, first + i);
       });
-      b.resolve({ first, size: this.leaves.length, root: this.frontier.root(), leafHashes });
+      b.resolve({ first, size: this.frontier.size, root: this.frontier.root(), leafHashes });
     }
   }
 
@@ -84,7 +85,7 @@ export class SimAuditStore implements AuditStore {
   }
 
   async head(): Promise<Head> {
-    return { size: this.leaves.length, root: this.frontier.root() };
+    return { size: this.frontier.size, root: this.frontier.root() };
   }
 
   async getNodes(refs: NodeRef[]): Promise<Map<string, Uint8Array>> {
@@ -99,7 +100,12 @@ export class SimAuditStore implements AuditStore {
 
   async readLeaves(from: number, limit: number): Promise<StoredLeaf[]> {
     checkPage(from, limit);
-    return this.leaves.slice(from, from + limit).map((leaf, i) => ({ index: from + i, leaf: leaf.slice() }));
+    const out: StoredLeaf[] = [];
+    for (let i = from; i < this.leaves.length && out.length < limit; i++) {
+      const leaf = this.leaves[i];
+      if (leaf) out.push({ index: i, leaf: leaf.slice() });
+    }
+    return out;
   }
 
   async readLeaf(index: number): Promise<Uint8Array | null> {
@@ -107,7 +113,7 @@ export class SimAuditStore implements AuditStore {
   }
 
   async putCheckpoint(cp: StoredCheckpoint): Promise<void> {
-    if (cp.size > this.leaves.length) throw new AuditError('bad_checkpoint', 'checkpoint beyond the stored head');
+    if (cp.size > this.frontier.size) throw new AuditError('bad_checkpoint', 'checkpoint beyond the stored head');
     this.checkpoints.push({ ...cp });
   }
 
@@ -124,8 +130,34 @@ export class SimAuditStore implements AuditStore {
   }
 
   async byteSize(): Promise<number> {
-    return this.leaves.reduce((n, l) => n + l.length, 0) + this.nodes.size * 32;
+    return this.leaves.reduce((n, l) => n + (l?.length ?? 0), 0) + this.nodes.size * 32;
   }
 
   async close(): Promise<void> {}
+
+  /**
+   * What someone with access to the disk can do behind the store's back (the AuditStore
+   * contract's tamper cases): the same raw edits the SQL adapters' tests make with SQL.
+   */
+  readonly disk = {
+    setLeaf: (index: number, leaf: Uint8Array): void => {
+      this.leaves[index] = leaf.slice();
+    },
+    deleteLeaf: (index: number): void => {
+      this.leaves[index] = undefined;
+    },
+    moveLeaf: (from: number, to: number): void => {
+      this.leaves[to] = this.leaves[from];
+      this.leaves[from] = undefined;
+    },
+    setCheckpointNote: (size: number, note: string): void => {
+      for (const c of this.checkpoints) if (c.size === size) c.note = note;
+    },
+    /** Events, nodes and head go; checkpoints stay (as before a history rewrite). */
+    wipeTree: (): void => {
+      this.leaves = [];
+      this.nodes.clear();
+      this.frontier = Frontier.empty(this.hasher);
+    },
+  };
 }

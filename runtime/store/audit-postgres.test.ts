@@ -19,15 +19,20 @@ auditStoreContract(t, async () => {
   schemas.push(schema);
   const store = await PostgresAuditStore.open({ connectionString: url, schema, hasher });
   const opened: PostgresAuditStore[] = [store];
+  const reopen = async () => {
+    const s = await PostgresAuditStore.open({ connectionString: url, schema, hasher });
+    opened.push(s);
+    return s;
+  };
   const q = (sql: string, params: unknown[]) => admin.query(sql, params);
   const tb = (name: string) => `"${schema}".${name}`;
   return {
     store,
     spec: `${url}${url.includes('?') ? '&' : '?'}schema=${schema}`,
-    async second() {
-      const s = await PostgresAuditStore.open({ connectionString: url, schema, hasher });
-      opened.push(s);
-      return s;
+    second: reopen,
+    async restart() {
+      await store.close();
+      return reopen();
     },
     tamper: {
       async setLeaf(index, leaf) {
@@ -50,4 +55,4 @@ auditStoreContract(t, async () => {
       for (const s of opened) await s.close();
     },
   };
-});
+}, { durable: true });
