@@ -3,6 +3,7 @@ import { statSync } from 'node:fs';
 import { AuditError } from '../audit/errors.ts';
 import { HASH_SIZE, type Hasher } from '../audit/merkle.ts';
 import { Frontier, nodeKey, type NodeRef } from '../audit/tree.ts';
+import { bytesEqual } from '../encoding/bytes.ts';
 import {
   checkBatch,
   checkPage,
@@ -64,6 +65,12 @@ export class SqliteAuditStore implements AuditStore {
   private readonly path: string;
   private readonly stmt;
   private readonly appendTx: (leaves: Uint8Array[]) => AppendResult;
+  /**
+   * The head as this handle last wrote it, so an append need not decode the stored frontier
+   * again: used only while the stored head still has the same size and root (another writer
+   * or a rewrite behind this handle's back changes them).
+   */
+  private frontier: { frontier: Frontier; root: Uint8Array } | undefined;
   /** nodesRead[n]: the statement reading n nodes at once (prepared on first use). */
   private readonly nodesRead: Database.Statement<number[], Buffer | null>[] = [];
   /** nodesReadRow[n]: the same nodes as one row of n columns (null where missing). */
@@ -84,6 +91,7 @@ export class SqliteAuditStore implements AuditStore {
     const db = this.db;
     this.stmt = {
       head: db.prepare<[], { size: number; frontier: Buffer; root: Buffer }>('SELECT size, frontier, root FROM audit_head WHERE id = 0'),
+      headSizeRoot: db.prepare<[], { size: number; root: Buffer }>('SELECT size, root FROM audit_head WHERE id = 0'),
       putHead: db.prepare('INSERT INTO audit_head (id, size, frontier, root) VALUES (0, ?, ?, ?) ON CONFLICT (id) DO UPDATE SET size = excluded.size, frontier = excluded.frontier, root = excluded.root'),
       putEvent: db.prepare('INSERT INTO audit_events (idx, leaf) VALUES (?, ?)'),
       putNode: db.prepare('INSERT INTO audit_nodes (level, idx, hash) VALUES (?, ?, ?)'),
@@ -96,16 +104,27 @@ export class SqliteAuditStore implements AuditStore {
     };
     this.appendTx = db
       .transaction((leaves: Uint8Array[]): AppendResult => {
-        const frontier = this.readFrontier();
+        const frontier = this.headFrontier();
         const first = frontier.size;
         const { nodes, leafHashes } = hashBatch(this.hasher, frontier, leaves);
         leaves.forEach((leaf, i) => this.stmt.putEvent.run(first + i, leaf));
         for (const n of nodes) this.stmt.putNode.run(n.level, n.index, n.hash);
         const root = frontier.root();
         this.stmt.putHead.run(frontier.size, encodeFrontier(frontier), root);
+        this.frontier = { frontier, root };
         return { first, size: frontier.size, root, leafHashes };
       })
       .immediate as unknown as (leaves: Uint8Array[]) => AppendResult;
+  }
+
+  /** The frontier to append to, inside the append transaction (a copy: a rollback leaves the cache as it was). */
+  private headFrontier(): Frontier {
+    const cached = this.frontier;
+    if (cached) {
+      const row = this.stmt.headSizeRoot.get();
+      if (row && row.size === cached.frontier.size && bytesEqual(row.root, cached.root)) return cached.frontier.clone();
+    }
+    return this.readFrontier();
   }
 
   private readFrontier(): Frontier {
@@ -119,6 +138,7 @@ export class SqliteAuditStore implements AuditStore {
     try {
       return this.appendTx(leaves);
     } catch (e) {
+      this.frontier = undefined; // rolled back: the next append starts from the stored head
       if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new AuditError('store_conflict', 'an index or node already exists: the store is inconsistent');
       throw e;
     }
