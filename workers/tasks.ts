@@ -1,6 +1,6 @@
 import { CapabilityError } from '../runtime/capability/errors.ts';
 import { decodeToken, type Token } from '../runtime/capability/token.ts';
-import { verifyChainStatic } from '../runtime/capability/verify.ts';
+import { signatureVerdict, verifyChainStatic, type SignatureVerdict } from '../runtime/capability/verify.ts';
 import type { CryptoProvider } from '../runtime/crypto/provider.ts';
 import { verifyObject, type Domain } from '../runtime/identity/signing.ts';
 
@@ -49,6 +49,14 @@ export const TASKS = {
       return r.ok ? { ok: true } : { ok: false, code: r.code };
     });
   },
+
+  /**
+   * The Ed25519 part of a cache miss of the gateway's checker: parse + signatures of each
+   * compact token (signatureVerdict); the checker's admitVerified runs every other stage on
+   * its own thread. A verdict is a number (-1: all verify), the cheapest result to clone back.
+   */
+  'verify-token-signatures': (crypto: CryptoProvider, compact: string[], _shared: null): SignatureVerdict[] =>
+    compact.map((c) => signatureVerdict(crypto, c)),
 
   /** SHA-256 of each item (Merkle leaf hashing of a batch of audit events). */
   'sha256-batch': (crypto: CryptoProvider, items: Uint8Array[], _shared: null): Uint8Array[] =>

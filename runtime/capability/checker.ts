@@ -5,7 +5,7 @@ import { CapabilityError, type RefusalCode } from './errors.ts';
 import { indexGrants, matchRequest, type AccessRequest, type Grant, type GrantIndex } from './grant.ts';
 import { verifyRevocation, type RevocationSource } from './revocation.ts';
 import { decodeCompactJson, encodeToken, type Token } from './token.ts';
-import { verifyChainStatic } from './verify.ts';
+import { verifyChainStatic, type SignatureVerdict } from './verify.ts';
 
 /**
  * The checker the gateway calls on every request:
@@ -19,6 +19,8 @@ import { verifyChainStatic } from './verify.ts';
  * ids, issuers, nbf/exp and precompiled grant matchers, so subject, audience, time and
  * revocation are still checked on every call, in the order of PROTOCOL.md section 7.
  * Never throws on the request path: refusals are values.
+ * A cache miss can also be filled ahead of the check with the Ed25519 work done on another
+ * thread: isCached + admitVerified (workers/pooled-authorizer.ts).
  */
 export type CheckResult =
   | { ok: true; tokenId: string; grant: Grant }
@@ -158,14 +160,7 @@ export class CapabilityChecker {
     const fp = fingerprint(key);
     let e = this.#cache.get(fp);
     if (e !== undefined && e.compact === key) this.stats.cacheHits++;
-    else {
-      this.stats.cacheMisses++;
-      const fresh = this.#verify(key);
-      // A bucket held by another token is taken over only by a token that verifies, so
-      // forged look-alikes can neither hit nor evict a verified entry.
-      if (e === undefined || fresh.refusal === null || e.refusal !== null) this.#cache.set(fp, fresh);
-      e = fresh;
-    }
+    else e = this.#fill(fp, e, key, undefined);
     if (e.refusal !== null) return e;
     // DIDs compare by key: did:key:z… names the same key as did:talos:z… (same identifier).
     if (e.sub !== sessionDid && !(sessionDid.startsWith(DID_KEY_PREFIX) && e.sub === DID_TALOS_PREFIX + sessionDid.slice(DID_KEY_PREFIX.length))) {
@@ -185,7 +180,39 @@ export class CapabilityChecker {
     return e;
   }
 
-  #verify(compact: string): Entry {
+  /**
+   * True when the next check of this compact token finds its verdict (allow or refusal) in the
+   * cache and verifies nothing: the same bucket look-up and whole-string compare as check.
+   */
+  isCached(compact: string): boolean {
+    const e = this.#cache.get(fingerprint(compact));
+    return e !== undefined && e.compact === compact;
+  }
+
+  /**
+   * Caches the verdict of a token whose signature stage ran elsewhere: `signatures` must be
+   * signatureVerdict(compact) for this very string (computed by a worker of the pool). Every
+   * other stage (parse, structure, depth, delegation, attenuation, trusted root, grant index)
+   * runs here exactly as on a cache miss of check, in the same order, and the verdict (a
+   * refusal too) is cached under the same rules; so only the Ed25519 work moves.
+   */
+  admitVerified(compact: string, signatures: SignatureVerdict): void {
+    const fp = fingerprint(compact);
+    const e = this.#cache.get(fp);
+    if (e === undefined || e.compact !== compact) this.#fill(fp, e, compact, signatures);
+  }
+
+  /** A cache miss: verifies the token and caches the verdict, unless it would displace a better one. */
+  #fill(fp: number, held: Entry | undefined, compact: string, signatures: SignatureVerdict | undefined): Entry {
+    this.stats.cacheMisses++;
+    const fresh = this.#verify(compact, signatures);
+    // A bucket held by another token is taken over only by a token that verifies, so
+    // forged look-alikes can neither hit nor evict a verified entry.
+    if (held === undefined || fresh.refusal === null || held.refusal !== null) this.#cache.set(fp, fresh);
+    return fresh;
+  }
+
+  #verify(compact: string, signatures: SignatureVerdict | undefined): Entry {
     const failed = (r: CheckResult): Entry => ({
       compact,
       refusal: r, sub: '', audienceOk: false, nbfMs: 0, expMs: 0, ids: [], issuers: [], index: null, okResults: [], revEpoch: -1, revoked: false,
@@ -197,7 +224,7 @@ export class CapabilityChecker {
       if (err instanceof CapabilityError) return failed(refusal(err.code as RefusalCode, err.message));
       return failed(refusal('malformed', 'the token cannot be parsed'));
     }
-    const r = verifyChainStatic(this.#crypto, decoded.value, this.#roots, { receivedText: decoded.text });
+    const r = verifyChainStatic(this.#crypto, decoded.value, this.#roots, { receivedText: decoded.text, signatures });
     if (!r.ok) return failed(refusal(r.code, r.message));
     const chain = r.chain;
     const token = chain[chain.length - 1]!;

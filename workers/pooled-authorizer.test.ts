@@ -1,0 +1,143 @@
+import t from 'tap';
+import { realisticTokens } from '../bench/realistic-token.ts';
+import { CapabilityChecker } from '../runtime/capability/checker.ts';
+import { MemoryRevocationSource, mintRevocation } from '../runtime/capability/revocation.ts';
+import { encodeToken } from '../runtime/capability/token.ts';
+import { capabilityVectors } from '../runtime/capability/vectors.ts';
+import { createCryptoProvider } from '../runtime/crypto/index.ts';
+import { DOMAINS, signObject } from '../runtime/identity/signing.ts';
+import { didFromPublicKey } from '../runtime/identity/did.ts';
+import { CryptoPool } from './pool.ts';
+import { PooledAuthorizer } from './pooled-authorizer.ts';
+
+const crypto = createCryptoProvider({ name: 'node' });
+const vectors = capabilityVectors();
+// Worker start-up (tsx in every thread) is slow: one pool for the tests that only run tasks on it.
+const pool = new CryptoPool({ threads: 2, provider: 'node' });
+t.teardown(() => pool.close());
+
+function vectorChecker(revocations: string[] = []) {
+  const source = new MemoryRevocationSource();
+  for (const name of revocations) source.inject(vectors.revocations[name]!.revocation);
+  return new CapabilityChecker({ crypto, audience: vectors.config.audience, trustedRoots: vectors.config.trusted_roots, revocations: source });
+}
+
+t.test('warm then check gives every vector the plain checker verdict, verified on a worker', async (t) => {
+  const before = { ...pool.stats };
+  for (const c of vectors.cases) {
+    const plain = vectorChecker(c.revocations);
+    const checker = vectorChecker(c.revocations);
+    const authorizer = new PooledAuthorizer(checker, pool);
+    const warming = authorizer.warm(c.compact);
+    t.ok(warming instanceof Promise, `${c.name}: an uncached token is warmed`);
+    await warming;
+    t.same(authorizer.stats, { pooled: 1, coalesced: 0, fellBack: 0 }, `${c.name}: the verdict came from the pool`);
+    t.equal(authorizer.warm(c.compact), undefined, `${c.name}: then cached (refusals too): nothing to wait for`);
+    t.same(authorizer.check(c.compact, c.request, c.session_did, c.now_ms), plain.check(c.compact, c.request, c.session_did, c.now_ms), c.name);
+    t.match(checker.stats, { cacheMisses: 1, cacheHits: 1 }, `${c.name}: the check was a cache hit`);
+    plain.close();
+    checker.close();
+  }
+  t.equal(pool.stats.poolBatches - before.poolBatches, vectors.cases.length, 'every verification ran on a worker thread');
+  t.equal(pool.stats.inlineBatches, before.inlineBatches, 'none inline');
+});
+
+t.test('realistic tokens: concurrent warms of one token share one task; a burst shares one batch', async (t) => {
+  const kit = realisticTokens(crypto);
+  const checker = new CapabilityChecker({ crypto, audience: kit.audience, trustedRoots: [kit.rootIssuer] });
+  t.teardown(() => checker.close());
+  const authorizer = new PooledAuthorizer(checker, pool);
+  const compact = encodeToken(kit.leaf(kit.root(1), kit.T0 + 3600));
+  const before = { ...pool.stats };
+  const warms = Array.from({ length: 10 }, () => authorizer.warm(compact));
+  t.equal(authorizer.inFlight, 1);
+  t.ok(warms.every((w) => w === warms[0]), 'every caller waits on the same promise');
+  await Promise.all(warms);
+  t.same(authorizer.stats, { pooled: 1, coalesced: 9, fellBack: 0 });
+  t.equal(pool.stats.poolBatches - before.poolBatches, 1, 'the pool ran one task');
+  t.equal(authorizer.inFlight, 0);
+  t.equal(checker.stats.cacheMisses, 1, 'verified once');
+  const req = { method: 'tools/call', tool: 'read_text_file', args: { path: 'workspace/project-0/src/main.ts' } };
+  t.match(authorizer.check(compact, req, kit.subject, Date.now()), { ok: true, grant: { tool: 'read_text_file' } });
+
+  const burst = Array.from({ length: 6 }, (_, i) => encodeToken(kit.leaf(kit.root(10 + i), kit.T0 + 3600)));
+  const mid = { ...pool.stats };
+  await Promise.all(burst.map((c) => authorizer.warm(c)));
+  t.equal(pool.stats.poolBatches - mid.poolBatches, 1, 'warms of one event-loop turn go to the pool as one batch');
+  for (const c of burst) t.equal(authorizer.check(c, req, kit.subject, Date.now()).ok, true);
+  t.equal(checker.stats.cacheMisses, 7, 'each burst token verified once, by the pool');
+});
+
+t.test('a forged token verified by the pool is refused, and the refusal is cached', async (t) => {
+  const kit = realisticTokens(crypto);
+  const checker = new CapabilityChecker({ crypto, audience: kit.audience, trustedRoots: [kit.rootIssuer] });
+  t.teardown(() => checker.close());
+  const authorizer = new PooledAuthorizer(checker, pool);
+  const leaf = kit.leaf(kit.root(2), kit.T0 + 3600);
+  const widened = { ...leaf, grants: [{ method: 'tools/call', tool: 'read_text_file', args: { path: { glob: '**' } } }] };
+  // Re-signed by a key that is not the issuer's: well-formed, every rule holds but the signature.
+  const { sig: _sig, ...unsigned } = widened;
+  const stranger = crypto.ed25519KeyPair();
+  const resigned = signObject(crypto, stranger.secretKey, DOMAINS.capability, unsigned);
+  const req = { method: 'tools/call', tool: 'read_text_file', args: { path: 'etc/passwd' } };
+  for (const forged of [widened, resigned]) {
+    const compact = encodeToken(forged as typeof leaf);
+    await authorizer.warm(compact);
+    t.equal(checker.isCached(compact), true, 'the refusal is cached like an inline one');
+    t.match(authorizer.check(compact, req, kit.subject, Date.now()), { ok: false, code: 'bad_signature' });
+  }
+  t.equal(authorizer.stats.pooled, 2);
+  t.not(didFromPublicKey(stranger.publicKey), leaf.iss);
+});
+
+t.test('revocation after warm refuses; eviction just means the next warm verifies again', async (t) => {
+  const source = new MemoryRevocationSource();
+  const kit = realisticTokens(crypto);
+  const checker = new CapabilityChecker({ crypto, audience: kit.audience, trustedRoots: [kit.rootIssuer], revocations: source, cacheSize: 2 });
+  t.teardown(() => checker.close());
+  const authorizer = new PooledAuthorizer(checker, pool);
+  const root = kit.root(3);
+  const compact = encodeToken(kit.leaf(root, kit.T0 + 3600));
+  const req = { method: 'tools/call', tool: 'list_directory', args: { path: 'workspace/project-2/src' } };
+  await authorizer.warm(compact);
+  t.equal(authorizer.check(compact, req, kit.subject, Date.now()).ok, true);
+  await source.publish(mintRevocation(crypto, kit.seed(1), root.id, Date.now()));
+  t.equal(authorizer.warm(compact), undefined, 'still cached');
+  t.match(authorizer.check(compact, req, kit.subject, Date.now()), { ok: false, code: 'revoked' }, 'the revoked parent takes the warmed child down');
+
+  const others = [4, 5].map((i) => encodeToken(kit.leaf(kit.root(i), kit.T0 + 3600)));
+  for (const c of others) await authorizer.warm(c);
+  t.equal(checker.isCached(compact), false, 'evicted by two newer tokens (cache of 2)');
+  await authorizer.warm(compact);
+  t.match(authorizer.check(compact, req, kit.subject, Date.now()), { ok: false, code: 'revoked' }, 're-verified, still revoked');
+});
+
+t.test('when the pool is overloaded (or closed) the warm ends and the check verifies inline', async (t) => {
+  const small = new CryptoPool({ threads: 1, maxQueue: 1, chunkItems: 400, provider: 'node' });
+  const kit = realisticTokens(crypto);
+  const checker = new CapabilityChecker({ crypto, audience: kit.audience, trustedRoots: [kit.rootIssuer] });
+  t.teardown(() => checker.close());
+  const authorizer = new PooledAuthorizer(checker, small);
+  const key = crypto.ed25519KeyPair();
+  const objects = Array.from({ length: 400 }, (_, i) => ({
+    publicKey: key.publicKey,
+    domain: DOMAINS.revocation,
+    obj: signObject(crypto, key.secretKey, DOMAINS.revocation, { v: 1, iss: didFromPublicKey(key.publicKey), token_id: `t${i}`, ts: i }),
+  }));
+  // One batch running, one queued: the pool is full while they last.
+  const occupying = [small.runOnPool('verify-objects', objects, null), small.runOnPool('verify-objects', objects, null)];
+  const compact = encodeToken(kit.leaf(kit.root(6), kit.T0 + 3600));
+  await authorizer.warm(compact);
+  t.same(authorizer.stats, { pooled: 0, coalesced: 0, fellBack: 1 }, 'pool_overloaded: nothing admitted');
+  t.equal(checker.isCached(compact), false);
+  const req = { method: 'tools/call', tool: 'read_text_file', args: { path: 'workspace/project-0/src/a' } };
+  t.equal(authorizer.check(compact, req, kit.subject, Date.now()).ok, true, 'the request is served, verified inline');
+  t.same(checker.stats, { cacheHits: 0, cacheMisses: 1, revocationsApplied: 0, revocationsIgnored: 0 });
+  await Promise.all(occupying);
+
+  await small.close();
+  const later = encodeToken(kit.leaf(kit.root(7), kit.T0 + 3600));
+  await authorizer.warm(later);
+  t.equal(authorizer.stats.fellBack, 2, 'pool_closed: same fallback');
+  t.equal(authorizer.check(later, req, kit.subject, Date.now()).ok, true);
+});
