@@ -33,6 +33,7 @@ import {
   SMALL_HMAC_MAX_KEY_BYTES,
 } from './sha256-small.ts';
 import { createNobleProvider } from './noble.ts';
+import { takePooledX25519Pair } from './x25519-pool.ts';
 
 /**
  * The accelerated provider on node:crypto (OpenSSL). Same inputs, same bytes and same verdicts
@@ -98,6 +99,11 @@ class PrivateKeyMemo {
     const key = this.#make(secret);
     this.#memo.set(secret, { copy: secret.slice(), key });
     return key;
+  }
+
+  /** Records a KeyObject already made for `secret` (by the key pair pool). */
+  remember(secret: Uint8Array, key: KeyObject): void {
+    this.#memo.set(secret, { copy: secret.slice(), key });
   }
 }
 
@@ -244,6 +250,12 @@ export function createNodeProvider(options: ProviderOptions = {}): CryptoProvide
     ed25519IsValidPublicKey: (publicKey) => publicKey instanceof Uint8Array && isValidEd25519PublicKey(publicKey),
 
     x25519KeyPair(secret) {
+      // A fresh pair from the background pool when our source is the OS's (x25519-pool.ts).
+      const pooled = secret === undefined && injected === undefined ? takePooledX25519Pair() : undefined;
+      if (pooled !== undefined) {
+        xPrivateKeys.remember(pooled.secretKey, pooled.key);
+        return { secretKey: pooled.secretKey, publicKey: pooled.publicKey };
+      }
       const secretKey = secret ?? random(32);
       return { secretKey, publicKey: rawPublic(xPrivateKey(secretKey)) };
     },

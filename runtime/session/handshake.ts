@@ -90,7 +90,7 @@ export function initiateHandshake(
   self: LocalIdentity,
   peer: PeerPrekeys,
 ): HandshakeResult & { fields: HandshakeFields } {
-  const ek = crypto.x25519KeyPair(crypto.randomBytes(32));
+  const ek = crypto.x25519KeyPair();
   const parts = [
     dh(crypto, self.dh.secretKey, peer.spk.pub),
     dh(crypto, ek.secretKey, peer.ikDh),

@@ -91,7 +91,7 @@ export function initInitiator(
   ad: Uint8Array,
   responderSpk: Uint8Array,
 ): RatchetState {
-  const dhs = crypto.x25519KeyPair(crypto.randomBytes(32));
+  const dhs = crypto.x25519KeyPair();
   const { rk, ck } = kdfRk(crypto, sk, dh(crypto, dhs.secretKey, responderSpk));
   return {
     ad,
@@ -236,7 +236,7 @@ export function decrypt(
   const step = kdfCk(crypto, ck);
   const plaintext = open(crypto, step.mk, ciphertext, aad);
   // Authenticated: only now draw the new sending key pair (a forgery costs no key generation).
-  const dhs = crypto.x25519KeyPair(crypto.randomBytes(32));
+  const dhs = crypto.x25519KeyPair();
   const send = kdfRk(crypto, recv.rk, dh(crypto, dhs.secretKey, dhr));
   return {
     state: {

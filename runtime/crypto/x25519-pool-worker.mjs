@@ -1,0 +1,24 @@
+// Worker of runtime/crypto/x25519-pool.ts: makes X25519 key pairs ahead of use, exactly as the
+// node provider does when it has no injected random source (32 bytes from randomFillSync,
+// imported as a JWK private key, which makes OpenSSL compute the public key), and posts each
+// as { key, d, x }: the private KeyObject (shared with the receiving thread, not re-imported),
+// the secret and the public key. It makes one pair per credit it receives, so the pool never
+// holds more pairs than the credits it handed out. Plain JavaScript with node: built-ins only,
+// so it starts without a TypeScript loader.
+import { createPrivateKey, randomFillSync } from 'node:crypto';
+import { workerData } from 'node:worker_threads';
+
+/** @type {import('node:worker_threads').MessagePort} */
+const port = workerData.port;
+
+function makePair() {
+  const d = randomFillSync(new Uint8Array(32));
+  const key = createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: Buffer.from(d).toString('base64url'), x: '' }, format: 'jwk' });
+  const x = new Uint8Array(Buffer.from(key.export({ format: 'jwk' }).x ?? '', 'base64url'));
+  port.postMessage({ key, d, x });
+  d.fill(0); // the posted copy is the receiver's; this thread keeps nothing
+}
+
+port.on('message', (credits) => {
+  for (let i = 0; i < credits; i++) makePair();
+});

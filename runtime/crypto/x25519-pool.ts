@@ -1,0 +1,62 @@
+import type { KeyObject } from 'node:crypto';
+import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+
+/**
+ * X25519 key pairs made ahead of use by a background thread, for the node provider's
+ * x25519KeyPair() without an argument (a DH ratchet step takes one after the message
+ * authenticates). Importing a fresh private key costs OpenSSL a scalar multiplication (it
+ * computes the public key): the worker pays it off the caller's thread, and hands over the
+ * KeyObject itself (KeyObjects are shared between threads, not re-imported).
+ *
+ * Only for the operating system's random source: the worker draws from randomFillSync, which
+ * is the node provider's source when none is injected. A provider with an injected (for
+ * example seeded) source never uses the pool, so its draws stay in the same order.
+ *
+ * Taking never waits: when no pair is ready (the worker is starting, could not start, or is
+ * behind) take() returns undefined and the caller makes the pair itself.
+ */
+export interface PooledPair {
+  key: KeyObject;
+  secretKey: Uint8Array;
+  publicKey: Uint8Array;
+}
+
+/** Pairs made ahead at most (each one ~0.2 KiB plus its OpenSSL key). */
+export const X25519_POOL_SIZE = 16;
+
+let port: MessagePort | null = null;
+let failed = false;
+
+function start(): MessagePort | null {
+  if (port !== null || failed) return port;
+  try {
+    const channel = new MessageChannel();
+    const worker = new Worker(new URL('./x25519-pool-worker.mjs', import.meta.url), {
+      workerData: { port: channel.port2 },
+      transferList: [channel.port2],
+    });
+    // Neither the worker nor the port keeps the process alive.
+    worker.unref();
+    channel.port1.unref();
+    worker.on('error', () => {
+      failed = true;
+      port = null;
+    });
+    channel.port1.postMessage(X25519_POOL_SIZE);
+    port = channel.port1;
+  } catch {
+    failed = true;
+  }
+  return port;
+}
+
+/** A ready pair, or undefined; each pair taken asks the worker for a replacement. */
+export function takePooledX25519Pair(): PooledPair | undefined {
+  const from = start();
+  if (from === null) return undefined;
+  const received = receiveMessageOnPort(from);
+  if (received === undefined) return undefined;
+  from.postMessage(1);
+  const { key, d, x } = received.message as { key: KeyObject; d: Uint8Array; x: Uint8Array };
+  return { key, secretKey: d, publicKey: x };
+}
