@@ -4,14 +4,19 @@ import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { upstreamMachine } from '../../machines/upstream.machine.ts';
 import type { BreakerConfig, UpstreamConfig } from '../../runtime/config/config.ts';
 import { TunnelError } from '../../runtime/mcp/errors.ts';
-import { checkPins, type DriftReport, type PinStore, type ToolDefinition } from '../../runtime/mcp/pinning.ts';
+import type { RpcNotification } from '../../runtime/mcp/jsonrpc.ts';
+import { checkPins, promptHash, promptPinKey, type DriftReport, type PinStore, type PromptDefinition, type ToolDefinition } from '../../runtime/mcp/pinning.ts';
+import type { RelayUpstream } from '../../runtime/mcp/relay.ts';
 import { UpstreamConnection, transportFor, type TransportFactory } from '../../runtime/mcp/upstream-connection.ts';
 
 /**
  * The upstream actor: one per configured MCP server. It binds the pure upstream machine to a
- * real connection (runtime/mcp/upstream-connection), pins tool definitions on every listing,
- * and sends every call through an opossum circuit breaker. Errors the server itself returns
+ * real connection (runtime/mcp/upstream-connection), pins tool and prompt definitions on every
+ * listing, keeps the last resources and templates listings (they route resource URIs), and
+ * sends every call through an opossum circuit breaker. Errors the server itself returns
  * (JSON-RPC errors) do not count against the breaker; dead connections and timeouts do.
+ * Notifications agents may get (list changes once the list is re-read, resource updates,
+ * log messages) go to the listeners of `onNotification`.
  */
 
 export type ProgressListener = (progress: Record<string, unknown>) => void;
@@ -31,7 +36,8 @@ export interface UpstreamOptions {
   pins: PinStore;
   /** Overrides the transport from config (the benchmark's in-memory server, tests). */
   transport?: TransportFactory;
-  onDrift?: (report: DriftReport) => void;
+  /** A tool (or, with `kind: 'prompt'`, a prompt) whose definition changed since it was pinned. */
+  onDrift?: (report: DriftReport & { kind?: 'prompt' }) => void;
   onStateChange?: (state: string) => void;
   onFault?: (code: string) => void;
   /** Told on every breaker transition (the TGA records it: health, metrics, traces). */
@@ -40,7 +46,7 @@ export interface UpstreamOptions {
   inspect?: (event: InspectionEvent) => void;
 }
 
-export class UpstreamActor {
+export class UpstreamActor implements RelayUpstream {
   readonly name: string;
   private readonly connection: UpstreamConnection;
   private readonly breaker: CircuitBreaker<[string, Record<string, unknown> | undefined, AbortSignal | undefined, ProgressListener | undefined], Record<string, unknown>>;
@@ -48,6 +54,13 @@ export class UpstreamActor {
   private readonly stderrTail: () => string;
   private toolsByName = new Map<string, UpstreamTool>();
   private driftByName = new Map<string, DriftReport>();
+  private promptsByName = new Map<string, PromptDefinition>();
+  private promptDrift = new Map<string, DriftReport>();
+  private readonly listings: Record<'resources' | 'templates', Record<string, unknown>[]> = { resources: [], templates: [] };
+  private readonly listeners = new Set<(notification: RpcNotification) => void>();
+  /** One re-read of prompts or resources at a time; a change announced meanwhile re-reads after it. */
+  private readonly rereads: Record<'prompts' | 'resources', Promise<void>> = { prompts: Promise.resolve(), resources: Promise.resolve() };
+  private connectedBefore = false;
 
   constructor(private readonly options: UpstreamOptions) {
     const { config, breaker } = options;
@@ -57,6 +70,8 @@ export class UpstreamActor {
     this.connection = new UpstreamConnection(config.name, t.factory, {
       onClose: () => this.actor.send({ type: 'upstream.closed' }),
       onToolsChanged: () => this.actor.send({ type: 'upstream.tools_changed' }),
+      onListChanged: (list) => this.reread(list),
+      onNotification: (n) => this.emit(n),
     });
     this.breaker = new CircuitBreaker(
       (method: string, params: Record<string, unknown> | undefined, signal: AbortSignal | undefined, onProgress: ProgressListener | undefined) =>
@@ -81,8 +96,15 @@ export class UpstreamActor {
           await this.connection.close();
           await this.connection.open();
           await this.refreshTools();
+          await this.refreshLists();
+          // A new connection may serve other lists: agents re-read them.
+          if (this.connectedBefore) for (const kind of ['tools', 'prompts', 'resources']) this.emit({ jsonrpc: '2.0', method: `notifications/${kind}/list_changed` });
+          this.connectedBefore = true;
         }),
-        refreshTools: fromPromise(async () => this.refreshTools()),
+        refreshTools: fromPromise(async () => {
+          await this.refreshTools();
+          this.emit({ jsonrpc: '2.0', method: 'notifications/tools/list_changed' });
+        }),
         disconnect: fromPromise(async () => this.connection.close()),
       },
       actions: {
@@ -135,7 +157,8 @@ export class UpstreamActor {
   }
 
   async refreshTools(): Promise<void> {
-    const listed = await this.connection.listTools();
+    // A server that declares no tools (prompts or resources only) has none to list.
+    const listed = this.connection.capabilities.tools === undefined ? [] : await this.connection.listTools();
     const { accepted, drift } = checkPins(this.name, listed, this.options.pins);
     const prefix = this.options.config.toolPrefix;
     const next = new Map<string, UpstreamTool>();
@@ -152,8 +175,82 @@ export class UpstreamActor {
     this.driftByName = driftNext;
   }
 
+  capabilities(): Record<string, unknown> {
+    return this.connection.capabilities;
+  }
+
+  /** The prompts agents may see: pinned and unchanged. */
+  prompts(): Record<string, unknown>[] {
+    return [...this.promptsByName.values()];
+  }
+
+  prompt(name: string): Record<string, unknown> | 'drift' | undefined {
+    return this.promptsByName.get(name) ?? (this.promptDrift.has(name) ? 'drift' : undefined);
+  }
+
+  promptDriftReports(): DriftReport[] {
+    return [...this.promptDrift.values()];
+  }
+
+  listed(listing: 'resources' | 'templates'): Record<string, unknown>[] {
+    return this.listings[listing];
+  }
+
+  async relist(listing: 'resources' | 'templates'): Promise<void> {
+    if (!this.offers('resources')) return;
+    this.listings[listing] = await this.connection.list(listing);
+  }
+
+  onNotification(listener: (notification: RpcNotification) => void): () => void {
+    this.listeners.add(listener);
+    return () => void this.listeners.delete(listener);
+  }
+
+  async refreshPrompts(): Promise<void> {
+    if (!this.offers('prompts')) return;
+    const listed = (await this.connection.list('prompts')).filter((p): p is PromptDefinition => typeof p.name === 'string');
+    const { accepted, drift } = checkPins(this.name, listed, this.options.pins, promptHash, promptPinKey(this.name));
+    const driftNext = new Map<string, DriftReport>();
+    for (const d of drift) {
+      driftNext.set(d.tool, d);
+      if (!this.promptDrift.has(d.tool)) this.options.onDrift?.({ ...d, kind: 'prompt' });
+    }
+    this.promptsByName = new Map(accepted.map((p) => [p.name, p]));
+    this.promptDrift = driftNext;
+  }
+
+  private offers(kind: 'prompts' | 'resources'): boolean {
+    return this.connection.capabilities[kind] !== undefined;
+  }
+
+  private async refreshLists(): Promise<void> {
+    await this.refreshPrompts();
+    await this.relist('resources');
+    await this.relist('templates');
+  }
+
+  /** A list_changed from the server: re-read that list, then tell the agents. */
+  private reread(list: 'prompts' | 'resources'): void {
+    const run = async () => {
+      if (list === 'prompts') await this.refreshPrompts();
+      else await Promise.all([this.relist('resources'), this.relist('templates')]);
+      this.emit({ jsonrpc: '2.0', method: `notifications/${list}/list_changed` });
+    };
+    this.rereads[list] = this.rereads[list].then(run, run).catch(() => {});
+  }
+
+  private emit(notification: RpcNotification): void {
+    for (const l of this.listeners) {
+      try {
+        l(notification);
+      } catch {
+        // One listener's failure never keeps a notification from the others.
+      }
+    }
+  }
+
   /** Forwards a request through the breaker. Throws TunnelError upstream_unavailable or McpError. */
-  async call(method: string, params: Record<string, unknown> | undefined, signal?: AbortSignal, onProgress?: ProgressListener): Promise<Record<string, unknown>> {
+  readonly call = async (method: string, params: Record<string, unknown> | undefined, signal?: AbortSignal, onProgress?: ProgressListener): Promise<Record<string, unknown>> => {
     try {
       return await this.breaker.fire(method, params, signal, onProgress);
     } catch (err) {
@@ -164,7 +261,7 @@ export class UpstreamActor {
       }
       throw new TunnelError('upstream_unavailable', `upstream ${this.name} failed: ${(err as Error).message}`, { upstream: this.name }, { cause: err });
     }
-  }
+  };
 
   async stop(): Promise<void> {
     this.actor.send({ type: 'upstream.stop' });

@@ -7,6 +7,8 @@ import { TunnelError } from './errors.ts';
  * the SHA-256 of the canonical JSON of { name, description, inputSchema }. Later listings whose
  * hash differs are drift: the tool is withheld from agents and calls to it are refused until an
  * operator re-pins it. Tools seen for the first time later are pinned then (trust on first use).
+ * Prompts are model-facing text too: they are pinned the same way ({ name, description,
+ * arguments }), under the pin-store key `<upstream>/prompts` (no upstream name holds a `/`).
  */
 
 export interface ToolDefinition {
@@ -37,6 +39,22 @@ export function toolHash(def: ToolDefinition): string {
   const pinned = { name: def.name, description: def.description ?? null, inputSchema: def.inputSchema ?? null };
   return createHash('sha256').update(canonicalJson(pinned)).digest('hex');
 }
+
+/** A prompt as prompts/list gives it. */
+export interface PromptDefinition {
+  name: string;
+  description?: string;
+  arguments?: unknown;
+  [key: string]: unknown;
+}
+
+export function promptHash(def: PromptDefinition): string {
+  const pinned = { name: def.name, description: def.description ?? null, arguments: def.arguments ?? null };
+  return createHash('sha256').update(canonicalJson(pinned)).digest('hex');
+}
+
+/** The pin-store key under which an upstream's prompts are pinned. */
+export const promptPinKey = (upstream: string): string => `${upstream}/prompts`;
 
 export interface PinStore {
   get(upstream: string, tool: string): string | undefined;
@@ -90,15 +108,25 @@ export interface DriftReport {
   seen: string;
 }
 
-/** Compares a listing with the pins: new tools are pinned, changed ones reported as drift. */
-export function checkPins(upstream: string, tools: ToolDefinition[], store: PinStore): { accepted: ToolDefinition[]; drift: DriftReport[] } {
-  const accepted: ToolDefinition[] = [];
+/**
+ * Compares a listing with the pins kept under `key`: new definitions are pinned, changed ones
+ * reported as drift (`tool` names the tool or prompt). Tools by default; prompts with
+ * `promptHash` and `promptPinKey(upstream)`.
+ */
+export function checkPins<D extends { name: string }>(
+  upstream: string,
+  defs: D[],
+  store: PinStore,
+  hash: (def: D) => string = toolHash as unknown as (def: D) => string,
+  key: string = upstream,
+): { accepted: D[]; drift: DriftReport[] } {
+  const accepted: D[] = [];
   const drift: DriftReport[] = [];
-  for (const def of tools) {
-    const seen = toolHash(def);
-    const pinned = store.get(upstream, def.name);
+  for (const def of defs) {
+    const seen = hash(def);
+    const pinned = store.get(key, def.name);
     if (pinned === undefined) {
-      store.set(upstream, def.name, seen);
+      store.set(key, def.name, seen);
       accepted.push(def);
     } else if (pinned === seen) accepted.push(def);
     else drift.push({ upstream, tool: def.name, pinned, seen });

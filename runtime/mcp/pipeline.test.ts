@@ -1,7 +1,8 @@
 import t from 'tap';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { InMemoryTransport } from '@modelcontextprotocol/sdk/inMemory.js';
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { McpServer, ResourceTemplate } from '@modelcontextprotocol/sdk/server/mcp.js';
+import { SubscribeRequestSchema, UnsubscribeRequestSchema } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { AuditLog } from '../audit/log.ts';
 import { createHasher } from '../audit/merkle.ts';
@@ -19,6 +20,8 @@ import { CAPABILITY_META_KEY } from './meta.ts';
 import { GatewayPipeline, sha256b64u, type PipelinePorts, type RoutedTool, type ToolRouter } from './pipeline.ts';
 import type { RpcRequest, RpcResponse } from './jsonrpc.ts';
 import { UpstreamConnection } from './upstream-connection.ts';
+import { FilePinStore } from './pinning.ts';
+import { UpstreamActor } from '../../actors/upstream/index.ts';
 
 // The pipeline with real parts: capability checker, in-process limits, an SQLite audit log and
 // an SDK McpServer upstream over InMemoryTransport that records what it receives.
@@ -102,7 +105,7 @@ t.test('initialize and ping are answered locally and audited', async (t) => {
   t.match(init, { result: { protocolVersion: '2025-06-18', capabilities: { tools: {} } } });
   t.match(await lastEvent(), { kind: 'request', method: 'initialize', decision: 'allow', reason: 'local', from: agent.did, to: gateway.did });
   t.same((await p.handle(ctx, req('ping'))) , { jsonrpc: '2.0', id, result: {} });
-  t.equal(reason(await p.handle(ctx, req('resources/list', { _meta: { [CAPABILITY_META_KEY]: all } }))), 'method_not_supported');
+  t.equal(reason(await p.handle(ctx, req('tasks/list', { _meta: { [CAPABILITY_META_KEY]: all } }))), 'method_not_supported');
 });
 
 t.test('an allowed call is audited before it is forwarded, without any talos _meta key', async (t) => {
@@ -192,4 +195,182 @@ t.test('the rate limit refuses with retryAfterMs', async (t) => {
   t.equal(reason(r), 'rate_limited');
   t.ok('error' in r && (r.error.data as { talos: { retryAfterMs: number } }).talos.retryAfterMs > 1000);
   driftName = 'rugged';
+});
+
+// ---- Relay beyond tools: two real upstream actors (SDK McpServers over InMemoryTransport) ----
+type Actor = UpstreamActor;
+
+/** What each fixture server received: the method and its _meta, per request. */
+const seen: { server: string; method: string; meta: unknown }[] = [];
+const servers: Record<string, McpServer> = {};
+function relayServer(name: string): McpServer {
+  const s = new McpServer({ name, version: '1' }, { capabilities: { logging: {}, resources: { subscribe: true, listChanged: true }, prompts: { listChanged: true } } });
+  s.registerPrompt('greet', { description: `greet from ${name}`, argsSchema: { who: z.string() } }, ({ who }, extra) => {
+    seen.push({ server: name, method: 'prompts/get', meta: extra._meta ?? null });
+    return { messages: [{ role: 'user', content: { type: 'text', text: `hello ${who} from ${name}` } }] };
+  });
+  s.registerResource(`${name}-doc`, `${name}://docs/readme`, { mimeType: 'text/plain' }, async (uri, extra) => {
+    seen.push({ server: name, method: 'resources/read', meta: extra._meta ?? null });
+    return { contents: [{ uri: uri.href, text: `readme of ${name}` }] };
+  });
+  s.registerResource(`${name}-item`, new ResourceTemplate(`${name}://items/{id}`, { list: undefined, complete: { id: (v) => ['1', '2', '10'].filter((x) => x.startsWith(v)) } }), {}, async (uri) => ({
+    contents: [{ uri: uri.href, text: `item ${uri.href}` }],
+  }));
+  s.server.setRequestHandler(SubscribeRequestSchema, async (r) => {
+    seen.push({ server: name, method: 'resources/subscribe', meta: r.params._meta ?? null });
+    return {};
+  });
+  s.server.setRequestHandler(UnsubscribeRequestSchema, async () => {
+    seen.push({ server: name, method: 'resources/unsubscribe', meta: null });
+    return {};
+  });
+  servers[name] = s;
+  return s;
+}
+const relayConfig = resolveConfig(
+  { v: 1, gateway: { listen: { port: 0 } }, trustedIssuers: [], upstreams: [{ name: 'alpha', transport: 'http', url: 'http://alpha' }, { name: 'beta', transport: 'http', url: 'http://beta' }] },
+  { baseDir: '.' },
+);
+const relayPins = new FilePinStore();
+const actors: Actor[] = [];
+for (const u of relayConfig.upstreams) {
+  const transport = () => {
+    const [c, s] = InMemoryTransport.createLinkedPair();
+    void relayServer(u.name).connect(s);
+    return c;
+  };
+  const a = new UpstreamActor({ config: u, breaker: relayConfig.breaker, pins: relayPins, transport });
+  await a.start();
+  actors.push(a);
+}
+t.teardown(() => Promise.all(actors.map((a) => a.stop())));
+const relayRouter: ToolRouter = { tools: () => [], resolve: () => undefined, upstreams: () => actors };
+const withToken = (tok: string, params: Record<string, unknown> = {}) => ({ ...params, _meta: { ...((params._meta as object) ?? {}), [CAPABILITY_META_KEY]: tok } });
+/** Waits (polling) until `cond` holds: notifications arrive asynchronously. */
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 500 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
+}
+const resultOf = (r: RpcResponse) => ('result' in r ? r.result : t.fail(`refused: ${JSON.stringify(r)}`)) as Record<string, unknown>;
+
+t.test('initialize advertises the capabilities the upstreams offer, merged', async (t) => {
+  const p = new GatewayPipeline(ports({ router: relayRouter }));
+  const caps = resultOf(await p.handle(ctx, req('initialize', { protocolVersion: '2025-06-18', capabilities: {}, clientInfo: { name: 'x', version: '1' } }))).capabilities as Record<string, unknown>;
+  t.same(caps.prompts, { listChanged: true });
+  t.same(caps.resources, { listChanged: true, subscribe: true });
+  t.same(caps.logging, {});
+  t.ok(caps.completions, 'the servers complete prompt and template arguments');
+  t.same(resultOf(await new GatewayPipeline(ports()).handle(ctx, req('initialize'))).capabilities, { tools: { listChanged: false } }, 'a router without upstreams: tools only');
+});
+
+t.test('prompts: routed by name (first configured wins), authorized with their arguments, listed as granted', async (t) => {
+  const p = new GatewayPipeline(ports({ router: relayRouter }));
+  const tok = token([{ method: 'prompts/get', tool: 'greet', args: { who: { in: ['ada', 'alan'] } } }]);
+  const list = resultOf(await p.handle(ctx, req('prompts/list', withToken(tok)))).prompts as { name: string; description: string }[];
+  t.same(list.map((x) => [x.name, x.description]), [['greet', 'greet from alpha']], 'one greet, alpha\'s');
+  t.same(resultOf(await p.handle(ctx, req('prompts/list', withToken(token([{ method: 'tools/call' }]))))).prompts, [], 'no prompt grant: nothing listed');
+
+  seen.length = 0;
+  const got = resultOf(await p.handle(ctx, req('prompts/get', withToken(tok, { name: 'greet', arguments: { who: 'ada' }, _meta: { progressToken: 3, 'talos/x': 1 } }))));
+  t.match(got, { messages: [{ content: { text: 'hello ada from alpha' } }] });
+  t.same(seen, [{ server: 'alpha', method: 'prompts/get', meta: { progressToken: 3 } }], 'alpha answered; no talos key reached it');
+  t.match(await lastEvent(), { kind: 'response', from: 'alpha', method: 'prompts/get', tool: 'greet', reason: 'ok' });
+
+  const outside = await p.handle(ctx, req('prompts/get', withToken(tok, { name: 'greet', arguments: { who: 'eve' } })));
+  t.equal(reason(outside), 'arg_violation');
+  t.match((outside as { error: { data: unknown } }).error.data, { talos: { arg: 'who' } });
+  t.match(await lastEvent(), { kind: 'request', method: 'prompts/get', tool: 'greet', decision: 'deny', reason: 'arg_violation' });
+  t.equal(reason(await p.handle(ctx, req('prompts/get', withToken(tok, { name: 'other' })))), 'no_matching_grant');
+  t.equal(reason(await p.handle(ctx, req('prompts/get', withToken(token([{ method: 'prompts/get' }]), { name: 'nope' })))), 'unknown_prompt');
+  t.equal(seen.length, 1, 'no refusal reached an upstream');
+});
+
+t.test('resources: routed to the upstream that listed the uri or whose template matches; reads need a grant on the uri', async (t) => {
+  const p = new GatewayPipeline(ports({ router: relayRouter }));
+  const tok = token([{ method: 'resources/read', args: { uri: { glob: 'beta:/**' } } }]);
+  const list = resultOf(await p.handle(ctx, req('resources/list', withToken(tok)))).resources as { uri: string }[];
+  t.same(list.map((r) => r.uri), ['beta://docs/readme'], 'only what the grant allows');
+  const templates = resultOf(await p.handle(ctx, req('resources/templates/list', withToken(tok)))).resourceTemplates as { uriTemplate: string }[];
+  t.same(templates.map((x) => x.uriTemplate), ['alpha://items/{id}', 'beta://items/{id}'], 'templates: any resources/read grant shows them');
+
+  seen.length = 0;
+  t.match(resultOf(await p.handle(ctx, req('resources/read', withToken(tok, { uri: 'beta://docs/readme', _meta: { 'TALOS.z': 1 } })))), { contents: [{ text: 'readme of beta' }] });
+  t.same(seen, [{ server: 'beta', method: 'resources/read', meta: null }], 'routed to beta by its listing, no talos key');
+  t.match(resultOf(await p.handle(ctx, req('resources/read', withToken(tok, { uri: 'beta://items/7' })))), { contents: [{ text: 'item beta://items/7' }] }, 'by template');
+  t.equal(reason(await p.handle(ctx, req('resources/read', withToken(tok, { uri: 'alpha://docs/readme' })))), 'arg_violation');
+  t.equal(reason(await p.handle(ctx, req('resources/read', withToken(tok, { uri: 'beta:/elsewhere' })))), 'unknown_resource');
+  t.equal(reason(await p.handle(ctx, req('resources/read', { uri: 'beta://docs/readme' }))), 'capability_missing');
+  t.equal(reason(await p.handle(ctx, req('resources/read', withToken(tok, { uri: 7 })))), 'invalid_uri');
+});
+
+t.test('completion: only for a prompt or templates the token grants', async (t) => {
+  const p = new GatewayPipeline(ports({ router: relayRouter }));
+  const tok = token([{ method: 'prompts/get', tool: 'greet', args: { who: { eq: 'ada' } } }]);
+  const ref = { type: 'ref/resource', uri: 'beta://items/{id}' };
+  t.equal(reason(await p.handle(ctx, req('completion/complete', withToken(tok, { ref, argument: { name: 'id', value: '1' } })))), 'no_matching_grant');
+  const r = resultOf(await p.handle(ctx, req('completion/complete', withToken(token([{ method: 'resources/read', args: { uri: { glob: 'beta:/**' } } }]), { ref, argument: { name: 'id', value: '1' } }))));
+  t.same((r.completion as { values: string[] }).values, ['1', '10']);
+  t.equal(reason(await p.handle(ctx, req('completion/complete', withToken(tok, { ref: { type: 'ref/prompt', name: 'greet' }, argument: { name: 'who', value: 'a' } })))), 'ok', 'a grant naming the prompt (arguments constrained) is enough');
+  t.equal(reason(await p.handle(ctx, req('completion/complete', withToken(tok, { ref: { type: 'ref/prompt', name: 'other' }, argument: { name: 'who', value: 'a' } })))), 'no_matching_grant');
+  t.equal(reason(await p.handle(ctx, req('completion/complete', withToken(tok, { ref: { type: 'ref/nothing' } })))), 'invalid_reference');
+});
+
+t.test('notifications: updates only to subscribed sessions still allowed to read; logs by level; list changes to all', async (t) => {
+  const p = new GatewayPipeline(ports({ router: relayRouter }));
+  const got: Record<string, { method: string; params?: Record<string, unknown> }[]> = { a: [], b: [] };
+  p.attachSession({ sid: 'a', did: agent.did, notify: (n) => got.a!.push(n) });
+  const detachB = p.attachSession({ sid: 'b', did: agent.did, notify: (n) => got.b!.push(n) });
+  const readBeta = token([{ method: 'resources/read', args: { uri: { glob: 'beta:/**' } } }, { method: 'logging/setLevel' }]);
+  const a = { ...ctx, sid: 'a' };
+  t.equal(reason(await p.handle(ctx, req('resources/subscribe', withToken(readBeta, { uri: 'beta://docs/readme' })))), 'notifications_unavailable', 'a request without a session cannot subscribe');
+  t.equal(reason(await p.handle(a, req('resources/subscribe', withToken(readBeta, { uri: 'alpha://docs/readme' })))), 'arg_violation', 'only a readable uri');
+  seen.length = 0;
+  t.equal(reason(await p.handle(a, req('resources/subscribe', withToken(readBeta, { uri: 'beta://docs/readme' })))), 'ok');
+  t.same(seen, [{ server: 'beta', method: 'resources/subscribe', meta: null }]);
+  await servers.beta!.server.sendResourceUpdated({ uri: 'beta://docs/readme' });
+  await servers.beta!.server.sendResourceUpdated({ uri: 'beta://items/1' });
+  await servers.alpha!.server.sendResourceUpdated({ uri: 'beta://docs/readme' });
+  await servers.beta!.server.sendResourceUpdated({ uri: 'beta://docs/readme' });
+  await until(() => got.a!.length >= 2);
+  got.a!.pop();
+  t.same(got.a, [{ jsonrpc: '2.0', method: 'notifications/resources/updated', params: { uri: 'beta://docs/readme' } }], 'only the subscribed uri, from its upstream');
+  t.same(got.b, [], 'not to the other session');
+
+  got.a!.length = 0;
+  t.equal(reason(await p.handle(a, req('logging/setLevel', withToken(readBeta, { level: 'warning' })))), 'ok');
+  t.equal(reason(await p.handle({ ...ctx, sid: 'b' }, req('logging/setLevel', withToken(token([{ method: 'logging/setLevel', args: { level: { eq: 'error' } } }]), { level: 'debug' })))), 'arg_violation');
+  await servers.alpha!.server.sendLoggingMessage({ level: 'info', data: 'chatter' });
+  await servers.alpha!.server.sendLoggingMessage({ level: 'error', data: 'bad' });
+  await until(() => got.a!.length >= 1);
+  t.same(got.a, [{ jsonrpc: '2.0', method: 'notifications/message', params: { level: 'error', data: 'bad' } }], 'at or above the level the session asked for');
+  t.same(got.b, [], 'a session that set no level gets no logs');
+
+  got.a!.length = 0;
+  servers.alpha!.sendPromptListChanged();
+  await until(() => got.a!.length >= 1 && got.b!.length >= 1);
+  t.same(got.a, [{ jsonrpc: '2.0', method: 'notifications/prompts/list_changed' }]);
+  t.same(got.b, [{ jsonrpc: '2.0', method: 'notifications/prompts/list_changed' }]);
+
+  // The last session holding a uri unsubscribes upstream; a detached session gets nothing more.
+  seen.length = 0;
+  t.equal(reason(await p.handle(a, req('resources/unsubscribe', { uri: 'beta://docs/readme' }))), 'ok');
+  await until(() => seen.length >= 1);
+  t.same(seen.map((s) => s.method), ['resources/unsubscribe']);
+  detachB();
+  got.a!.length = 0;
+  got.b!.length = 0;
+  servers.beta!.sendResourceListChanged();
+  await until(() => got.a!.length >= 1);
+  t.same(got.b, []);
+  t.same(got.a, [{ jsonrpc: '2.0', method: 'notifications/resources/list_changed' }]);
+});
+
+t.test('a prompt whose definition changed since it was pinned is withheld and refused', async (t) => {
+  relayPins.set('alpha/prompts', 'greet', 'a'.repeat(64));
+  await actors[0]!.refreshPrompts();
+  const p = new GatewayPipeline(ports({ router: relayRouter }));
+  const tok = token([{ method: 'prompts/get' }]);
+  const list = resultOf(await p.handle(ctx, req('prompts/list', withToken(tok)))).prompts as { description: string }[];
+  t.same(list.map((x) => x.description), ['greet from beta'], 'alpha\'s greet is withheld; beta\'s is not a substitute for it');
+  t.equal(reason(await p.handle(ctx, req('prompts/get', withToken(tok, { name: 'greet', arguments: { who: 'x' } })))), 'prompt_drift');
+  t.match(await lastEvent(), { decision: 'deny', reason: 'prompt_drift', tool: 'greet' });
 });

@@ -8,17 +8,22 @@ import { LimitError, type BudgetLedger, type RateLimiter } from '../limits/types
 import { JSONRPC_INTERNAL_ERROR, JSONRPC_INVALID_PARAMS, JSONRPC_METHOD_NOT_FOUND, RPC_ERRORS, TunnelError } from './errors.ts';
 import { TOOL_NAME, isPlainObject, rpcError, type RpcNotification, type RpcRequest, type RpcResponse } from './jsonrpc.ts';
 import { capabilityFrom, stripTalosMeta } from './meta.ts';
+import { SessionHub, isLogLevel, mergedCapabilities, routePrompt, routeResource, type RelaySession, type RelayUpstream, type UpstreamCall } from './relay.ts';
 
 /**
  * The gateway's per-request pipeline. For every JSON-RPC request that arrives through a session:
- *   classify (method, tool, arguments) -> authorize (capability checker, sub = session DID)
- *   -> tool known and not drifted -> rate limit (agent, tool) -> reserve budget (agent)
+ *   classify (method, target, arguments) -> authorize (capability checker, sub = session DID)
+ *   -> target known and not drifted -> rate limit (agent, bucket) -> reserve budget (tools)
  *   -> append the decision to the audit log (BEFORE forwarding) -> strip every talos _meta key
  *   -> forward through the upstream's breaker -> settle the budget -> audit the response.
+ * Relayed requests: tools/call, prompts/get, resources/read, resources/subscribe,
+ * completion/complete (each mapped to a capability request: contracts/SPEC.md 9.4).
  * A refusal at any step is audited as a denial and answered as a JSON-RPC error whose
  * data.talos.reason names the refusal. The gateway is itself the MCP server the agent sees:
- * it answers initialize and ping, and merges the upstreams' tools/list, filtered to the tools
- * the capability grants.
+ * it answers initialize (the upstreams' capabilities, merged), ping, logging/setLevel and
+ * resources/unsubscribe, and merges the upstreams' listings, filtered to what the capability
+ * grants. Notifications not tied to a request reach the sessions attached with
+ * `attachSession` (runtime/mcp/relay.ts decides who gets which).
  *
  * Every effect sits behind a port, so the real services plug in unchanged: the Authorizer is
  * runtime/capability's CapabilityChecker, the AuditSink the auditor actor.
@@ -48,7 +53,12 @@ export interface RoutedTool {
 export interface ToolRouter {
   tools(): RoutedTool[];
   /** A tool by the name agents see: found, withheld because its definition drifted, or unknown. */
-  resolve(name: string): { tool: RoutedTool; call: (method: string, params: Record<string, unknown> | undefined, signal?: AbortSignal, onProgress?: (progress: Record<string, unknown>) => void) => Promise<Record<string, unknown>> } | 'drift' | undefined;
+  resolve(name: string): { tool: RoutedTool; call: UpstreamCall } | 'drift' | undefined;
+  /**
+   * The upstreams in configured order, for everything besides tools (prompts, resources,
+   * completion, logging, notifications). Without it the gateway relays tools only.
+   */
+  upstreams?(): RelayUpstream[];
 }
 
 export interface PipelinePorts {
@@ -73,13 +83,38 @@ export interface RequestContext {
   signal?: AbortSignal;
   /** Sends a notification to the agent on its session (progress of its requests). */
   notify?: (notification: RpcNotification) => void;
+  /** The session (as attached with `attachSession`): needed by resources/subscribe and logging/setLevel. */
+  sid?: string;
 }
 
 /** Progress notifications relayed to an agent per request at most (a chatty upstream is cut off). */
 export const MAX_PROGRESS_PER_REQUEST = 10_000;
 
-/** The rate bucket of tools/list: it holds a space, which no tool name can, so no tool shares it. */
-export const LIST_BUCKET = 'tools/list (listing)';
+/** The rate bucket of a listing method: it holds a space, which no tool name can, so no tool shares it. */
+export const listingBucket = (method: string): string => `${method} (listing)`;
+/** The rate bucket of the other relayed methods, one per (agent, method). */
+export const methodBucket = (method: string): string => `${method} (method)`;
+export const LIST_BUCKET = listingBucket('tools/list');
+
+/** Longest resource URI accepted (a longer one is refused before anything else). */
+export const MAX_URI_LENGTH = 4096;
+
+type Sealed = { response: RpcResponse; audit?: (msgHash: string) => Promise<RpcResponse | undefined> };
+
+/** An authorized request on its way to one upstream. */
+interface Forward {
+  /** The audit event's `tool` (tools and prompts). */
+  tool?: string;
+  tokenId: string | undefined;
+  upstream: string;
+  call: UpstreamCall;
+  params: Record<string, unknown> | undefined;
+  bucket: string;
+  rate: LimitsConfig['rate'];
+  cost: number;
+  /** Runs on a successful answer, before it is returned (subscription bookkeeping). */
+  onResult?: () => void;
+}
 
 export function sha256b64u(data: string | Uint8Array): string {
   return createHash('sha256').update(data).digest('base64url');
@@ -103,8 +138,49 @@ export class GatewayPipeline {
   private readonly now: () => number;
   readonly stats = { allowed: 0, denied: 0, forwarded: 0 };
 
+  private readonly hub: SessionHub;
+  private readonly listening = new WeakSet<RelayUpstream>();
+
   constructor(private readonly ports: PipelinePorts) {
     this.now = ports.now ?? Date.now;
+    this.hub = new SessionHub(async (token, did, request) => {
+      const warming = this.ports.authorizer.warm?.(token);
+      if (warming) await warming;
+      return this.ports.authorizer.check(token, request, did, this.now()).ok;
+    });
+  }
+
+  /**
+   * Attaches a session so that upstream notifications not tied to a request (list changes,
+   * resource updates, log messages) can reach it. Attaching a session already attached (same
+   * sid) changes nothing. Returns its detach function (`detachSession(sid)`).
+   */
+  attachSession(session: RelaySession): () => void {
+    this.relayUpstreams();
+    if (!this.hub.has(session.sid)) this.hub.attach(session);
+    return () => this.detachSession(session.sid);
+  }
+
+  /** Ends the session's subscriptions (unsubscribing upstream when no other session holds the URI). */
+  detachSession(sid: string): void {
+    for (const { upstream, uri } of this.hub.orphans(sid)) this.unsubscribeUpstream(upstream, uri);
+    this.hub.detach(sid);
+  }
+
+  /** The upstreams, each one listened to (once) for the notifications agents may get. */
+  private relayUpstreams(): RelayUpstream[] {
+    const ups = this.ports.router.upstreams?.() ?? [];
+    for (const u of ups) {
+      if (this.listening.has(u)) continue;
+      this.listening.add(u);
+      u.onNotification((n) => void this.hub.deliver(u.name, n).catch(() => {}));
+    }
+    return ups;
+  }
+
+  private unsubscribeUpstream(upstream: string, uri: string): void {
+    const u = this.relayUpstreams().find((x) => x.name === upstream);
+    void u?.call('resources/unsubscribe', { uri }).catch(() => {});
   }
 
   /**
@@ -122,9 +198,20 @@ export class GatewayPipeline {
    * the hash of the envelope that will carry the response (PROTOCOL.md section 8) BEFORE it is
    * sent: it appends the response event and returns a replacement answer if that failed.
    */
-  async handleSealed(ctx: RequestContext, req: RpcRequest): Promise<{ response: RpcResponse; audit?: (msgHash: string) => Promise<RpcResponse | undefined> }> {
-    if (req.method === 'tools/call') return this.callTool(ctx, req);
-    return { response: await this.handleLocal(ctx, req) };
+  async handleSealed(ctx: RequestContext, req: RpcRequest): Promise<Sealed> {
+    switch (req.method) {
+      case 'tools/call':
+        return this.callTool(ctx, req);
+      case 'prompts/get':
+        return this.getPrompt(ctx, req);
+      case 'resources/read':
+      case 'resources/subscribe':
+        return this.readResource(ctx, req);
+      case 'completion/complete':
+        return this.complete(ctx, req);
+      default:
+        return { response: await this.handleLocal(ctx, req) };
+    }
   }
 
   private async handleLocal(ctx: RequestContext, req: RpcRequest): Promise<RpcResponse> {
@@ -135,6 +222,16 @@ export class GatewayPipeline {
         return this.local(ctx, req, {});
       case 'tools/list':
         return this.listTools(ctx, req);
+      case 'prompts/list':
+        return this.listing(ctx, req, 'prompts', async () => this.relayUpstreams().flatMap((u) => u.prompts()), (p) => ({ method: 'prompts/get', tool: String(p.name), args: {} }), true, firstByName);
+      case 'resources/list':
+        return this.listing(ctx, req, 'resources', async () => (await this.relisted('resources')).filter((r) => typeof r.uri === 'string'), (r) => ({ method: 'resources/read', args: { uri: r.uri as string } }), false);
+      case 'resources/templates/list':
+        return this.listing(ctx, req, 'resourceTemplates', () => this.relisted('templates'), () => ({ method: 'resources/read', args: {} }), true);
+      case 'resources/unsubscribe':
+        return this.unsubscribe(ctx, req);
+      case 'logging/setLevel':
+        return this.setLevel(ctx, req);
       default:
         return this.deny(ctx, req, undefined, undefined, refuse('method_not_supported', `the gateway does not relay ${req.method}`, JSONRPC_METHOD_NOT_FOUND));
     }
@@ -145,7 +242,7 @@ export class GatewayPipeline {
     const protocolVersion = typeof asked === 'string' && SUPPORTED_PROTOCOL_VERSIONS.includes(asked) ? asked : LATEST_PROTOCOL_VERSION;
     return {
       protocolVersion,
-      capabilities: { tools: { listChanged: false } },
+      capabilities: mergedCapabilities(this.relayUpstreams()),
       serverInfo: this.ports.serverInfo ?? { name: 'talos-gateway', version: '0.1.0' },
     };
   }
@@ -192,6 +289,65 @@ export class GatewayPipeline {
     return this.ports.authorizer.check(token, request, ctx.did, this.now());
   }
 
+  /**
+   * Authorizes `request`, or answers the audited denial. With `visible`, a grant that names the
+   * target but constrains arguments (arg_violation) is enough: the listing rule, used where the
+   * request carries no arguments to check (completion).
+   */
+  private async grant(ctx: RequestContext, req: RpcRequest, tool: string | undefined, request: AccessRequest, visible = false): Promise<{ tokenId: string | undefined; token: string } | RpcResponse> {
+    const token = capabilityFrom(req.params);
+    const auth = await this.authorize(ctx, token, request);
+    if ('reason' in auth) return this.deny(ctx, req, tool, undefined, auth);
+    if (auth.ok) return { tokenId: auth.tokenId, token: token! };
+    if (visible && auth.code === 'arg_violation') return { tokenId: undefined, token: token! };
+    const data = auth.arg !== undefined ? { arg: auth.arg } : undefined;
+    return this.deny(ctx, req, tool, undefined, refuse(auth.code, auth.message, RPC_ERRORS.unauthorized, data));
+  }
+
+  /** Every upstream's listing read again (one that fails keeps its last listing). */
+  private async relisted(listing: 'resources' | 'templates'): Promise<Record<string, unknown>[]> {
+    const ups = this.relayUpstreams();
+    await Promise.allSettled(ups.map((u) => u.relist(listing)));
+    return ups.flatMap((u) => u.listed(listing));
+  }
+
+  /**
+   * A merged listing filtered to what the token allows: an item is visible when the checker
+   * allows `accessOf(item)` (or, with `argsMayFail`, refuses it only for its arguments);
+   * `no_matching_grant` hides it; any other refusal refuses the whole request.
+   */
+  private async listing(
+    ctx: RequestContext,
+    req: RpcRequest,
+    key: string,
+    items: () => Promise<Record<string, unknown>[]>,
+    accessOf: (item: Record<string, unknown>) => AccessRequest,
+    argsMayFail: boolean,
+    dedupe: (items: Record<string, unknown>[]) => Record<string, unknown>[] = (x) => x,
+  ): Promise<RpcResponse> {
+    const token = capabilityFrom(req.params);
+    if (token === undefined) return this.deny(ctx, req, undefined, undefined, refuse('capability_missing', 'the request carries no capability token'));
+    const warming = this.ports.authorizer.warm?.(token);
+    if (warming) await warming;
+    const visible: Record<string, unknown>[] = [];
+    let tokenId: string | undefined;
+    for (const item of dedupe(await items())) {
+      const r = this.ports.authorizer.check(token, accessOf(item), ctx.did, this.now());
+      if (r.ok) tokenId = r.tokenId;
+      if (r.ok || (argsMayFail && r.code === 'arg_violation')) visible.push(item);
+      else if (r.code !== 'no_matching_grant' && r.code !== 'arg_violation') return this.deny(ctx, req, undefined, undefined, refuse(r.code, r.message));
+    }
+    const limited = await this.rateLimit(ctx, req, listingBucket(req.method), 1, this.ports.limits.rate, tokenId);
+    if (limited) return limited;
+    try {
+      await this.ports.audit.append(this.event(ctx, req, undefined, 'allow', 'granted', tokenId));
+    } catch (err) {
+      return this.auditFailed(req, err);
+    }
+    this.stats.allowed++;
+    return { jsonrpc: '2.0', id: req.id, result: { [key]: visible } };
+  }
+
   private async listTools(ctx: RequestContext, req: RpcRequest): Promise<RpcResponse> {
     const token = capabilityFrom(req.params);
     if (token === undefined) return this.deny(ctx, req, undefined, undefined, refuse('capability_missing', 'the request carries no capability token'));
@@ -228,7 +384,7 @@ export class GatewayPipeline {
     return this.deny(ctx, req, tool, tokenId, refuse('rate_limited', `too many calls; retry after ${d.retryAfterMs} ms`, RPC_ERRORS.rate_limited, { retryAfterMs: d.retryAfterMs }));
   }
 
-  private async callTool(ctx: RequestContext, req: RpcRequest): Promise<{ response: RpcResponse; audit?: (msgHash: string) => Promise<RpcResponse | undefined> }> {
+  private async callTool(ctx: RequestContext, req: RpcRequest): Promise<Sealed> {
     const params = req.params ?? {};
     const name = params.name;
     if (typeof name !== 'string' || !TOOL_NAME.test(name)) {
@@ -237,13 +393,9 @@ export class GatewayPipeline {
     const args = params.arguments === undefined ? {} : params.arguments;
     if (!isPlainObject(args)) return this.wrap(this.deny(ctx, req, name, undefined, refuse('invalid_arguments', 'params.arguments must be an object', JSONRPC_INVALID_PARAMS)));
 
-    const auth = await this.authorize(ctx, capabilityFrom(params), { method: 'tools/call', tool: name, args });
-    if ('reason' in auth) return this.wrap(this.deny(ctx, req, name, undefined, auth));
-    if (!auth.ok) {
-      const data = auth.arg !== undefined ? { arg: auth.arg } : undefined;
-      return this.wrap(this.deny(ctx, req, name, undefined, refuse(auth.code, auth.message, RPC_ERRORS.unauthorized, data)));
-    }
-    const tokenId = auth.tokenId;
+    const granted = await this.grant(ctx, req, name, { method: 'tools/call', tool: name, args });
+    if (!('token' in granted)) return { response: granted };
+    const { tokenId } = granted;
 
     const route = this.ports.router.resolve(name);
     if (route === 'drift') {
@@ -252,42 +404,177 @@ export class GatewayPipeline {
     if (route === undefined) return this.wrap(this.deny(ctx, req, name, tokenId, refuse('unknown_tool', `no upstream offers ${name}`, JSONRPC_INVALID_PARAMS)));
 
     const { cost, rate } = toolLimits(this.ports.limits, name);
-    const limited = await this.rateLimit(ctx, req, name, 1, rate, tokenId, name);
+    // The capability (and every other talos key) stops here.
+    const upstreamParams = { ...stripTalosMeta(params), name: route.tool.upstreamName };
+    return this.forward(ctx, req, { tool: name, tokenId, upstream: route.tool.upstream, call: route.call, params: upstreamParams, bucket: name, rate, cost });
+  }
+
+  /** prompts/get, authorized as { method: 'prompts/get', tool: <prompt>, args: <its arguments> }. */
+  private async getPrompt(ctx: RequestContext, req: RpcRequest): Promise<Sealed> {
+    const params = req.params ?? {};
+    const name = params.name;
+    if (typeof name !== 'string' || !TOOL_NAME.test(name)) {
+      return this.wrap(this.deny(ctx, req, undefined, undefined, refuse('invalid_prompt_name', 'params.name must be a prompt name', JSONRPC_INVALID_PARAMS)));
+    }
+    const args = params.arguments === undefined ? {} : params.arguments;
+    if (!isPlainObject(args)) return this.wrap(this.deny(ctx, req, name, undefined, refuse('invalid_arguments', 'params.arguments must be an object', JSONRPC_INVALID_PARAMS)));
+    const granted = await this.grant(ctx, req, name, { method: 'prompts/get', tool: name, args });
+    if (!('token' in granted)) return { response: granted };
+    const route = routePrompt(this.relayUpstreams(), name);
+    if (route === 'drift') {
+      return this.wrap(this.deny(ctx, req, name, granted.tokenId, refuse('prompt_drift', `the definition of prompt ${name} changed since it was pinned; an operator must re-pin it`, RPC_ERRORS.tool_drift)));
+    }
+    if (route === undefined) return this.wrap(this.deny(ctx, req, name, granted.tokenId, refuse('unknown_prompt', `no upstream offers the prompt ${name}`, JSONRPC_INVALID_PARAMS)));
+    return this.forward(ctx, req, this.relayed(req, granted.tokenId, route.upstream, name));
+  }
+
+  /**
+   * resources/read and resources/subscribe, both authorized as
+   * { method: 'resources/read', args: { uri } } (one may subscribe to what one may read).
+   */
+  private async readResource(ctx: RequestContext, req: RpcRequest): Promise<Sealed> {
+    const uri = req.params?.uri;
+    if (typeof uri !== 'string' || uri.length === 0 || uri.length > MAX_URI_LENGTH) {
+      return this.wrap(this.deny(ctx, req, undefined, undefined, refuse('invalid_uri', `params.uri must be a URI of 1..${MAX_URI_LENGTH} characters`, JSONRPC_INVALID_PARAMS)));
+    }
+    const granted = await this.grant(ctx, req, undefined, { method: 'resources/read', args: { uri } });
+    if (!('token' in granted)) return { response: granted };
+    const { tokenId, token } = granted;
+    const subscribing = req.method === 'resources/subscribe';
+    if (subscribing && !this.hub.has(ctx.sid)) {
+      return this.wrap(this.deny(ctx, req, undefined, tokenId, refuse('notifications_unavailable', 'this session cannot receive notifications', JSONRPC_METHOD_NOT_FOUND)));
+    }
+    const upstream = routeResource(this.relayUpstreams(), uri);
+    if (!upstream) return this.wrap(this.deny(ctx, req, undefined, tokenId, refuse('unknown_resource', 'no upstream listed this uri or offers a template that matches it', JSONRPC_INVALID_PARAMS)));
+    const f = this.relayed(req, tokenId, upstream);
+    if (subscribing) {
+      const sid = ctx.sid!;
+      f.onResult = () => {
+        if (!this.hub.subscribe(sid, upstream.name, uri, token)) this.unsubscribeUpstream(upstream.name, uri);
+      };
+    }
+    return this.forward(ctx, req, f);
+  }
+
+  /**
+   * completion/complete: allowed when the token would list the reference (a prompt it grants,
+   * or resource templates when it grants resources/read at all); routed like the reference.
+   */
+  private async complete(ctx: RequestContext, req: RpcRequest): Promise<Sealed> {
+    const ref = req.params?.ref;
+    const invalid = () => this.wrap(this.deny(ctx, req, undefined, undefined, refuse('invalid_reference', 'params.ref must be a ref/prompt with a name or a ref/resource with a uri', JSONRPC_INVALID_PARAMS)));
+    if (!isPlainObject(ref)) return invalid();
+    if (ref.type === 'ref/prompt' && typeof ref.name === 'string' && TOOL_NAME.test(ref.name)) {
+      const name = ref.name;
+      const granted = await this.grant(ctx, req, name, { method: 'prompts/get', tool: name, args: {} }, true);
+      if (!('token' in granted)) return { response: granted };
+      const route = routePrompt(this.relayUpstreams(), name);
+      if (route === 'drift') return this.wrap(this.deny(ctx, req, name, granted.tokenId, refuse('prompt_drift', `the definition of prompt ${name} changed since it was pinned`, RPC_ERRORS.tool_drift)));
+      if (route === undefined) return this.wrap(this.deny(ctx, req, name, granted.tokenId, refuse('unknown_prompt', `no upstream offers the prompt ${name}`, JSONRPC_INVALID_PARAMS)));
+      return this.forward(ctx, req, this.relayed(req, granted.tokenId, route.upstream, name));
+    }
+    if (ref.type === 'ref/resource' && typeof ref.uri === 'string' && ref.uri.length > 0 && ref.uri.length <= MAX_URI_LENGTH) {
+      const granted = await this.grant(ctx, req, undefined, { method: 'resources/read', args: {} }, true);
+      if (!('token' in granted)) return { response: granted };
+      const upstream = routeResource(this.relayUpstreams(), ref.uri);
+      if (!upstream) return this.wrap(this.deny(ctx, req, undefined, granted.tokenId, refuse('unknown_resource', 'no upstream offers a resource or template for this uri', JSONRPC_INVALID_PARAMS)));
+      return this.forward(ctx, req, this.relayed(req, granted.tokenId, upstream));
+    }
+    return invalid();
+  }
+
+  /** The forward of a relayed (non-tool) request: its own method bucket, no budget cost. */
+  private relayed(req: RpcRequest, tokenId: string | undefined, upstream: RelayUpstream, tool?: string): Forward {
+    return {
+      ...(tool !== undefined ? { tool } : {}),
+      tokenId,
+      upstream: upstream.name,
+      call: (method, params, signal, onProgress) => upstream.call(method, params, signal, onProgress),
+      params: stripTalosMeta(req.params),
+      bucket: methodBucket(req.method),
+      rate: this.ports.limits.rate,
+      cost: 0,
+    };
+  }
+
+  /** resources/unsubscribe ends the session's own subscription: no capability needed. */
+  private async unsubscribe(ctx: RequestContext, req: RpcRequest): Promise<RpcResponse> {
+    const uri = req.params?.uri;
+    if (typeof uri !== 'string' || uri.length === 0 || uri.length > MAX_URI_LENGTH) {
+      return this.deny(ctx, req, undefined, undefined, refuse('invalid_uri', `params.uri must be a URI of 1..${MAX_URI_LENGTH} characters`, JSONRPC_INVALID_PARAMS));
+    }
+    const orphan = ctx.sid === undefined ? undefined : this.hub.unsubscribe(ctx.sid, uri);
+    const answer = await this.local(ctx, req, {});
+    if (orphan !== undefined) this.unsubscribeUpstream(orphan, uri);
+    return answer;
+  }
+
+  /**
+   * logging/setLevel, authorized as { method: 'logging/setLevel', args: { level } }. The level
+   * is the session's own: each upstream is set to the most verbose level any session asked for,
+   * and every session gets the messages at or above its level (SessionHub).
+   */
+  private async setLevel(ctx: RequestContext, req: RpcRequest): Promise<RpcResponse> {
+    const level = req.params?.level;
+    if (!isLogLevel(level)) return this.deny(ctx, req, undefined, undefined, refuse('invalid_level', 'params.level must be an MCP logging level', JSONRPC_INVALID_PARAMS));
+    const granted = await this.grant(ctx, req, undefined, { method: 'logging/setLevel', args: { level } });
+    if (!('token' in granted)) return granted;
+    if (!this.hub.has(ctx.sid)) return this.deny(ctx, req, undefined, granted.tokenId, refuse('notifications_unavailable', 'this session cannot receive notifications', JSONRPC_METHOD_NOT_FOUND));
+    const limited = await this.rateLimit(ctx, req, methodBucket(req.method), 1, this.ports.limits.rate, granted.tokenId);
+    if (limited) return limited;
+    try {
+      await this.ports.audit.append(this.event(ctx, req, undefined, 'allow', 'granted', granted.tokenId));
+    } catch (err) {
+      return this.auditFailed(req, err);
+    }
+    this.stats.allowed++;
+    const upstreamLevel = this.hub.setLevel(ctx.sid, level, granted.token);
+    const loggers = this.relayUpstreams().filter((u) => u.capabilities().logging !== undefined);
+    await Promise.allSettled(loggers.map((u) => u.call('logging/setLevel', { level: upstreamLevel }, ctx.signal)));
+    return { jsonrpc: '2.0', id: req.id, result: {} };
+  }
+
+  /**
+   * The common tail of every relayed request: rate limit -> budget -> audit the decision ->
+   * forward (talos keys already stripped) -> settle -> audit the response.
+   */
+  private async forward(ctx: RequestContext, req: RpcRequest, f: Forward): Promise<Sealed> {
+    const { tool, tokenId } = f;
+    const limited = await this.rateLimit(ctx, req, f.bucket, 1, f.rate, tokenId, tool);
     if (limited) return { response: limited };
 
     const budget = this.ports.limits.budget;
     let reserved = 0;
-    if (budget && cost > 0) {
+    if (budget && f.cost > 0) {
       let r;
       try {
-        r = await this.ports.budget.reserve(ctx.did, cost, budget.perAgent);
+        r = await this.ports.budget.reserve(ctx.did, f.cost, budget.perAgent);
       } catch (err) {
-        return this.wrap(this.deny(ctx, req, name, tokenId, refuse('limits_unavailable', `the budget store failed: ${(err as Error).message}`, RPC_ERRORS.limits_unavailable)));
+        return this.wrap(this.deny(ctx, req, tool, tokenId, refuse('limits_unavailable', `the budget store failed: ${(err as Error).message}`, RPC_ERRORS.limits_unavailable)));
       }
       if (!r.ok) {
-        return this.wrap(this.deny(ctx, req, name, tokenId, refuse('budget_exhausted', `the agent's budget has ${r.remaining} left and this call costs ${cost}`, RPC_ERRORS.budget_exhausted, { remaining: r.remaining, cost })));
+        return this.wrap(this.deny(ctx, req, tool, tokenId, refuse('budget_exhausted', `the agent's budget has ${r.remaining} left and this call costs ${f.cost}`, RPC_ERRORS.budget_exhausted, { remaining: r.remaining, cost: f.cost })));
       }
-      reserved = cost;
+      reserved = f.cost;
     }
 
     try {
-      await this.ports.audit.append(this.event(ctx, req, name, 'allow', 'granted', tokenId));
+      await this.ports.audit.append(this.event(ctx, req, tool, 'allow', 'granted', tokenId));
     } catch (err) {
       await this.refund(ctx.did, reserved);
       return { response: this.auditFailed(req, err) };
     }
     this.stats.allowed++;
 
-    // The capability (and every other talos key) stops here.
-    const upstreamParams = { ...stripTalosMeta(params), name: route.tool.upstreamName };
     let response: RpcResponse;
     let outcome: string;
     let actual = reserved;
     try {
-      const result = await route.call('tools/call', upstreamParams, ctx.signal, progressRelay(ctx, params));
+      const result = await f.call(req.method, f.params, ctx.signal, progressRelay(ctx, req.params ?? {}));
       this.stats.forwarded++;
       response = { jsonrpc: '2.0', id: req.id, result };
       outcome = result.isError === true ? 'tool_error' : 'ok';
+      f.onResult?.();
     } catch (err) {
       if (err instanceof McpError) {
         // The server answered with an error: it did the work of refusing, the call is charged.
@@ -306,8 +593,8 @@ export class GatewayPipeline {
     const audit = async (msgHash: string): Promise<RpcResponse | undefined> => {
       try {
         await this.ports.audit.append({
-          ts: this.now(), kind: 'response', from: route.tool.upstream, to: ctx.did, msg_hash: msgHash,
-          method: req.method, tool: name, reason: outcome, token_id: tokenId,
+          ts: this.now(), kind: 'response', from: f.upstream, to: ctx.did, msg_hash: msgHash,
+          method: req.method, ...(tool !== undefined ? { tool } : {}), reason: outcome, ...(tokenId !== undefined ? { token_id: tokenId } : {}),
         });
         return undefined;
       } catch (err) {
@@ -317,7 +604,7 @@ export class GatewayPipeline {
     return { response, audit };
   }
 
-  private async wrap(p: Promise<RpcResponse>): Promise<{ response: RpcResponse }> {
+  private async wrap(p: Promise<RpcResponse>): Promise<Sealed> {
     return { response: await p };
   }
 
@@ -352,6 +639,12 @@ function progressRelay(ctx: RequestContext, params: Record<string, unknown>): ((
     if (typeof p.message === 'string') out.message = p.message;
     notify({ jsonrpc: '2.0', method: 'notifications/progress', params: out });
   };
+}
+
+/** A merged prompt listing: the first upstream (configured order) wins a name, as for tools. */
+function firstByName(items: Record<string, unknown>[]): Record<string, unknown>[] {
+  const seen = new Set<unknown>();
+  return items.filter((p) => !seen.has(p.name) && (seen.add(p.name), true));
 }
 
 export function internalError(id: RpcRequest['id'] | null, err: unknown): RpcResponse {

@@ -2,25 +2,63 @@ import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StdioClientTransport, getDefaultEnvironment } from '@modelcontextprotocol/sdk/client/stdio.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
 import type { Transport } from '@modelcontextprotocol/sdk/shared/transport.js';
-import { ResultSchema, ToolListChangedNotificationSchema, McpError, ErrorCode } from '@modelcontextprotocol/sdk/types.js';
+import {
+  ErrorCode,
+  LoggingMessageNotificationSchema,
+  McpError,
+  PromptListChangedNotificationSchema,
+  ResourceListChangedNotificationSchema,
+  ResourceUpdatedNotificationSchema,
+  ResultSchema,
+  ToolListChangedNotificationSchema,
+  type ServerCapabilities,
+} from '@modelcontextprotocol/sdk/types.js';
 import type { UpstreamConfig } from '../config/config.ts';
 import { TunnelError } from './errors.ts';
+import type { RpcNotification } from './jsonrpc.ts';
 import type { ToolDefinition } from './pinning.ts';
 
 /**
  * One live connection to one MCP server, through the SDK's own Client and client transports
- * (stdio or Streamable HTTP). It forwards already-authorized requests as they are and lists
- * tools; reconnection, breaking and pinning are the upstream actor's job.
+ * (stdio or Streamable HTTP). It forwards already-authorized requests as they are, lists tools,
+ * prompts, resources and templates, and reports the server's notifications; reconnection,
+ * breaking and pinning are the upstream actor's job. Requests the server sends to us
+ * (sampling, elicitation, roots) are refused: one connection serves every agent, so there is
+ * no agent to route them to.
  */
 
-/** Pages of tools/list followed at most (a server that pages forever is cut off). */
+/** Pages of a listing (tools/list, prompts/list, ...) followed at most (a server that pages forever is cut off). */
 export const MAX_TOOL_PAGES = 50;
 /** Tools accepted from one upstream at most. */
 export const MAX_TOOLS_PER_UPSTREAM = 1000;
+/** Prompts, resources and resource templates accepted from one upstream at most, each. */
+export const MAX_ITEMS_PER_LISTING = 1000;
 /** Bytes of the server's stderr kept for diagnostics. */
 export const STDERR_TAIL_BYTES = 4096;
 
 export type TransportFactory = () => Transport;
+
+/** The listings the gateway reads: the method and the result member that holds the items. */
+export const LISTINGS = {
+  prompts: { method: 'prompts/list', key: 'prompts' },
+  resources: { method: 'resources/list', key: 'resources' },
+  templates: { method: 'resources/templates/list', key: 'resourceTemplates' },
+} as const;
+export type Listing = keyof typeof LISTINGS;
+
+/** What the server tells us on its own, as the upstream actor needs it. */
+export interface ConnectionEvents {
+  onClose?: () => void;
+  onToolsChanged?: () => void;
+  /** prompts or resources list_changed. */
+  onListChanged?: (list: 'prompts' | 'resources') => void;
+  /** notifications/resources/updated and notifications/message, as the server sent them. */
+  onNotification?: (notification: RpcNotification) => void;
+}
+
+/** The answer to every server-to-client request (sampling/createMessage, elicitation/create, roots/list). */
+export const SERVER_REQUEST_REFUSAL =
+  'talos gateway: server-to-client requests are not relayed (one connection serves many agents, so there is no agent to route them to)';
 
 export const CLIENT_INFO = { name: 'talos-gateway', version: '0.1.0' };
 
@@ -59,8 +97,11 @@ export class UpstreamConnection {
   constructor(
     readonly name: string,
     private readonly factory: TransportFactory,
-    private readonly events: { onClose?: () => void; onToolsChanged?: () => void } = {},
+    private readonly events: ConnectionEvents = {},
   ) {}
+
+  /** What the server declared at initialize (kept after a disconnection: the last known). */
+  capabilities: ServerCapabilities = {};
 
   get connected(): boolean {
     return this.client !== undefined;
@@ -85,6 +126,15 @@ export class UpstreamConnection {
       if (wasOurs && !this.closedByUs) this.events.onClose?.();
     };
     client.setNotificationHandler(ToolListChangedNotificationSchema, () => this.events.onToolsChanged?.());
+    client.setNotificationHandler(PromptListChangedNotificationSchema, () => this.events.onListChanged?.('prompts'));
+    client.setNotificationHandler(ResourceListChangedNotificationSchema, () => this.events.onListChanged?.('resources'));
+    const relay = (n: { method: string; params?: Record<string, unknown> }) =>
+      this.events.onNotification?.({ jsonrpc: '2.0', method: n.method, ...(n.params ? { params: n.params } : {}) });
+    client.setNotificationHandler(ResourceUpdatedNotificationSchema, relay);
+    client.setNotificationHandler(LoggingMessageNotificationSchema, relay);
+    client.fallbackRequestHandler = async (request) => {
+      throw new McpError(ErrorCode.MethodNotFound, `${SERVER_REQUEST_REFUSAL}: ${request.method}`);
+    };
     try {
       await client.connect(transport);
     } catch (err) {
@@ -93,6 +143,7 @@ export class UpstreamConnection {
     }
     this.client = client;
     this.transport = transport;
+    this.capabilities = client.getServerCapabilities() ?? {};
   }
 
   async listTools(): Promise<ToolDefinition[]> {
@@ -109,6 +160,26 @@ export class UpstreamConnection {
       if (cursor === undefined) return tools;
     }
     throw new TunnelError('upstream_too_many_tools', `upstream ${this.name} pages tools/list more than ${MAX_TOOL_PAGES} times`);
+  }
+
+  /** Every page of one listing, bounded like tools/list. */
+  async list(listing: Listing): Promise<Record<string, unknown>[]> {
+    const client = this.live();
+    const { method, key } = LISTINGS[listing];
+    const items: Record<string, unknown>[] = [];
+    let cursor: string | undefined;
+    for (let page = 0; page < MAX_TOOL_PAGES; page++) {
+      const res = await client.request({ method, params: cursor === undefined ? {} : { cursor } }, ResultSchema.passthrough());
+      const got = (res as Record<string, unknown>)[key];
+      if (Array.isArray(got)) items.push(...got.filter((x): x is Record<string, unknown> => typeof x === 'object' && x !== null && !Array.isArray(x)));
+      if (items.length > MAX_ITEMS_PER_LISTING) {
+        throw new TunnelError('upstream_too_many_items', `upstream ${this.name} lists more than ${MAX_ITEMS_PER_LISTING} items in ${method}`);
+      }
+      const next = (res as Record<string, unknown>).nextCursor;
+      if (typeof next !== 'string') return items;
+      cursor = next;
+    }
+    throw new TunnelError('upstream_too_many_items', `upstream ${this.name} pages ${method} more than ${MAX_TOOL_PAGES} times`);
   }
 
   /**
