@@ -62,6 +62,7 @@ t.test('SHA-256, SHA-512, HMAC-SHA-256, HKDF-SHA-256 agree', async (t) => {
         agree((p) => p.sha256(data));
         agree((p) => p.sha512(data));
         agree((p) => p.hmacSha256(key, data));
+        agree((p) => p.hmacSha256Each(key, [data, salt, info]));
         agree((p) => p.hkdfSha256(data, salt, info, length));
       },
     ),

@@ -87,6 +87,10 @@ export function createNobleProvider(options: ProviderOptions = {}): CryptoProvid
     sha256: (d) => sha256(checkBytes(d, 'hash input')),
     sha512: (d) => sha512(checkBytes(d, 'hash input')),
     hmacSha256: (k, d) => hmac(sha256, checkBytes(k, 'HMAC key'), checkBytes(d, 'HMAC data')),
+    hmacSha256Each(k, messages) {
+      const schedule = hmac.create(sha256, checkBytes(k, 'HMAC key'));
+      return messages.map((d) => schedule.clone().update(checkBytes(d, 'HMAC data')).digest());
+    },
     hkdfSha256(ikm, salt, info, length) {
       checkBytes(ikm, 'HKDF ikm');
       checkBytes(salt, 'HKDF salt');

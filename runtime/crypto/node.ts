@@ -28,6 +28,7 @@ import { LruCache } from './lru.ts';
 import {
   hkdfSha256Small,
   hmacSha256Small,
+  hmacSha256SmallEach,
   SMALL_HKDF_MAX_INPUT_BYTES,
   SMALL_HMAC_MAX_DATA_BYTES,
   SMALL_HMAC_MAX_KEY_BYTES,
@@ -222,6 +223,13 @@ export function createNodeProvider(options: ProviderOptions = {}): CryptoProvide
     return plain(createHmac('sha256', key).update(data).digest());
   };
 
+  const hmacSha256Each = (key: Uint8Array, messages: readonly Uint8Array[]): Uint8Array[] => {
+    checkBytes(key, 'HMAC key');
+    let small = key.length <= SMALL_HMAC_MAX_KEY_BYTES;
+    for (const data of messages) small = checkBytes(data, 'HMAC data').length <= SMALL_HMAC_MAX_DATA_BYTES && small;
+    return small ? hmacSha256SmallEach(key, messages) : messages.map((data) => hmacSha256(key, data));
+  };
+
   return {
     name: 'node',
     randomBytes: (n) => random(n),
@@ -296,6 +304,7 @@ export function createNodeProvider(options: ProviderOptions = {}): CryptoProvide
     sha256: (data) => plain(createHash('sha256').update(checkBytes(data, 'hash input')).digest()),
     sha512: (data) => plain(createHash('sha512').update(checkBytes(data, 'hash input')).digest()),
     hmacSha256,
+    hmacSha256Each,
     hkdfSha256(ikm, salt, info, length) {
       // RFC 5869 written out with HMAC: crypto.hkdfSync caps info at 1024 bytes, which the
       // noble provider does not, and both providers must accept the same inputs (it is also

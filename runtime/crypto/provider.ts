@@ -59,6 +59,8 @@ export interface CryptoProvider {
   sha256(data: Uint8Array): Uint8Array;
   sha512(data: Uint8Array): Uint8Array;
   hmacSha256(key: Uint8Array, data: Uint8Array): Uint8Array;
+  /** hmacSha256(key, m) for each message, in order; a provider may share the key schedule. */
+  hmacSha256Each(key: Uint8Array, messages: readonly Uint8Array[]): Uint8Array[];
   hkdfSha256(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array;
 
   /** ML-KEM-768 (FIPS 203). The secret side is always the 64-byte seed. */

@@ -103,6 +103,7 @@ const refusals: [string, string, (c: CryptoProvider) => unknown][] = [
   ['xchachaSeal non-bytes plaintext', 'crypto_bad_input', (c) => c.xchachaSeal(ok32, new Uint8Array(24), [1] as unknown as Uint8Array)],
   ['sha256 non-bytes', 'crypto_bad_input', (c) => c.sha256('abc' as unknown as Uint8Array)],
   ['hmacSha256 non-bytes key', 'crypto_bad_input', (c) => c.hmacSha256('k' as unknown as Uint8Array, ok32)],
+  ['hmacSha256Each non-bytes message', 'crypto_bad_input', (c) => c.hmacSha256Each(ok32, [ok32, 'm' as unknown as Uint8Array])],
   ['hkdfSha256 length 0', 'hkdf_bad_length', (c) => c.hkdfSha256(ok32, ok32, ok32, 0)],
   ['hkdfSha256 length 8161', 'hkdf_bad_length', (c) => c.hkdfSha256(ok32, ok32, ok32, 8161)],
   ['hkdfSha256 fractional length', 'hkdf_bad_length', (c) => c.hkdfSha256(ok32, ok32, ok32, 2.5)],

@@ -1,7 +1,7 @@
 import { createHash, createHmac, hkdfSync } from 'node:crypto';
 import t from 'tap';
 import { createNodeProvider } from './node.ts';
-import { hkdfSha256Small, hmacSha256Small, SMALL_HKDF_MAX_INPUT_BYTES, SMALL_HMAC_MAX_DATA_BYTES } from './sha256-small.ts';
+import { hkdfSha256Small, hmacSha256Small, hmacSha256SmallEach, SMALL_HKDF_MAX_INPUT_BYTES, SMALL_HMAC_MAX_DATA_BYTES } from './sha256-small.ts';
 
 // The JavaScript SHA-256/HMAC/HKDF of the node provider, held to OpenSSL's on every length
 // around the block and padding boundaries (55/56/63/64/65 bytes, keys of 64 and 65 bytes, which
@@ -20,6 +20,16 @@ t.test('HMAC-SHA-256 matches OpenSSL at block boundaries', async (t) => {
     const zero = new Uint8Array(k); // all-zero keys share the precomputed schedule only up to 64 bytes
     t.equal(hex(hmacSha256Small(zero, pattern(5, 3))), createHmac('sha256', zero).update(pattern(5, 3)).digest('hex'), `zero key ${k}`);
   }
+});
+
+t.test('HMACs of several messages under one key schedule match OpenSSL', async (t) => {
+  for (const k of [0, 1, 32, 64, 65]) {
+    const key = pattern(k, 15);
+    const messages = LENGTHS.map((d) => pattern(d, 16));
+    const macs = hmacSha256SmallEach(key, messages);
+    t.same(macs.map(hex), messages.map((m) => createHmac('sha256', key).update(m).digest('hex')), `key ${k}`);
+  }
+  t.same(hmacSha256SmallEach(pattern(32, 17), []), [], 'no messages, no MACs');
 });
 
 t.test('HKDF-SHA-256 matches OpenSSL (salts empty, zero, short, long; many output lengths)', async (t) => {

@@ -249,6 +249,23 @@ export function hmacSha256Small(key: Uint8Array, data: Uint8Array): Uint8Array {
   return out;
 }
 
+/**
+ * HMAC of each message under one key, the key schedule computed once: KDF_CK's two HMACs
+ * (inputs 0x01 and 0x02 under the chain key) cost 6 compressions instead of 8.
+ */
+export function hmacSha256SmallEach(key: Uint8Array, messages: readonly Uint8Array[]): Uint8Array[] {
+  const pads = isZeroShortKey(key) ? ZERO_KEY_PADS : padsInto(key, scratchPads);
+  const macs: Uint8Array[] = [];
+  for (const data of messages) {
+    const out = new Uint8Array(32);
+    hasher.start(pads.inner, BLOCK).update(data);
+    finishMac(pads, out, 0);
+    macs.push(out);
+  }
+  wipeScratch();
+  return macs;
+}
+
 const prk = new Uint8Array(32);
 const block = new Uint8Array(32);
 

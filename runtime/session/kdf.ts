@@ -11,6 +11,7 @@ export const INFO_MESSAGE_KEYS = utf8('Talos_MessageKeys');
 export const ZERO_SALT = new Uint8Array(32);
 const CK_MESSAGE = new Uint8Array([0x01]);
 const CK_NEXT = new Uint8Array([0x02]);
+const CK_INPUTS = [CK_MESSAGE, CK_NEXT] as const;
 
 /** KDF_RK(rk, dh) = HKDF(salt = rk, ikm = dh, "Talos_Ratchet", 64) -> rk' || ck. */
 export function kdfRk(crypto: CryptoProvider, rk: Uint8Array, dh: Uint8Array): { rk: Uint8Array; ck: Uint8Array } {
@@ -20,7 +21,8 @@ export function kdfRk(crypto: CryptoProvider, rk: Uint8Array, dh: Uint8Array): {
 
 /** KDF_CK(ck): mk = HMAC(ck, 0x01), ck' = HMAC(ck, 0x02). */
 export function kdfCk(crypto: CryptoProvider, ck: Uint8Array): { mk: Uint8Array; ck: Uint8Array } {
-  return { mk: crypto.hmacSha256(ck, CK_MESSAGE), ck: crypto.hmacSha256(ck, CK_NEXT) };
+  const [mk, next] = crypto.hmacSha256Each(ck, CK_INPUTS) as [Uint8Array, Uint8Array];
+  return { mk, ck: next };
 }
 
 /** Message keys: HKDF(salt = 0^32, ikm = mk, "Talos_MessageKeys", 44) -> key (32) || nonce (12). */
