@@ -374,3 +374,14 @@ t.test('a prompt whose definition changed since it was pinned is withheld and re
   t.equal(reason(await p.handle(ctx, req('prompts/get', withToken(tok, { name: 'greet', arguments: { who: 'x' } })))), 'prompt_drift');
   t.match(await lastEvent(), { decision: 'deny', reason: 'prompt_drift', tool: 'greet' });
 });
+
+t.test('requests from a server to the gateway (sampling, roots, elicitation) are refused with a clear error', async (t) => {
+  for (const method of ['sampling/createMessage', 'roots/list', 'elicitation/create']) {
+    const err = await servers.beta!.server.request({ method, params: {} } as never, z.object({}).passthrough()).then(
+      () => undefined,
+      (e: unknown) => e as { code: number; message: string },
+    );
+    t.equal(err?.code, -32601, method);
+    t.match(err?.message, /server-to-client requests are not relayed/, method);
+  }
+});
