@@ -16,7 +16,9 @@ import { withCapability } from './meta.ts';
  * agent's capability token in `params._meta` (inside the encrypted payload). Per the SDK's
  * rules: `start()` is called by `connect()`, `close()` fires `onclose`, `send` throws to fail
  * the caller, and `sessionId` appears only after the first send (else `connect` would skip
- * `initialize`).
+ * `initialize`). A dropped socket does not close the transport: the tunnel reconnects and resumes
+ * the same session; `onclose` fires when the session is over (closed, refused, or reconnection
+ * given up).
  */
 export interface TalosClientTransportOptions {
   /** ws://host:port of the gateway. */
@@ -37,6 +39,14 @@ export class TalosClientTransport implements Transport {
   sessionId?: string;
   private tunnel: TunnelClient | undefined;
   private closed = false;
+
+  /**
+   * Whether a message sent now leaves at once. False while the tunnel's socket is down: the
+   * session is resumed (same sid, no new handshake) by the next send (runtime/net/reconnecting-socket.ts).
+   */
+  get connected(): boolean {
+    return !this.closed && (this.tunnel?.connected ?? false);
+  }
 
   /** The gateway's DID, once the session is open. */
   get gatewayDid(): string | undefined {

@@ -1,23 +1,25 @@
-import WebSocket from 'ws';
+import type WebSocket from 'ws';
 import type { CryptoProvider } from '../crypto/provider.ts';
 import type { Identity } from '../identity/index.ts';
-import { decodeEnvelope, initiateSession, MAX_FRAME_BYTES } from '../session/index.ts';
+import { decodeEnvelope, initiateSession } from '../session/index.ts';
 import { TunnelError } from '../mcp/errors.ts';
 import { SessionChannel } from './channel.ts';
+import { CONNECT_TIMEOUT_MS, openSocket, ReconnectingSocket } from './reconnecting-socket.ts';
 import { OFFER_PATH, TUNNEL_PATH } from './server.ts';
 import type { Offer } from './responder.ts';
+
+export { CONNECT_TIMEOUT_MS };
 
 /**
  * The agent's end of the tunnel: fetch the gateway's offer (bundle + one-time prekey) over
  * HTTP, check it and derive the session (runtime/session's initiateSession, which verifies the
  * bundle's signature, expiry and keys), then open the WebSocket. The first frames carry the
- * handshake until the gateway's first reply.
+ * handshake until the gateway's first reply. A dropped socket is reopened with the next frame
+ * and the same session goes on (reconnecting-socket.ts).
  */
 
 /** Longest accepted offer document. */
 export const MAX_OFFER_BYTES = 64 * 1024;
-/** Time allowed to fetch the offer and open the socket. */
-export const CONNECT_TIMEOUT_MS = 10_000;
 
 export interface TunnelClientOptions {
   /** ws://host:port (the tunnel path is added when absent). */
@@ -32,6 +34,8 @@ export interface TunnelClientOptions {
 export interface TunnelClient {
   readonly sid: string;
   readonly gatewayDid: string;
+  /** Whether a frame sent now leaves at once (false while the socket is down: it waits for a reconnection). */
+  readonly connected: boolean;
   send(text: string): void;
   onmessage?: (text: string) => void;
   onclose?: (reason: string) => void;
@@ -64,80 +68,56 @@ export async function fetchOffer(url: string): Promise<Offer> {
 
 /**
  * Fetches the gateway's offer, checks it names the expected gateway, and opens the WebSocket
- * (both within CONNECT_TIMEOUT_MS): the first half of every agent-side connection.
+ * (each within CONNECT_TIMEOUT_MS): the first half of every agent-side connection.
  */
-export async function openGateway(options: Pick<TunnelClientOptions, 'url' | 'expectDid'>): Promise<{ offer: Offer; ws: WebSocket }> {
+export async function openGateway(options: Pick<TunnelClientOptions, 'url' | 'expectDid'>): Promise<{ offer: Offer; url: string; ws: WebSocket }> {
   const urls = tunnelUrls(options.url);
   const offer = await fetchOffer(urls.offer);
   if (options.expectDid && offer.bundle?.did !== options.expectDid) {
     throw new TunnelError('wrong_gateway', 'the offer is signed by another identity than the expected gateway');
   }
-  const ws = new WebSocket(urls.ws, { maxPayload: MAX_FRAME_BYTES });
-  await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new TunnelError('gateway_unreachable', 'the WebSocket did not open in time')), CONNECT_TIMEOUT_MS);
-    ws.once('open', () => {
-      clearTimeout(timer);
-      resolve();
-    });
-    ws.once('error', (err) => {
-      clearTimeout(timer);
-      reject(new TunnelError('gateway_unreachable', `the WebSocket failed: ${err.message}`));
-    });
-  });
-  return { offer, ws };
-}
-
-/** How long a closing socket may take to finish its close handshake before it is cut. */
-export const SOCKET_CLOSE_GRACE_MS = 1_000;
-
-/** Closes the agent's socket normally and resolves once it is closed (cut after the grace). */
-export function closeSocket(ws: WebSocket): Promise<void> {
-  return new Promise<void>((resolve) => {
-    if (ws.readyState === WebSocket.CLOSED) return resolve();
-    ws.once('close', () => resolve());
-    ws.close(1000, 'client_closed');
-    setTimeout(() => ws.terminate(), SOCKET_CLOSE_GRACE_MS).unref();
-  });
+  return { offer, url: urls.ws, ws: await openSocket(urls.ws) };
 }
 
 export async function connectTunnel(options: TunnelClientOptions): Promise<TunnelClient> {
   const now = options.now ?? Date.now;
-  const { offer, ws } = await openGateway(options);
+  const { offer, url, ws } = await openGateway(options);
   const session = initiateSession(options.crypto, options.identity, offer.opk ? { bundle: offer.bundle, opk: offer.opk } : { bundle: offer.bundle }, now());
   const channel = new SessionChannel(options.crypto, session);
-  let closed = false;
+  const socket = new ReconnectingSocket(url, ws, {
+    frame: (frame) => {
+      let text: string | undefined;
+      try {
+        text = channel.open(decodeEnvelope(frame), now()).text;
+      } catch {
+        return; // a frame that does not open is dropped; the session is unchanged (transactional)
+      }
+      if (text !== undefined) client.onmessage?.(text);
+    },
+    closed: (reason) => client.onclose?.(reason),
+  });
   const client: TunnelClient = {
     sid: channel.sid,
     gatewayDid: session.peer,
+    get connected() {
+      return socket.connected;
+    },
     send(text: string) {
-      if (closed || ws.readyState !== WebSocket.OPEN) throw new TunnelError('tunnel_closed', 'the tunnel is closed');
-      ws.send(channel.seal(text));
+      if (!socket.usable) throw new TunnelError('tunnel_closed', 'the tunnel is closed');
+      socket.send(channel.seal(text));
     },
     async close(reason = 'client_closed') {
-      if (closed) return;
-      if (ws.readyState === WebSocket.OPEN) {
+      if (!socket.usable) return;
+      if (socket.connected) {
         try {
-          ws.send(channel.sealClose(reason));
+          socket.send(channel.sealClose(reason));
         } catch {
           /* the socket is going anyway */
         }
       }
-      await closeSocket(ws);
+      await socket.close();
+      client.onclose?.('1000 client_closed');
     },
   };
-  ws.on('message', (data, isBinary) => {
-    if (isBinary) return;
-    try {
-      const opened = channel.open(decodeEnvelope(data.toString()), now());
-      if (opened.text !== undefined) client.onmessage?.(opened.text);
-    } catch {
-      // A frame that does not open is dropped; the session is unchanged (transactional).
-    }
-  });
-  ws.on('close', (code, reason) => {
-    closed = true;
-    client.onclose?.(`${code}${reason.length ? ` ${reason.toString()}` : ''}`);
-  });
-  ws.on('error', () => {});
   return client;
 }
