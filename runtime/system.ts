@@ -544,7 +544,6 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
           budget,
           router: supervisedRouter(() => running.upstreams.map((u) => upstreams.get(u.name)).filter((u): u is UpstreamActor => u !== undefined)),
           sessions,
-          lastPrekeyIds: () => lastPrekeyIds(sessions),
           accepting: () => (tga ? acceptsSessions(tga.getSnapshot()) : false),
           metrics,
           log,
@@ -771,12 +770,6 @@ function kekRotation(
     }
     await vaultJob?.(run);
   };
-}
-
-/** The highest signed and one-time prekey ids a session store holds (0 when empty). */
-function lastPrekeyIds(store: SqliteSessionStore): { spk: number; opk: number } {
-  const max = (table: string) => (store.db.prepare(`SELECT coalesce(max(id), 0) AS n FROM ${table}`).get() as { n: number }).n;
-  return { spk: max('prekey_signed'), opk: max('prekey_one_time') };
 }
 
 function chainInspectors(

@@ -1,6 +1,6 @@
 import { context as otelContext, trace, type Span } from '@opentelemetry/api';
-import { createActor, fromPromise, waitFor, type InspectionEvent } from 'xstate';
-import { gatewayMachine } from '../../machines/gateway.machine.ts';
+import { createActor, fromPromise, waitFor, type Actor, type InspectionEvent } from 'xstate';
+import { gatewayMachine, type GatewayEvent } from '../../machines/gateway.machine.ts';
 import type { AuditEvent } from '../../runtime/audit/event.ts';
 import type { TalosConfig } from '../../runtime/config/config.ts';
 import type { CryptoProvider } from '../../runtime/crypto/provider.ts';
@@ -9,24 +9,28 @@ import { TalosError } from '../../runtime/errors.ts';
 import type { Identity } from '../../runtime/identity/index.ts';
 import type { BudgetLedger, RateLimiter } from '../../runtime/limits/index.ts';
 import { JSONRPC_INVALID_REQUEST } from '../../runtime/mcp/errors.ts';
-import { isRequest, rpcError, toRpcMessage, type RpcResponse } from '../../runtime/mcp/jsonrpc.ts';
-import { GatewayPipeline, internalError, sha256b64u, type AuditSink, type Authorizer, type RoutedTool, type ToolRouter } from '../../runtime/mcp/pipeline.ts';
+import { isNotification, isRequest, rpcError, toRpcMessage, type RpcRequest, type RpcResponse } from '../../runtime/mcp/jsonrpc.ts';
+import { GatewayPipeline, internalError, sha256b64u, type AuditSink, type Authorizer, type ToolRouter } from '../../runtime/mcp/pipeline.ts';
 import { SessionChannel } from '../../runtime/net/channel.ts';
 import { GatewayResponder, type Offer, type ResponderStore } from '../../runtime/net/responder.ts';
-import { startTunnelServer, type TunnelServer } from '../../runtime/net/server.ts';
-import type { Envelope } from '../../runtime/session/index.ts';
+import { startTunnelServer, type TunnelPeer, type TunnelReply, type TunnelServer, type TunnelSessionStore } from '../../runtime/net/server.ts';
+import type { Envelope, Session } from '../../runtime/session/index.ts';
 import { SPANS, withSpan, withSpanSync, type TalosMetrics } from '../../runtime/telemetry/index.ts';
 import type { UpstreamActor } from '../upstream/index.ts';
-import { UpstreamRouter } from '../gateway/index.ts';
+import { UpstreamRouter } from '../gateway/router.ts';
 import type { RunningService } from './service-child.ts';
 
 /**
- * The gateway as a supervised service: the tunnel server and the request pipeline over the
- * services the TGA owns (the auditor and the upstreams are its siblings, reached through
- * indirections so a restarted sibling is picked up). Sessions' handshake state and prekeys live
- * in the runtime's session store, so a restarted gateway resumes from it on the same port.
- * While the TGA has escalated, new sessions are refused (`not_ready`): offers answer 503 and
- * first messages are refused; sessions already open go on.
+ * The gateway service, the one request path of every gateway (`talos gateway` through
+ * actors/gateway's startGateway, and `talos run` supervised by the TGA): the tunnel server and
+ * the request pipeline over services it is given (the auditor and the upstreams are reached
+ * through indirections, so a restarted sibling is picked up). Per request: cancellation
+ * (notifications/cancelled aborts it upstream), progress relayed to the agent, the upstream's
+ * response audited under the hash of the sealed envelope that carries it (PROTOCOL.md section
+ * 8), a trace and the call metrics. Sessions' handshake state, prekeys and ratchet states live
+ * in the session store, so a restarted gateway resumes them on the same port. While `accepting`
+ * says no (the TGA has escalated), new sessions are refused (`not_ready`): offers answer 503 and
+ * first messages are refused; sessions already open go on (and may resume).
  *
  * Tracing: one request is one trace. The root span starts when its frame is decrypted
  * (`talos.decrypt` is its first child), becomes `talos.tool_call` for tools/call, and holds
@@ -37,6 +41,22 @@ export class GatewayNotReady extends TalosError {}
 /** Decrypted requests waiting for the handler to take their root span; more are ended early. */
 export const MAX_PENDING_SPANS = 1024;
 
+/** The session store the gateway needs: handshakes, prekeys, and ratchet states for resume. */
+export type GatewaySessionStore = ResponderStore &
+  TunnelSessionStore & {
+    /** The highest prekey ids already stored (a restarted gateway continues after them). */
+    lastPrekeyIds(): { spk: number; opk: number };
+    /** Drops sessions not written for this long; returns how many. */
+    pruneSessions(olderThanMs: number): number;
+  };
+
+/**
+ * A session not used for this long is no longer resumable (its row is pruned at start and
+ * then every SESSION_PRUNE_EVERY_MS): abandoned sessions do not pile up in the store.
+ */
+export const SESSION_RESUME_TTL_MS = 24 * 60 * 60 * 1000;
+export const SESSION_PRUNE_EVERY_MS = 60 * 60 * 1000;
+
 export interface GatewayDeps {
   config: () => TalosConfig;
   crypto: CryptoProvider;
@@ -46,12 +66,12 @@ export interface GatewayDeps {
   rate: RateLimiter;
   budget: BudgetLedger;
   router: ToolRouter;
-  sessions: ResponderStore;
-  /** The highest prekey ids already in the session store (a restarted gateway continues after them). */
-  lastPrekeyIds?: () => { spk: number; opk: number };
-  /** False while the TGA has escalated (or is stopping): no new sessions. */
-  accepting: () => boolean;
+  sessions: GatewaySessionStore;
+  /** False while the TGA has escalated (or is stopping): no new sessions. Default: always accepting. */
+  accepting?: () => boolean;
   metrics?: TalosMetrics;
+  /** Runs after the tunnel server closed, before the gateway machine is done (services the caller owns). */
+  afterStop?: () => Promise<void>;
   log: (line: string) => void;
   now: () => number;
   inspect?: (event: InspectionEvent) => void;
@@ -64,6 +84,10 @@ export interface RunningGateway extends RunningService {
   port: number;
   pipeline: GatewayPipeline;
   server: TunnelServer;
+  /** The gateway machine (sessions, refusals, drift); done once the gateway has stopped. */
+  actor: Actor<typeof gatewayMachine>;
+  /** Reports an upstream's tool drift to the gateway machine. */
+  drift(event: Extract<GatewayEvent, { type: 'gateway.drift' }>): void;
 }
 
 /** Root spans of decrypted messages, by plaintext, until the handler takes them. */
@@ -111,10 +135,10 @@ class PendingSpans {
 class TracedChannel extends SessionChannel {
   constructor(
     crypto: CryptoProvider,
-    channel: SessionChannel,
+    session: Session,
     private readonly spans: PendingSpans,
   ) {
-    super(crypto, channel.session);
+    super(crypto, session);
   }
   override open(envelope: Envelope, now: number): { text?: string; closeReason?: string } {
     const { root, result } = this.spans.decrypt(() => super.open(envelope, now));
@@ -128,14 +152,14 @@ class TracedChannel extends SessionChannel {
 /** The responder refusing new sessions while the runtime is not accepting them, and tracing first messages. */
 class GatedResponder extends GatewayResponder {
   constructor(
-    private readonly cryptoProvider: CryptoProvider,
+    crypto: CryptoProvider,
     identity: Identity,
     store: ResponderStore,
     private readonly gate: () => boolean,
     private readonly spans: PendingSpans,
     options: { now: () => number; lastIds?: { spk: number; opk: number } },
   ) {
-    super(cryptoProvider, identity, store, options);
+    super(crypto, identity, store, options);
   }
 
   override async offer(): Promise<Offer> {
@@ -155,7 +179,7 @@ class GatedResponder extends GatewayResponder {
       throw err;
     }
     this.spans.put(accepted.text, root);
-    return { channel: new TracedChannel(this.cryptoProvider, accepted.channel, this.spans), text: accepted.text };
+    return { channel: new TracedChannel(this.crypto, accepted.channel.session, this.spans), text: accepted.text };
   }
 }
 
@@ -209,13 +233,16 @@ export async function startGatewayService(deps: GatewayDeps, fail: (error: unkno
     serverInfo: { name: config.gateway.name, version: '0.1.0' },
     now,
   });
-  const lastIds = deps.lastPrekeyIds?.();
-  const responder = new GatedResponder(crypto, identity, deps.sessions, deps.accepting, spans, { now, ...(lastIds ? { lastIds } : {}) });
+  const pruned = deps.sessions.pruneSessions(SESSION_RESUME_TTL_MS);
+  if (pruned > 0) log(`sessions: ${pruned} unused for ${SESSION_RESUME_TTL_MS / 3_600_000} h pruned (no longer resumable)`);
+  const responder = new GatedResponder(crypto, identity, deps.sessions, deps.accepting ?? (() => true), spans, { now, lastIds: deps.sessions.lastPrekeyIds() });
+  const requests = new InflightRequests();
   let server: TunnelServer | undefined;
+  let pruner: NodeJS.Timeout | undefined;
 
-  const handle = async (peer: { did: string }, text: string, msgHash: string): Promise<string | undefined> => {
+  const handle = async (peer: TunnelPeer, text: string, msgHash: string, push: (text: string) => void): Promise<string | TunnelReply | undefined> => {
     const root = spans.take(text);
-    const started = performance.now();
+    pipeline.attachSession({ sid: peer.sid, did: peer.did, notify: (n) => push(JSON.stringify(n)) });
     let msg;
     try {
       msg = toRpcMessage(parseJson(text, { allowFloats: true }));
@@ -225,33 +252,55 @@ export async function startGatewayService(deps: GatewayDeps, fail: (error: unkno
     }
     if (!isRequest(msg)) {
       root?.end();
-      return undefined;
+      // The agent gave up on a request: abort it upstream (the SDK forwards the cancellation).
+      if (isNotification(msg) && msg.method === 'notifications/cancelled') requests.cancel(peer.sid, msg.params?.requestId);
+      return undefined; // other notifications and stray responses need no answer
     }
-    const request = msg;
-    const isCall = request.method === 'tools/call';
-    if (root) {
-      root.setAttribute('rpc.method', request.method);
-      if (isCall) {
-        root.updateName(SPANS.toolCall);
-        const tool = request.params?.name;
-        if (typeof tool === 'string') root.setAttribute('talos.tool', tool.slice(0, 128));
+    const inContext = <T>(fn: () => Promise<T>): Promise<T> => (root ? otelContext.with(trace.setSpan(otelContext.active(), root), fn) : fn());
+    const done = (response: RpcResponse) => {
+      if (request.method === 'tools/call') {
+        const decision = callDecision(response);
+        metrics?.recordCall(decision, (performance.now() - started) / 1000);
+        root?.setAttribute('talos.decision', decision);
       }
-    }
-    const run = async () => {
-      try {
-        return await pipeline.handle({ did: peer.did, msgHash }, request);
-      } catch (err) {
-        return internalError(request.id, err);
-      }
+      root?.end();
     };
-    const response = root ? await otelContext.with(trace.setSpan(otelContext.active(), root), run) : await run();
-    if (isCall) {
-      const decision = callDecision(response);
-      metrics?.recordCall(decision, (performance.now() - started) / 1000);
-      root?.setAttribute('talos.decision', decision);
+    const request = msg;
+    const started = performance.now();
+    labelRoot(root, request);
+    const signal = requests.start(peer.sid, request.id);
+    try {
+      const out = await inContext(async () => {
+        try {
+          return await pipeline.handleSealed({ did: peer.did, sid: peer.sid, msgHash, signal, notify: (n) => push(JSON.stringify(n)) }, request);
+        } catch (err) {
+          return { response: internalError(request.id, err) };
+        }
+      });
+      const text = JSON.stringify(out.response);
+      if (signal.aborted) {
+        // A cancelled request gets no reply (MCP); its outcome is still audited.
+        await inContext(async () => out.audit?.(sha256b64u(text)));
+        done(out.response);
+        return undefined;
+      }
+      const audit = out.audit;
+      if (!audit) {
+        done(out.response);
+        return text;
+      }
+      // The response is audited under the hash of the envelope that carries it, before it leaves.
+      return {
+        text,
+        beforeSend: async (frameHash: string) => {
+          const failed = await inContext(() => audit(frameHash)).catch((err: unknown) => internalError(request.id, err));
+          done(failed ?? out.response);
+          return failed ? JSON.stringify(failed) : undefined;
+        },
+      };
+    } finally {
+      requests.finish(peer.sid, request.id);
     }
-    root?.end();
-    return JSON.stringify(response);
   };
 
   const machine = gatewayMachine.provide({
@@ -261,6 +310,8 @@ export async function startGatewayService(deps: GatewayDeps, fail: (error: unkno
           host: config.gateway.host,
           port,
           responder,
+          sessions: deps.sessions,
+          channel: (session) => new TracedChannel(crypto, session, spans),
           now,
           handlers: {
             onOpen: async (peer, msgHash) => {
@@ -272,28 +323,46 @@ export async function startGatewayService(deps: GatewayDeps, fail: (error: unkno
                 .append({ ts: now(), kind: 'session_open', from: peer.did, to: identity.did, msg_hash: msgHash })
                 .catch((err: unknown) => log(`audit: session_open not recorded: ${(err as Error).message}`));
             },
-            onClose: (peer) => {
+            // A resumed session is the same session: no second session_open.
+            onResume: () => {
+              actor.send({ type: 'gateway.session_opened' });
+              metrics?.sessions.inc();
+            },
+            onClose: (peer, reason) => {
               actor.send({ type: 'gateway.session_closed' });
               metrics?.sessions.dec();
+              if (reason !== 'closed') return; // detached: requests go on, replies follow the session
+              requests.abortAll(peer.sid);
+              pipeline.detachSession(peer.sid);
               void deps.audit.append({ ts: now(), kind: 'session_close', from: peer.did, to: identity.did, msg_hash: sha256b64u(peer.sid) }).catch(() => {});
             },
             onRefused: (code) => actor.send({ type: 'gateway.handshake_refused', code }),
-            onMessage: (peer, text, msgHash) => handle(peer, text, msgHash),
+            onMessage: handle,
           },
         });
         // A listening server that breaks afterwards is a fault for the TGA to handle.
         server.server.on('error', (err) => fail(err));
+        pruner = setInterval(() => {
+          try {
+            deps.sessions.pruneSessions(SESSION_RESUME_TTL_MS);
+          } catch (err) {
+            log(`sessions: prune failed: ${(err as Error).message}`);
+          }
+        }, SESSION_PRUNE_EVERY_MS).unref();
       }),
       stopServices: fromPromise(async () => {
+        clearInterval(pruner);
         await server?.close();
+        await deps.afterStop?.();
       }),
     },
   });
-  const actor = createActor(machine, { ...(deps.inspect ? { inspect: deps.inspect } : {}) });
+  const actor = createActor(machine, { systemId: 'gateway', ...(deps.inspect ? { inspect: deps.inspect } : {}) });
   actor.start();
   const s = await waitFor(actor, (s) => s.matches('serving') || s.matches('failed'));
   if (s.matches('failed')) {
     actor.stop();
+    clearInterval(pruner);
     await server?.close().catch(() => {});
     throw new TalosError('gateway_start_failed', `the gateway did not start: ${s.context.error ?? 'unknown'}`);
   }
@@ -304,9 +373,49 @@ export async function startGatewayService(deps: GatewayDeps, fail: (error: unkno
     pipeline,
     responder,
     server: server!,
+    actor,
+    drift: (event) => actor.send(event),
     stop: async () => {
       actor.send({ type: 'gateway.stop' });
-      await waitFor(actor, (s) => s.status === 'done');
+      await waitFor(actor, (s) => s.status === 'done', { timeout: 30_000 });
     },
   };
+}
+
+/** Names a request's root span after what it asks. */
+function labelRoot(root: Span | undefined, request: RpcRequest): void {
+  if (!root) return;
+  root.setAttribute('rpc.method', request.method);
+  if (request.method !== 'tools/call') return;
+  root.updateName(SPANS.toolCall);
+  const tool = request.params?.name;
+  if (typeof tool === 'string') root.setAttribute('talos.tool', tool.slice(0, 128));
+}
+
+/** Requests being processed, per session, so a cancellation (or the session's end) can abort them. */
+class InflightRequests {
+  readonly #bySession = new Map<string, Map<string | number, AbortController>>();
+
+  start(sid: string, id: string | number): AbortSignal {
+    let mine = this.#bySession.get(sid);
+    if (!mine) this.#bySession.set(sid, (mine = new Map()));
+    const controller = new AbortController();
+    mine.set(id, controller);
+    return controller.signal;
+  }
+
+  finish(sid: string, id: string | number): void {
+    const mine = this.#bySession.get(sid);
+    mine?.delete(id);
+    if (mine?.size === 0) this.#bySession.delete(sid);
+  }
+
+  cancel(sid: string, id: unknown): void {
+    if (typeof id === 'string' || typeof id === 'number') this.#bySession.get(sid)?.get(id)?.abort();
+  }
+
+  abortAll(sid: string): void {
+    for (const c of this.#bySession.get(sid)?.values() ?? []) c.abort();
+    this.#bySession.delete(sid);
+  }
 }

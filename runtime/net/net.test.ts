@@ -20,6 +20,7 @@ const server = await startTunnelServer({
   host: '127.0.0.1',
   port: 0,
   responder: new GatewayResponder(crypto, gateway, store),
+  sessions: store,
   handlers: {
     onOpen: (peer) => void opened.push(peer),
     onRefused: (code) => void refused.push(code),
@@ -71,7 +72,7 @@ t.test('each offer hands out a different one-time prekey; a wrong expected gatew
   t.throws(() => tunnelUrls('http://x'), { code: 'bad_gateway_url' });
 });
 
-t.test('a replayed first frame is refused and closes the connection', async (t) => {
+t.test('a replayed first frame is refused and closes the connection; the session goes on', async (t) => {
   const agent = generateIdentity(crypto);
   const offer = await fetchOffer(tunnelUrls(base).offer);
   const channel = new SessionChannel(crypto, initiateSession(crypto, agent, offer, Date.now()));
@@ -80,10 +81,14 @@ t.test('a replayed first frame is refused and closes the connection', async (t) 
   const reply = new Promise<string>((r) => one.ws.once('message', (d) => r(d.toString())));
   one.ws.send(first);
   t.match(await reply, /"type":"msg"/, 'the first connection is answered');
+  // Its sid names a live session: it is a resume attempt, and it does not decrypt again.
   const two = await rawSocket();
   two.ws.send(first);
-  t.equal(await two.closed, CLOSE_HANDSHAKE_REFUSED);
-  t.ok(refused.includes('handshake_replay') || refused.includes('unknown_prekey'));
+  t.equal(await two.closed, CLOSE_BAD_FRAME);
+  t.ok(refused.includes('duplicate_message') || refused.includes('replay'), refused.join());
+  const again = new Promise<string>((r) => one.ws.once('message', (d) => r(d.toString())));
+  one.ws.send(channel.seal('still here'));
+  t.match(await again, /"type":"msg"/, 'the session still answers on its connection');
   one.ws.close();
 });
 

@@ -42,7 +42,7 @@ export class GatewayResponder {
   private outstanding = 0;
 
   constructor(
-    private readonly crypto: CryptoProvider,
+    readonly crypto: CryptoProvider,
     readonly identity: Identity,
     private readonly store: ResponderStore,
     private readonly options: { pq?: boolean; now?: () => number; lastIds?: { spk: number; opk: number } } = {},

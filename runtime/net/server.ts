@@ -1,10 +1,12 @@
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer, type WebSocket, type RawData } from 'ws';
+import { toB64u } from '../encoding/base64url.ts';
 import { parseJson } from '../encoding/json.ts';
 import { TalosError } from '../errors.ts';
-import { decodeEnvelope, MAX_FRAME_BYTES, type Envelope } from '../session/index.ts';
-import type { SessionChannel } from './channel.ts';
+import { decodeEnvelope, MAX_FRAME_BYTES, type Envelope, type Session } from '../session/index.ts';
+import { SessionChannel } from './channel.ts';
+import { SessionJournal, type SessionJournalStore } from './journal.ts';
 import type { GatewayResponder } from './responder.ts';
 import { sha256b64u } from '../mcp/pipeline.ts';
 import { RPC_ERRORS } from '../mcp/errors.ts';
@@ -13,9 +15,13 @@ import { RPC_ERRORS } from '../mcp/errors.ts';
  * The tunnel's network face: one HTTP server on which
  *   GET  OFFER_PATH   returns the gateway's prekey bundle and one fresh one-time prekey (JSON),
  *   WS   TUNNEL_PATH  carries session frames, one envelope (runtime/session codec) per text message.
- * The first frame of a connection must be a prekey frame (the handshake plus the first
- * message); the connection and the session end together. Each decrypted plaintext is one
- * JSON-RPC message (UTF-8 JSON), handed to `onMessage`; its reply is sealed and sent back.
+ * The first frame of a connection either opens a session (a prekey frame: the handshake plus
+ * the first message) or resumes one the session store holds (any frame of it that decrypts
+ * under the stored state: proof of possession, no new handshake). A session outlives its
+ * connection: when the socket drops, or the gateway restarts over a durable store, the agent
+ * reconnects and goes on. Every state change is journaled before it is visible (journal.ts).
+ * Each decrypted plaintext is one JSON-RPC message (UTF-8 JSON), handed to `onMessage`; its
+ * reply is sealed and sent back on the session's current connection.
  */
 export const OFFER_PATH = '/.well-known/talos/offer';
 export const TUNNEL_PATH = '/talos/v1/tunnel';
@@ -23,12 +29,22 @@ export const TUNNEL_PATH = '/talos/v1/tunnel';
 export const MAX_INFLIGHT_PER_SESSION = 256;
 /** Connections served at once. */
 export const MAX_CONNECTIONS = 10_000;
-/** A connection that has not completed its handshake within this time is closed. */
+/** A connection that has not opened or resumed a session within this time is closed. */
 export const HANDSHAKE_TIMEOUT_MS = 10_000;
-/** WebSocket close codes: 4400 bad frame, 4401 handshake refused, 4429 overloaded. */
+/** Frames that arrive while a connection's first frame is being accepted, at most (more: overloaded). */
+export const MAX_BACKLOG_FRAMES = 256;
+/**
+ * WebSocket close codes: 4400 bad frame, 4401 handshake refused, 4404 unknown session (nothing
+ * to resume: the agent must open a new session), 4409 the session was resumed on another
+ * connection, 4429 overloaded, 4500 the session store failed (the agent may resume later).
+ * The agent clients retry none of 4400-4499.
+ */
 export const CLOSE_BAD_FRAME = 4400;
 export const CLOSE_HANDSHAKE_REFUSED = 4401;
+export const CLOSE_UNKNOWN_SESSION = 4404;
+export const CLOSE_SESSION_MOVED = 4409;
 export const CLOSE_OVERLOADED = 4429;
+export const CLOSE_STORE_FAILED = 4500;
 
 export interface TunnelPeer {
   did: string;
@@ -48,10 +64,19 @@ export interface TunnelReply {
 export interface TunnelHandlers {
   /** One decrypted message; resolve with the reply, or undefined for none. */
   onMessage(peer: TunnelPeer, text: string, msgHash: string, push: (text: string) => void): Promise<string | TunnelReply | undefined>;
+  /** A new session (handshake accepted), before its first message is processed. */
   onOpen?(peer: TunnelPeer, msgHash: string): Promise<void> | void;
-  onClose?(peer: TunnelPeer, reason: string): void;
+  /** A stored session went on over a new connection (no handshake). */
+  onResume?(peer: TunnelPeer): void;
+  /** The session ended ('closed': its close frame) or left its connection ('detached': it may resume). */
+  onClose?(peer: TunnelPeer, reason: 'closed' | 'detached'): void;
   /** A frame or handshake was refused (already answered by closing the connection). */
   onRefused?(code: string, message: string): void;
+}
+
+/** Where sessions live between connections: the handshake's store, read back on resume. */
+export interface TunnelSessionStore extends SessionJournalStore {
+  load(sid: Uint8Array): Promise<Session | undefined>;
 }
 
 export interface TunnelServer {
@@ -62,18 +87,33 @@ export interface TunnelServer {
   close(): Promise<void>;
 }
 
+/** A session in use: its channel, and the connection it currently talks over (if any). */
+interface LiveSession {
+  channel: SessionChannel;
+  peer: TunnelPeer;
+  ws: WebSocket | undefined;
+  inflight: number;
+}
+
 export async function startTunnelServer(options: {
   host: string;
   port: number;
   responder: GatewayResponder;
+  sessions: TunnelSessionStore;
   handlers: TunnelHandlers;
+  /** Makes the channel of a resumed session (the gateway wraps it to trace decryptions). */
+  channel?: (session: Session) => SessionChannel;
   now?: () => number;
 }): Promise<TunnelServer> {
-  const { responder, handlers } = options;
+  const { responder, handlers, sessions } = options;
   const now = options.now ?? Date.now;
+  const channelOf = options.channel ?? ((s: Session) => new SessionChannel(responder.crypto, s));
   const http = createServer((req, res) => void serveHttp(req, res));
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
   const sockets = new Set<WebSocket>();
+  const journal = new SessionJournal(sessions);
+  /** Sessions attached to a connection or with requests in flight, by sid. */
+  const live = new Map<string, LiveSession>();
 
   async function serveHttp(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const path = (req.url ?? '').split('?')[0];
@@ -98,16 +138,90 @@ export async function startTunnelServer(options: {
     wss.handleUpgrade(req, socket, head, (ws) => serveSocket(ws));
   });
 
+  /** Drops a session from memory once nothing uses it (its state is in the journal). */
+  const release = (s: LiveSession) => {
+    if (!s.ws && s.inflight === 0 && live.get(s.peer.sid) === s) live.delete(s.peer.sid);
+  };
+
+  /** The journal could not store a state: nothing that depended on it happened; the agent may resume later. */
+  const storeFailed = (s: LiveSession, err: Error) => {
+    handlers.onRefused?.('store_failed', err.message);
+    if (live.get(s.peer.sid) === s) live.delete(s.peer.sid);
+    s.ws?.close(CLOSE_STORE_FAILED, 'store_failed');
+  };
+
+  /** Seals `text` and sends it on the session's connection once the sealing state is stored. */
+  const send = async (s: LiveSession, text: string, beforeSend?: TunnelReply['beforeSend']): Promise<void> => {
+    if (!s.ws || s.channel.closed) return; // detached: the agent skips the lost frame's key
+    let frame = s.channel.seal(text);
+    if (beforeSend) {
+      const replacement = await beforeSend(sha256b64u(frame));
+      if (!s.ws || s.channel.closed) return;
+      if (replacement !== undefined) frame = s.channel.seal(replacement);
+    }
+    journal.write(s.channel.session, (err) => {
+      if (err) return storeFailed(s, err);
+      s.ws?.send(frame);
+    });
+  };
+
+  const dispatch = (s: LiveSession, text: string, msgHash: string) => {
+    if (s.inflight >= MAX_INFLIGHT_PER_SESSION) {
+      const answer = overloaded(text);
+      if (answer !== undefined) void send(s, answer);
+      return;
+    }
+    s.inflight++;
+    handlers
+      .onMessage(s.peer, text, msgHash, (pushed) => void send(s, pushed))
+      .then((r) => (r === undefined ? undefined : typeof r === 'string' ? send(s, r) : send(s, r.text, r.beforeSend)))
+      .catch((err: unknown) => handlers.onRefused?.('handler_failed', (err as Error).message))
+      .finally(() => {
+        s.inflight--;
+        release(s);
+      });
+  };
+
+  /**
+   * What follows a frame opened on a session: its dispatch, or the session's end, only once
+   * the state that consumed it is stored.
+   */
+  const afterOpen = (s: LiveSession, opened: { text?: string; closeReason?: string }, msgHash: string) => {
+    if (opened.closeReason !== undefined) {
+      journal.forget(s.peer.sid);
+      live.delete(s.peer.sid);
+      const ws = s.ws;
+      s.ws = undefined;
+      handlers.onClose?.(s.peer, 'closed');
+      ws?.close(1000, 'peer_closed');
+      return;
+    }
+    journal.write(s.channel.session, (err) => (err ? storeFailed(s, err) : dispatch(s, opened.text!, msgHash)));
+  };
+
+  /** The session a first frame names: live, or read back from the store (after pending writes). */
+  const resumable = async (envelope: Envelope): Promise<LiveSession | undefined> => {
+    const sid = toB64u(envelope.sid);
+    let s = live.get(sid);
+    if (s) return s;
+    journal.flush(); // the store must hold the latest state before it is read back
+    const stored = await sessions.load(envelope.sid);
+    if (!stored || stored.closed) return undefined;
+    s = live.get(sid); // attached meanwhile by another connection
+    if (s) return s;
+    s = { channel: channelOf(stored), peer: { did: stored.peer, sid }, ws: undefined, inflight: 0 };
+    live.set(sid, s);
+    return s;
+  };
+
   function serveSocket(ws: WebSocket): void {
     sockets.add(ws);
-    let channel: SessionChannel | undefined;
-    let peer: TunnelPeer | undefined;
-    let handshaking: Promise<void> | undefined;
+    let session: LiveSession | undefined;
+    let attaching: Promise<void> | undefined;
     const backlog: string[] = [];
-    let inflight = 0;
     let closed = false;
     const timer = setTimeout(() => {
-      if (!channel) ws.close(CLOSE_HANDSHAKE_REFUSED, 'handshake_timeout');
+      if (!session) ws.close(CLOSE_HANDSHAKE_REFUSED, 'handshake_timeout');
     }, HANDSHAKE_TIMEOUT_MS);
     timer.unref();
 
@@ -116,38 +230,45 @@ export async function startTunnelServer(options: {
       if (!closed) ws.close(closeCode, code.slice(0, 100));
     };
 
-    const sendable = () => channel !== undefined && !closed && !channel.closed;
-    const reply = async (r: string | TunnelReply | undefined): Promise<void> => {
-      if (r === undefined || !sendable()) return;
-      if (typeof r === 'string') {
-        ws.send(channel!.seal(r));
-        return;
-      }
-      let frame = channel!.seal(r.text);
-      if (r.beforeSend) {
-        const replacement = await r.beforeSend(sha256b64u(frame));
-        if (!sendable()) return;
-        if (replacement !== undefined) frame = channel!.seal(replacement);
-      }
-      ws.send(frame);
+    /** This connection now carries `s` (a connection it had before is told it moved). */
+    const attach = (s: LiveSession) => {
+      if (s.ws && s.ws !== ws) s.ws.close(CLOSE_SESSION_MOVED, 'session_resumed_elsewhere');
+      s.ws = ws;
+      session = s;
+      clearTimeout(timer);
     };
 
-    /** Unsolicited messages to the agent (progress notifications). */
-    const push = (text: string) => {
-      if (sendable()) ws.send(channel!.seal(text));
-    };
-
-    const dispatch = (text: string, msgHash: string) => {
-      if (inflight >= MAX_INFLIGHT_PER_SESSION) {
-        void reply(overloaded(text));
+    const first = async (envelope: Envelope, msgHash: string) => {
+      const known = await resumable(envelope);
+      if (closed) return;
+      if (known) {
+        // Proof of possession: only a frame that decrypts under the stored state resumes it.
+        let opened;
+        try {
+          opened = known.channel.open(envelope, now());
+        } catch (err) {
+          release(known);
+          refuse(CLOSE_BAD_FRAME, codeOf(err), (err as Error).message);
+          return;
+        }
+        attach(known);
+        handlers.onResume?.(known.peer);
+        afterOpen(known, opened, msgHash);
         return;
       }
-      inflight++;
-      handlers
-        .onMessage(peer!, text, msgHash, push)
-        .then(reply)
-        .catch((err: unknown) => handlers.onRefused?.('handler_failed', (err as Error).message))
-        .finally(() => inflight--);
+      if (envelope.type !== 'prekey') {
+        refuse(CLOSE_UNKNOWN_SESSION, 'unknown_session', 'no such session to resume: open a new one');
+        return;
+      }
+      // The handshake commits the session (and its first message's state) to the store.
+      const { channel, text } = await responder.accept(envelope);
+      const s: LiveSession = { channel, peer: { did: channel.peer, sid: channel.sid }, ws: undefined, inflight: 0 };
+      // The session is recorded (audited) before its first message is processed.
+      await handlers.onOpen?.(s.peer, msgHash);
+      if (closed) return; // stored: the agent may resume it
+      live.set(s.peer.sid, s);
+      attach(s);
+      dispatch(s, text, msgHash);
     };
 
     const handleFrame = (frame: string) => {
@@ -159,41 +280,30 @@ export async function startTunnelServer(options: {
         return;
       }
       const msgHash = sha256b64u(frame);
-      if (!channel) {
-        if (handshaking) {
-          backlog.push(frame);
+      if (!session) {
+        if (attaching) {
+          if (backlog.length >= MAX_BACKLOG_FRAMES) refuse(CLOSE_OVERLOADED, 'overloaded', 'too many frames before the session was accepted');
+          else backlog.push(frame);
           return;
         }
-        handshaking = (async () => {
-          try {
-            const { channel: c, text } = await responder.accept(envelope);
-            const p = { did: c.peer, sid: c.sid };
-            // The session is recorded (audited) before its first message is processed.
-            await handlers.onOpen?.(p, msgHash);
-            channel = c;
-            peer = p;
-            clearTimeout(timer);
-            dispatch(text, msgHash);
-            for (const f of backlog.splice(0)) handleFrame(f);
-          } catch (err) {
-            refuse(CLOSE_HANDSHAKE_REFUSED, codeOf(err), (err as Error).message);
-          }
-        })();
+        attaching = first(envelope, msgHash).then(
+          () => {
+            if (session) for (const f of backlog.splice(0)) handleFrame(f);
+          },
+          (err: unknown) => refuse(envelope.type === 'prekey' ? CLOSE_HANDSHAKE_REFUSED : CLOSE_BAD_FRAME, codeOf(err), (err as Error).message),
+        );
         return;
       }
+      if (session.ws !== ws) return; // the session moved to another connection
       let opened;
       try {
-        opened = channel.open(envelope, now());
+        opened = session.channel.open(envelope, now());
       } catch (err) {
         // A forged or replayed frame changes nothing; the connection is not trusted further.
         refuse(CLOSE_BAD_FRAME, codeOf(err), (err as Error).message);
         return;
       }
-      if (opened.closeReason !== undefined) {
-        ws.close(1000, 'peer_closed');
-        return;
-      }
-      dispatch(opened.text!, msgHash);
+      afterOpen(session, opened, msgHash);
     };
 
     ws.on('message', (data: RawData, isBinary: boolean) => {
@@ -207,7 +317,11 @@ export async function startTunnelServer(options: {
       closed = true;
       clearTimeout(timer);
       sockets.delete(ws);
-      if (peer) handlers.onClose?.(peer, 'closed');
+      if (session && session.ws === ws) {
+        session.ws = undefined;
+        handlers.onClose?.(session.peer, 'detached');
+        release(session);
+      }
     });
     ws.on('error', () => {});
   }
@@ -224,8 +338,10 @@ export async function startTunnelServer(options: {
     server: http,
     connections: () => sockets.size,
     close: async () => {
+      // Sessions stay in the store: the agents resume them once a gateway serves again.
       for (const ws of sockets) ws.terminate();
       wss.close();
+      journal.flush();
       await new Promise<void>((resolve) => http.close(() => resolve()));
       http.closeAllConnections();
     },

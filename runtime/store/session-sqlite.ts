@@ -55,6 +55,7 @@ export class SqliteSessionStore implements SessionStore, HandshakeStore, PrekeyS
   private readonly now: () => number;
   private readonly stmt;
   private readonly commitTx: (consumed: Consumed, session: Session) => void;
+  private readonly commitBatchTx: (writes: ReadonlyMap<string, Session | null>) => void;
 
   constructor(options: SqliteSessionStoreOptions) {
     this.db = new Database(options.path);
@@ -71,6 +72,9 @@ export class SqliteSessionStore implements SessionStore, HandshakeStore, PrekeyS
           'ON CONFLICT (sid) DO UPDATE SET state = excluded.state, updated_at = excluded.updated_at',
       ),
       del: db.prepare('DELETE FROM session WHERE sid = ?'),
+      prune: db.prepare('DELETE FROM session WHERE updated_at < ?'),
+      maxSpk: db.prepare<[], { n: number }>('SELECT coalesce(max(id), 0) AS n FROM prekey_signed'),
+      maxOpk: db.prepare<[], { n: number }>('SELECT coalesce(max(id), 0) AS n FROM prekey_one_time'),
       spk: db.prepare<[number], { pub: Buffer; secret: Buffer }>('SELECT pub, secret FROM prekey_signed WHERE id = ?'),
       opk: db.prepare<[number], { pub: Buffer; secret: Buffer }>('SELECT pub, secret FROM prekey_one_time WHERE id = ?'),
       pq: db.prepare<[number], { seed: Buffer; one_time: number }>('SELECT seed, one_time FROM prekey_pq WHERE id = ?'),
@@ -100,6 +104,12 @@ export class SqliteSessionStore implements SessionStore, HandshakeStore, PrekeyS
       this.stmt.recordEk.run(consumed.spkId, consumed.ek);
       this.writeSession(session);
     });
+    this.commitBatchTx = db.transaction((writes: ReadonlyMap<string, Session | null>) => {
+      for (const [sid, session] of writes) {
+        if (session) this.writeSession(session);
+        else this.stmt.del.run(sid);
+      }
+    });
   }
 
   private writeSession(session: Session): void {
@@ -121,6 +131,24 @@ export class SqliteSessionStore implements SessionStore, HandshakeStore, PrekeyS
 
   async delete(sid: Uint8Array): Promise<void> {
     this.stmt.del.run(toB64u(sid));
+  }
+
+  /**
+   * Writes (or, for null, deletes) many sessions, by sid, in one transaction: the tunnel's
+   * write-ahead journal commits every session changed in one event-loop turn at once.
+   */
+  commitSessions(writes: ReadonlyMap<string, Session | null>): void {
+    this.commitBatchTx(writes);
+  }
+
+  /** Sessions not written for `olderThanMs` are removed (abandoned, no longer resumable). Returns how many. */
+  pruneSessions(olderThanMs: number): number {
+    return this.stmt.prune.run(this.now() - olderThanMs).changes;
+  }
+
+  /** The highest signed and one-time prekey ids stored (0 when none): a restarted responder continues after them. */
+  lastPrekeyIds(): { spk: number; opk: number } {
+    return { spk: this.stmt.maxSpk.get()!.n, opk: this.stmt.maxOpk.get()!.n };
   }
 
   async lookup(fields: HandshakeFields): Promise<ResponderLookup> {
