@@ -223,10 +223,11 @@ export class UpstreamActor implements RelayUpstream {
     return this.connection.capabilities[kind] !== undefined;
   }
 
+  /** A listing that fails keeps the last one read: it never takes the upstream's tools down. */
   private async refreshLists(): Promise<void> {
-    await this.refreshPrompts();
-    await this.relist('resources');
-    await this.relist('templates');
+    await this.refreshPrompts().catch(() => {});
+    await this.relist('resources').catch(() => {});
+    await this.relist('templates').catch(() => {});
   }
 
   /** A list_changed from the server: re-read that list, then tell the agents. */

@@ -370,7 +370,7 @@ t.test('a prompt whose definition changed since it was pinned is withheld and re
   const p = new GatewayPipeline(ports({ router: relayRouter }));
   const tok = token([{ method: 'prompts/get' }]);
   const list = resultOf(await p.handle(ctx, req('prompts/list', withToken(tok)))).prompts as { description: string }[];
-  t.same(list.map((x) => x.description), ['greet from beta'], 'alpha\'s greet is withheld; beta\'s is not a substitute for it');
+  t.same(list, [], 'alpha\'s greet is withheld, and beta\'s is no substitute for it (routing would refuse it)');
   t.equal(reason(await p.handle(ctx, req('prompts/get', withToken(tok, { name: 'greet', arguments: { who: 'x' } })))), 'prompt_drift');
   t.match(await lastEvent(), { decision: 'deny', reason: 'prompt_drift', tool: 'greet' });
 });

@@ -8,7 +8,7 @@ import { LimitError, type BudgetLedger, type RateLimiter } from '../limits/types
 import { JSONRPC_INTERNAL_ERROR, JSONRPC_INVALID_PARAMS, JSONRPC_METHOD_NOT_FOUND, RPC_ERRORS, TunnelError } from './errors.ts';
 import { TOOL_NAME, isPlainObject, rpcError, type RpcNotification, type RpcRequest, type RpcResponse } from './jsonrpc.ts';
 import { capabilityFrom, stripTalosMeta } from './meta.ts';
-import { SessionHub, isLogLevel, mergedCapabilities, routePrompt, routeResource, type RelaySession, type RelayUpstream, type UpstreamCall } from './relay.ts';
+import { MAX_SUBSCRIPTIONS_PER_SESSION, SessionHub, isLogLevel, mergedCapabilities, routePrompt, routeResource, type RelaySession, type RelayUpstream, type UpstreamCall } from './relay.ts';
 
 /**
  * The gateway's per-request pipeline. For every JSON-RPC request that arrives through a session:
@@ -223,7 +223,7 @@ export class GatewayPipeline {
       case 'tools/list':
         return this.listTools(ctx, req);
       case 'prompts/list':
-        return this.listing(ctx, req, 'prompts', async () => this.relayUpstreams().flatMap((u) => u.prompts()), (p) => ({ method: 'prompts/get', tool: String(p.name), args: {} }), true, firstByName);
+        return this.listing(ctx, req, 'prompts', async () => this.routablePrompts(), (p) => ({ method: 'prompts/get', tool: String(p.name), args: {} }), true);
       case 'resources/list':
         return this.listing(ctx, req, 'resources', async () => (await this.relisted('resources')).filter((r) => typeof r.uri === 'string'), (r) => ({ method: 'resources/read', args: { uri: r.uri as string } }), false);
       case 'resources/templates/list':
@@ -304,6 +304,18 @@ export class GatewayPipeline {
     return this.deny(ctx, req, tool, undefined, refuse(auth.code, auth.message, RPC_ERRORS.unauthorized, data));
   }
 
+  /**
+   * The prompts as routing sees them: a name goes to the first upstream that offers it, and a
+   * name withheld there for drift is not listed from a later one either.
+   */
+  private routablePrompts(): Record<string, unknown>[] {
+    const ups = this.relayUpstreams();
+    return ups.flatMap((u) => u.prompts().filter((p) => {
+      const route = typeof p.name === 'string' ? routePrompt(ups, p.name) : undefined;
+      return typeof route === 'object' && route.upstream === u;
+    }));
+  }
+
   /** Every upstream's listing read again (one that fails keeps its last listing). */
   private async relisted(listing: 'resources' | 'templates'): Promise<Record<string, unknown>[]> {
     const ups = this.relayUpstreams();
@@ -323,7 +335,6 @@ export class GatewayPipeline {
     items: () => Promise<Record<string, unknown>[]>,
     accessOf: (item: Record<string, unknown>) => AccessRequest,
     argsMayFail: boolean,
-    dedupe: (items: Record<string, unknown>[]) => Record<string, unknown>[] = (x) => x,
   ): Promise<RpcResponse> {
     const token = capabilityFrom(req.params);
     if (token === undefined) return this.deny(ctx, req, undefined, undefined, refuse('capability_missing', 'the request carries no capability token'));
@@ -331,7 +342,7 @@ export class GatewayPipeline {
     if (warming) await warming;
     const visible: Record<string, unknown>[] = [];
     let tokenId: string | undefined;
-    for (const item of dedupe(await items())) {
+    for (const item of await items()) {
       const r = this.ports.authorizer.check(token, accessOf(item), ctx.did, this.now());
       if (r.ok) tokenId = r.tokenId;
       if (r.ok || (argsMayFail && r.code === 'arg_violation')) visible.push(item);
@@ -449,9 +460,10 @@ export class GatewayPipeline {
     const f = this.relayed(req, tokenId, upstream);
     if (subscribing) {
       const sid = ctx.sid!;
-      f.onResult = () => {
-        if (!this.hub.subscribe(sid, upstream.name, uri, token)) this.unsubscribeUpstream(upstream.name, uri);
-      };
+      if (!this.hub.canSubscribe(sid, uri)) {
+        return this.wrap(this.deny(ctx, req, undefined, tokenId, refuse('too_many_subscriptions', `a session holds at most ${MAX_SUBSCRIPTIONS_PER_SESSION} subscriptions`, JSONRPC_INVALID_PARAMS)));
+      }
+      f.onResult = () => this.hub.subscribe(sid, upstream.name, uri, token);
     }
     return this.forward(ctx, req, f);
   }
@@ -639,12 +651,6 @@ function progressRelay(ctx: RequestContext, params: Record<string, unknown>): ((
     if (typeof p.message === 'string') out.message = p.message;
     notify({ jsonrpc: '2.0', method: 'notifications/progress', params: out });
   };
-}
-
-/** A merged prompt listing: the first upstream (configured order) wins a name, as for tools. */
-function firstByName(items: Record<string, unknown>[]): Record<string, unknown>[] {
-  const seen = new Set<unknown>();
-  return items.filter((p) => !seen.has(p.name) && (seen.add(p.name), true));
 }
 
 export function internalError(id: RpcRequest['id'] | null, err: unknown): RpcResponse {

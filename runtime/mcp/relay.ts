@@ -142,13 +142,14 @@ export class SessionHub {
     return sid !== undefined && this.sessions.has(sid);
   }
 
-  /** Records a subscription; false when the session is full. */
-  subscribe(sid: string, upstream: string, uri: string, token: string): boolean {
+  canSubscribe(sid: string, uri: string): boolean {
     const s = this.sessions.get(sid);
-    if (!s) return false;
-    if (!s.subscriptions.has(uri) && s.subscriptions.size >= MAX_SUBSCRIPTIONS_PER_SESSION) return false;
-    s.subscriptions.set(uri, { upstream, token });
-    return true;
+    return s !== undefined && (s.subscriptions.has(uri) || s.subscriptions.size < MAX_SUBSCRIPTIONS_PER_SESSION);
+  }
+
+  /** Records a subscription (a detached session, or one that is full, records nothing). */
+  subscribe(sid: string, upstream: string, uri: string, token: string): void {
+    if (this.canSubscribe(sid, uri)) this.sessions.get(sid)!.subscriptions.set(uri, { upstream, token });
   }
 
   /** Drops a subscription; returns its upstream when no session holds that URI there any more. */

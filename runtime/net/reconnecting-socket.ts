@@ -122,7 +122,7 @@ export class ReconnectingSocket {
   }
 }
 
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms).unref());
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
 /** Opens a WebSocket to the tunnel within CONNECT_TIMEOUT_MS. */
 export function openSocket(url: string): Promise<WebSocket> {

@@ -8,7 +8,8 @@ import { generateIdentity } from '../identity/index.ts';
 import { decodeEnvelope, initiateSession } from '../session/index.ts';
 import { SqliteSessionStore } from '../store/session-sqlite.ts';
 import { SessionChannel } from './channel.ts';
-import { connectTunnel, fetchOffer, tunnelUrls } from './client.ts';
+import { connectTunnelWithActor } from './actor-client.ts';
+import { connectTunnel, fetchOffer, tunnelUrls, type TunnelClient } from './client.ts';
 import { GatewayResponder } from './responder.ts';
 import { CLOSE_BAD_FRAME, CLOSE_UNKNOWN_SESSION, startTunnelServer, type TunnelServer } from './server.ts';
 
@@ -117,11 +118,14 @@ t.test('a restarted gateway resumes the session from its next frame; replayed fr
   t.ok(gw.refused.includes('unknown_session'));
 });
 
-t.test('the agent client reconnects by itself and goes on with the same session', async (t) => {
-  const path = join(dir, 'b.sqlite');
+for (const [kind, connect] of [
+  ['channel', connectTunnel],
+  ['session actor', connectTunnelWithActor],
+] as const) t.test(`the agent client (${kind}) reconnects by itself and goes on with the same session`, async (t) => {
+  const path = join(dir, `b-${kind}.sqlite`);
   let gw = await startGw(path);
   t.teardown(() => gw.stop());
-  const client = await connectTunnel({ url: gw.server.url, identity: generateIdentity(crypto), crypto, expectDid: gateway.did });
+  const client: TunnelClient = await connect({ url: gw.server.url, identity: generateIdentity(crypto), crypto, expectDid: gateway.did });
   const replies: string[] = [];
   let next: (() => void) | undefined;
   client.onmessage = (m) => {
@@ -161,4 +165,35 @@ t.test('with an in-memory store a restarted gateway has nothing to resume', asyn
   client.send('again');
   t.match(await closed, /^4404 unknown_session/, 'the client is told: the session is gone');
   t.throws(() => client.send('more'), { code: 'tunnel_closed' });
+});
+
+t.test('a gateway that stays down: the client gives up after its bounded retries', async (t) => {
+  const gw = await startGw(join(dir, 'c.sqlite'));
+  const client = await connectTunnel({ url: gw.server.url, identity: generateIdentity(crypto), crypto });
+  const first = new Promise<string>((r) => (client.onmessage = r));
+  client.send('hi');
+  await first;
+  await gw.stop();
+  for (let i = 0; i < 200 && client.connected; i++) await new Promise((r) => setTimeout(r, 10));
+  const closed = new Promise<string>((r) => (client.onclose = r));
+  client.send('anyone?');
+  t.equal(await closed, 'reconnect_failed');
+  t.throws(() => client.send('more'), { code: 'tunnel_closed' });
+});
+
+t.test('a state the store cannot keep is never used: nothing is answered, the connection closes with 4500', async (t) => {
+  const gw = await startGw(join(dir, 'd.sqlite'));
+  t.teardown(() => gw.server.close());
+  const agent = generateIdentity(crypto);
+  const channel = new SessionChannel(crypto, initiateSession(crypto, agent, await fetchOffer(tunnelUrls(gw.server.url).offer), Date.now()));
+  const first = await exchange(gw.server.url, channel.seal('one'), channel);
+  t.equal(first.text, 'echo:one');
+  await gw.store.close(); // every later commit fails
+  const after = await new Promise<{ text?: string; closed?: number }>((resolve) => {
+    first.ws.once('message', (d) => resolve({ text: d.toString() }));
+    first.ws.once('close', (code) => resolve({ closed: code }));
+    first.ws.send(channel.seal('two'));
+  });
+  t.same(after, { closed: 4500 }, 'the message was not processed and no reply left');
+  t.ok(gw.refused.includes('store_failed'));
 });
