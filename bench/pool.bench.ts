@@ -1,4 +1,10 @@
+import { CapabilityChecker } from '../runtime/capability/checker.ts';
+import { CAPABILITY_META_KEY } from '../runtime/capability/token.ts';
 import { verifyChainStatic } from '../runtime/capability/verify.ts';
+import { GatewayPipeline, type Authorizer, type ToolRouter } from '../runtime/mcp/pipeline.ts';
+import type { RpcRequest } from '../runtime/mcp/jsonrpc.ts';
+import { MemoryBudgetLedger, MemoryRateLimiter } from '../runtime/limits/memory.ts';
+import { PooledAuthorizer } from '../workers/pooled-authorizer.ts';
 import { decodeToken, encodeToken, type Token } from '../runtime/capability/token.ts';
 import { realisticTokens } from './realistic-token.ts';
 import { createCryptoProvider } from '../runtime/crypto/index.ts';
@@ -6,6 +12,7 @@ import { DOMAINS, signObject, verifyObject } from '../runtime/identity/signing.t
 import { CryptoPool } from '../workers/pool.ts';
 import type { SignedItem } from '../workers/tasks.ts';
 import { availableParallelism, loadavg } from 'node:os';
+import { readFileSync } from 'node:fs';
 import { percentile, target, type Benchmark } from './harness.ts';
 
 /**
@@ -20,6 +27,15 @@ import { percentile, target, type Benchmark } from './harness.ts';
  *  - signed_objects: Ed25519 verification of signed objects (verifyObject), same set-up.
  *  - latency_<n>_chains_pool_us: one request's latency (p50, µs) through the pool for n chains,
  *    baseline the same request inline: what INLINE_MAX_ITEMS in workers/pool.ts is set from.
+ *  - gateway_*: the gateway's own path. GatewayPipeline.handle (authorize, limits, a stub
+ *    upstream that answers at once, a no-op audit sink) driven by GATEWAY_CALLERS concurrent
+ *    callers, each call presenting a fresh (uncached) realistic token: PooledAuthorizer
+ *    (warm on the pool, then check) against the plain CapabilityChecker (verified inline).
+ *    Each slice serves GATEWAY_CALLS calls with a fresh checker. Calls per wall second, per
+ *    CPU-second (all threads), and per CPU-second of the main thread alone (Linux
+ *    /proc/self/task/<pid>/stat): the event loop's capacity, what the pool exists to relieve,
+ *    and a figure a loaded machine does not distort the way it does wall-clock ones.
+ *    gateway_1_caller_us: one caller alone, p50 latency of a call (a quiet gateway).
  * Target: token_chains on the pool >= 1.6x the main thread with two threads on two cores.
  */
 const BATCH = 64;
@@ -29,6 +45,9 @@ const LATENCY_SAMPLES = 300;
 const ROUNDS = 6;
 const LATENCY_SIZES = [1, 2, 4, 8];
 const SUBMITTERS = 32;
+const GATEWAY_CALLERS = 64;
+const GATEWAY_CALLS = 768;
+const GATEWAY_LONE_CALLS = 150;
 
 /** Ops per wall-clock second, and per CPU-second of the whole process (every thread). */
 interface Rate {
@@ -82,6 +101,64 @@ function mainThroughput(verifyOne: (i: number) => unknown, ms: number): Rate {
     done += 16;
   }
   return { wall: (done * 1000) / (performance.now() - start), cpu: done / cpuSeconds(cpu0) };
+}
+
+interface GatewayRate extends Rate {
+  /** calls per CPU-second of the main thread (the event loop) */
+  mainCpu: number;
+}
+
+/** CPU seconds of the main thread (Linux: its task's utime + stime, in clock ticks of 10 ms). */
+function mainThreadCpuSeconds(): number {
+  const stat = readFileSync(`/proc/self/task/${process.pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // fields 14 and 15 of proc(5); CLK_TCK 100
+}
+
+/** A gateway pipeline in front of a stub upstream: everything but the authorizer is cheap. */
+function gatewayPipeline(authorizer: Authorizer, gatewayDid: string): GatewayPipeline {
+  const router: ToolRouter = {
+    tools: () => [],
+    resolve: (name) => ({
+      tool: { name, upstream: 'stub', upstreamName: name, definition: { name, inputSchema: { type: 'object' } } },
+      call: async () => ({ content: [{ type: 'text', text: 'ok' }] }),
+    }),
+  };
+  return new GatewayPipeline({
+    authorizer,
+    audit: { append: async () => undefined },
+    rate: new MemoryRateLimiter(),
+    budget: new MemoryBudgetLedger(),
+    limits: { rate: { capacity: 1_000_000, refillPerSecond: 1_000_000 }, defaultCost: 0, tools: {} },
+    router,
+    gatewayDid,
+  });
+}
+
+/**
+ * `tokens.length` calls through `pipeline`, `callers` at a time, each call a distinct token.
+ * Throws unless every call was allowed: a refused call would measure the wrong path.
+ */
+async function gatewayCalls(pipeline: GatewayPipeline, did: string, tokens: string[], callers: number): Promise<GatewayRate> {
+  let next = 0;
+  const call = (token: string): RpcRequest => ({
+    jsonrpc: '2.0',
+    id: next,
+    method: 'tools/call',
+    params: { name: 'read_text_file', arguments: { path: 'workspace/project-0/src/main.ts' }, _meta: { [CAPABILITY_META_KEY]: token } },
+  });
+  const main0 = mainThreadCpuSeconds();
+  const cpu0 = process.cpuUsage();
+  const start = performance.now();
+  const lane = async () => {
+    while (next < tokens.length) {
+      const r = await pipeline.handle({ did, msgHash: 'bench' }, call(tokens[next++]!));
+      if ('error' in r) throw new Error(`gateway bench call refused: ${r.error.message}`);
+    }
+  };
+  await Promise.all(Array.from({ length: callers }, lane));
+  const wallMs = performance.now() - start;
+  return { wall: (tokens.length * 1000) / wallMs, cpu: tokens.length / cpuSeconds(cpu0), mainCpu: tokens.length / (mainThreadCpuSeconds() - main0) };
 }
 
 async function latencyUs(fn: () => Promise<unknown> | unknown): Promise<number> {
@@ -138,6 +215,33 @@ const bench: Benchmark = async (args) => {
       add(sum.poolObjects, await poolThroughput((b) => pool.runOnPool('verify-objects', batchOf(objects, b), null), ms));
     }
 
+    // The gateway's path: fresh tokens every slice, pooled and inline alternating.
+    const gatewayTokens = Array.from({ length: GATEWAY_CALLS }, (_, i) => encodeToken(kit.leaf(kit.root(TOKENS + i), T0 + 3600 + i)));
+    const checker = () => new CapabilityChecker({ crypto, audience: kit.audience, trustedRoots: [kit.rootIssuer] });
+    const gateway = { pooled: { wall: 0, cpu: 0, mainCpu: 0 }, inline: { wall: 0, cpu: 0, mainCpu: 0 } };
+    const addGateway = (into: GatewayRate, r: GatewayRate) => {
+      add(into, r);
+      into.mainCpu += r.mainCpu / ROUNDS;
+    };
+    for (let round = 0; round < ROUNDS; round++) {
+      addGateway(gateway.inline, await gatewayCalls(gatewayPipeline(checker(), kit.audience), kit.subject, gatewayTokens, GATEWAY_CALLERS));
+      addGateway(gateway.pooled, await gatewayCalls(gatewayPipeline(new PooledAuthorizer(checker(), pool), kit.audience), kit.subject, gatewayTokens, GATEWAY_CALLERS));
+    }
+    // One caller alone: each call's latency, fresh token each time.
+    const lone = async (authorizer: Authorizer) => {
+      const p = gatewayPipeline(authorizer, kit.audience);
+      let i = 0;
+      const samples: number[] = [];
+      for (const tok of gatewayTokens.slice(0, GATEWAY_LONE_CALLS)) {
+        const t0 = performance.now();
+        await p.handle({ did: kit.subject, msgHash: 'bench' }, { jsonrpc: '2.0', id: i++, method: 'tools/call', params: { name: 'list_directory', arguments: { path: 'workspace/project-2/src' }, _meta: { [CAPABILITY_META_KEY]: tok } } });
+        samples.push((performance.now() - t0) * 1000);
+      }
+      return percentile(samples, 50);
+    };
+    const loneInline = await lone(checker());
+    const lonePooled = await lone(new PooledAuthorizer(checker(), pool));
+
     // Latency of one request of n chains, inline vs through the pool, for the inline threshold.
     let k = 0;
     const take = (n: number) => () => {
@@ -164,6 +268,10 @@ const bench: Benchmark = async (args) => {
         signed_objects_per_s: sum.poolObjects.wall,
         token_chains_per_cpu_s: sum.poolChains.cpu,
         signed_objects_per_cpu_s: sum.poolObjects.cpu,
+        gateway_calls_per_s: gateway.pooled.wall,
+        gateway_calls_per_cpu_s: gateway.pooled.cpu,
+        gateway_calls_per_main_cpu_s: gateway.pooled.mainCpu,
+        gateway_1_caller_us: lonePooled,
         ...latency,
       },
       baseline: {
@@ -172,6 +280,10 @@ const bench: Benchmark = async (args) => {
         signed_objects_per_s: sum.mainObjects.wall,
         token_chains_per_cpu_s: sum.mainChains.cpu,
         signed_objects_per_cpu_s: sum.mainObjects.cpu,
+        gateway_calls_per_s: gateway.inline.wall,
+        gateway_calls_per_cpu_s: gateway.inline.cpu,
+        gateway_calls_per_main_cpu_s: gateway.inline.mainCpu,
+        gateway_1_caller_us: loneInline,
         ...latencyBase,
       },
       ratios: {
@@ -182,6 +294,13 @@ const bench: Benchmark = async (args) => {
         signed_objects_per_cpu_s: sum.poolObjects.cpu / sum.mainObjects.cpu,
         // What two otherwise idle cores would give: each worker as efficient as the pool was per CPU-second.
         token_chains_projected_two_idle_cores: (Math.min(threads, 2) * sum.poolChains.cpu) / sum.mainChains.cpu,
+        gateway_calls_per_s: gateway.pooled.wall / gateway.inline.wall,
+        gateway_calls_per_cpu_s: gateway.pooled.cpu / gateway.inline.cpu,
+        gateway_calls_per_main_cpu_s: gateway.pooled.mainCpu / gateway.inline.mainCpu,
+        gateway_1_caller_us: lonePooled / loneInline,
+        // A model, like the row above: the pooled gateway is capped by its main thread or by two
+        // cores at its per-CPU-second efficiency, whichever binds first; inline by one core.
+        gateway_calls_projected_two_idle_cores: Math.min(gateway.pooled.mainCpu, 2 * gateway.pooled.cpu) / gateway.inline.cpu,
         ...latencyRatio,
       },
       targets: { token_chains_pool_vs_main: target(chainRatio, '>=', 1.6) },
@@ -191,6 +310,7 @@ const bench: Benchmark = async (args) => {
         '*_per_cpu_s: ops per CPU-second of the whole process (all threads): the pool ratio is its efficiency (thread hops, cloning, idle spinning) against the main thread; token_chains_projected_two_idle_cores = threads x that efficiency: a model for a quiet machine, NOT a measurement',
         `load average during the run: ${loadavg().map((x) => x.toFixed(1)).join(' ')} on ${availableParallelism()} cores (the target is judged on wall-clock, which a loaded shared machine caps)`,
         'latency rows: value = through the pool, baseline = inline, p50 of one request; a ratio > 1 means the thread hop costs more than it saves at that size',
+        `gateway rows: GatewayPipeline.handle, ${GATEWAY_CALLERS} concurrent callers, ${GATEWAY_CALLS} calls per slice each with a fresh uncached realistic token, stub upstream, no-op audit; value = PooledAuthorizer (signatures on the pool), baseline = plain checker (inline); *_per_main_cpu_s = calls per CPU-second of the main thread alone (the event loop's capacity); gateway_1_caller_us = p50 latency of one caller alone`,
       ],
     };
   } finally {

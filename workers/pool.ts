@@ -26,8 +26,8 @@ export const DEFAULT_CHUNK_ITEMS = 32;
 export const INLINE_MAX_ITEMS: Record<TaskName, number> = {
   'verify-objects': 1,
   'verify-token-chains': 1,
-  // Only ever sent to get Ed25519 work off the event loop (PooledAuthorizer): run inline it
-  // would parse each token twice on the very thread it is meant to relieve.
+  // Sent by PooledAuthorizer only to get Ed25519 work off the event loop (it leaves a lone
+  // token to the checker itself): run inline it would parse each token twice on that thread.
   'verify-token-signatures': 0,
   'sha256-batch': 256,
 };
