@@ -2,7 +2,10 @@ import { CapabilityError } from '../runtime/capability/errors.ts';
 import { decodeToken, type Token } from '../runtime/capability/token.ts';
 import { signatureVerdict, verifyChainStatic, type SignatureVerdict } from '../runtime/capability/verify.ts';
 import type { CryptoProvider } from '../runtime/crypto/provider.ts';
+import type { Did } from '../runtime/identity/did.ts';
 import { verifyObject, type Domain } from '../runtime/identity/signing.ts';
+import { respondHandshake, type HandshakeFields, type HandshakeResult, type ResponderPrekeys } from '../runtime/session/handshake.ts';
+import { SessionError } from '../runtime/session/errors.ts';
 
 /**
  * The CPU-heavy tasks the worker pool runs: a registry of named batch functions. Each takes a
@@ -21,6 +24,20 @@ export interface ChainVerdict {
   /** The refusal code (PROTOCOL.md section 7) when not ok. */
   code?: string;
 }
+
+/** The inputs of respondHandshake, plain data; the responder's signing seed is not among them. */
+export interface HandshakeItem {
+  responder: { did: string; signingKey: Uint8Array; dh: { secretKey: Uint8Array; publicKey: Uint8Array } };
+  initiatorDid: string;
+  initiatorSigningKey: Uint8Array;
+  fields: HandshakeFields;
+  prekeys: ResponderPrekeys;
+}
+
+/** respondHandshake's result, or its SessionError as a value (errors lose their class between threads). */
+export type HandshakeOutcome = { ok: true; result: HandshakeResult } | { ok: false; code: string; message: string };
+
+const NO_SEED = new Uint8Array(0);
 
 export const TASKS = {
   /** Ed25519 verification of signed objects (bundles, revocations, documents) under the signing rule. */
@@ -57,6 +74,22 @@ export const TASKS = {
    */
   'verify-token-signatures': (crypto: CryptoProvider, compact: string[], _shared: null): SignatureVerdict[] =>
     compact.map((c) => signatureVerdict(crypto, c)),
+
+  /**
+   * The responder's side of X3DH/PQXDH (runtime/session/handshake.ts respondHandshake: the
+   * identity-certificate check, the DHs, ML-KEM decapsulation, the KDF) for first messages.
+   */
+  'respond-handshakes': (crypto: CryptoProvider, items: HandshakeItem[], _shared: null): HandshakeOutcome[] =>
+    items.map((it) => {
+      // respondHandshake reads the responder's public signing key, never its seed.
+      const self = { did: it.responder.did as Did, sig: { secretKey: NO_SEED, publicKey: it.responder.signingKey }, dh: it.responder.dh };
+      try {
+        return { ok: true, result: respondHandshake(crypto, self, it.initiatorDid as Did, it.initiatorSigningKey, it.fields, it.prekeys) };
+      } catch (err) {
+        if (err instanceof SessionError) return { ok: false, code: err.code, message: err.message };
+        throw err;
+      }
+    }),
 
   /** SHA-256 of each item (Merkle leaf hashing of a batch of audit events). */
   'sha256-batch': (crypto: CryptoProvider, items: Uint8Array[], _shared: null): Uint8Array[] =>
