@@ -240,6 +240,10 @@ export async function startGatewayService(deps: GatewayDeps, fail: (error: unkno
   let server: TunnelServer | undefined;
   let pruner: NodeJS.Timeout | undefined;
 
+  /** Upstream notifications not tied to a request reach the session while it has a connection. */
+  const attach = (peer: TunnelPeer, push: (text: string) => void) =>
+    void pipeline.attachSession({ sid: peer.sid, did: peer.did, notify: (n) => push(JSON.stringify(n)) });
+
   const handle = async (peer: TunnelPeer, text: string, msgHash: string, push: (text: string) => void): Promise<string | TunnelReply | undefined> => {
     const root = spans.take(text);
     pipeline.attachSession({ sid: peer.sid, did: peer.did, notify: (n) => push(JSON.stringify(n)) });
@@ -314,9 +318,10 @@ export async function startGatewayService(deps: GatewayDeps, fail: (error: unkno
           channel: (session) => new TracedChannel(crypto, session, spans),
           now,
           handlers: {
-            onOpen: async (peer, msgHash) => {
+            onOpen: async (peer, msgHash, push) => {
               actor.send({ type: 'gateway.session_opened' });
               metrics?.sessions.inc();
+              attach(peer, push);
               // Never throws into the tunnel server: with the audit store down the session opens,
               // and every request on it is refused (audit_unavailable) until the store is back.
               await deps.audit
@@ -324,13 +329,15 @@ export async function startGatewayService(deps: GatewayDeps, fail: (error: unkno
                 .catch((err: unknown) => log(`audit: session_open not recorded: ${(err as Error).message}`));
             },
             // A resumed session is the same session: no second session_open.
-            onResume: () => {
+            onResume: (peer, push) => {
               actor.send({ type: 'gateway.session_opened' });
               metrics?.sessions.inc();
+              attach(peer, push);
             },
             onClose: (peer, reason) => {
               actor.send({ type: 'gateway.session_closed' });
               metrics?.sessions.dec();
+              pipeline.detachSession(peer.sid);
               if (reason !== 'closed') return; // detached: requests go on, replies follow the session
               requests.abortAll(peer.sid);
               pipeline.detachSession(peer.sid);

@@ -64,10 +64,13 @@ export interface TunnelReply {
 export interface TunnelHandlers {
   /** One decrypted message; resolve with the reply, or undefined for none. */
   onMessage(peer: TunnelPeer, text: string, msgHash: string, push: (text: string) => void): Promise<string | TunnelReply | undefined>;
-  /** A new session (handshake accepted), before its first message is processed. */
-  onOpen?(peer: TunnelPeer, msgHash: string): Promise<void> | void;
+  /**
+   * A new session (handshake accepted), before its first message is processed. `push` sends
+   * unsolicited messages to it (on its current connection; dropped while it has none).
+   */
+  onOpen?(peer: TunnelPeer, msgHash: string, push: (text: string) => void): Promise<void> | void;
   /** A stored session went on over a new connection (no handshake). */
-  onResume?(peer: TunnelPeer): void;
+  onResume?(peer: TunnelPeer, push: (text: string) => void): void;
   /** The session ended ('closed': its close frame) or left its connection ('detached': it may resume). */
   onClose?(peer: TunnelPeer, reason: 'closed' | 'detached'): void;
   /** A frame or handshake was refused (already answered by closing the connection). */
@@ -240,7 +243,10 @@ export async function startTunnelServer(options: {
 
     const first = async (envelope: Envelope, msgHash: string) => {
       const known = await resumable(envelope);
-      if (closed) return;
+      if (closed) {
+        if (known) release(known);
+        return;
+      }
       if (known) {
         // Proof of possession: only a frame that decrypts under the stored state resumes it.
         let opened;
@@ -252,7 +258,7 @@ export async function startTunnelServer(options: {
           return;
         }
         attach(known);
-        handlers.onResume?.(known.peer);
+        handlers.onResume?.(known.peer, (text) => void send(known, text));
         afterOpen(known, opened, msgHash);
         return;
       }
@@ -264,7 +270,7 @@ export async function startTunnelServer(options: {
       const { channel, text } = await responder.accept(envelope);
       const s: LiveSession = { channel, peer: { did: channel.peer, sid: channel.sid }, ws: undefined, inflight: 0 };
       // The session is recorded (audited) before its first message is processed.
-      await handlers.onOpen?.(s.peer, msgHash);
+      await handlers.onOpen?.(s.peer, msgHash, (text) => void send(s, text));
       if (closed) return; // stored: the agent may resume it
       live.set(s.peer.sid, s);
       attach(s);

@@ -68,10 +68,11 @@ export async function serveGateway(
   ctx: CliContext,
   until?: Promise<void>,
   inspect?: (event: InspectionEvent) => void,
+  sessionStorePath?: string,
 ): Promise<Gateway> {
   const config = loadConfig(configPath, ctx.env);
   for (const o of config.overrides) ctx.stderr(`config: ${o}\n`);
-  const gw = await startGateway({ config, log: (l) => ctx.stderr(`${l}\n`), ...(inspect ? { inspect } : {}) });
+  const gw = await startGateway({ config, log: (l) => ctx.stderr(`${l}\n`), ...(inspect ? { inspect } : {}), ...(sessionStorePath ? { sessionStorePath } : {}) });
   output(ctx, { did: gw.did, url: gw.url, limits: gw.limits.kind, upstreams: gw.upstreams.map((u) => ({ name: u.name, tools: u.tools().length })) }, () => `gateway ${gw.did} serving on ${gw.url}`);
   const stopped = until ?? new Promise<void>((done) => {
     process.once('SIGINT', done);
@@ -123,24 +124,27 @@ export const tunnelCommands: CliCommand[] = [
   {
     name: 'gateway',
     summary: 'serve the MCP security tunnel described by a talos.config.json',
-    usage: 'talos gateway --config talos.config.json [--inspect] [--inspect-port N]',
+    usage: 'talos gateway --config talos.config.json [--sessions FILE] [--inspect] [--inspect-port N]',
     examples: [
       'talos gateway --config talos.config.json',
+      'talos gateway -c talos.config.json --sessions ./sessions.sqlite',
       'TALOS_REDIS_URL=redis://127.0.0.1:6379 talos gateway -c talos.config.json',
       'talos gateway -c talos.config.json --inspect --inspect-port 7777',
     ],
     options: [
       { name: 'config', short: 'c', type: 'string', description: 'the configuration file', default: 'talos.config.json' },
+      { name: 'sessions', type: 'string', description: 'SQLite file of the session store: agents resume their sessions after a gateway restart (default: in memory, not resumable after one)' },
       { name: 'inspect', type: 'boolean', description: "serve the live inspector page (the gateway's actors) on 127.0.0.1" },
       { name: 'inspect-port', type: 'string', description: 'inspector port (0 picks a free one)', default: '0' },
     ],
     async run({ options }, ctx) {
+      const sessions = typeof options.sessions === 'string' ? resolve(ctx.cwd, options.sessions) : undefined;
       const inspectPort = Number(options['inspect-port']);
       if (!Number.isInteger(inspectPort) || inspectPort < 0 || inspectPort > 65535) throw new UsageError('--inspect-port must be an integer 0..65535');
       const live = options.inspect ? await startLiveInspector({ port: inspectPort }) : undefined;
       if (live) ctx.stderr(`inspector: ${live.url}\n`);
       try {
-        const gw = await serveGateway(resolve(ctx.cwd, requireString(options, 'config')), ctx, undefined, live?.inspect);
+        const gw = await serveGateway(resolve(ctx.cwd, requireString(options, 'config')), ctx, undefined, live?.inspect, sessions);
         await new Promise<void>((done) => gw.actor.subscribe({ complete: done }));
       } finally {
         await live?.close();
