@@ -112,7 +112,8 @@ t.test('an upstream that dies opens its breaker, is restarted, and the breaker r
   t.equal(outcomes.at(-1), 'open', 'then the breaker is open and calls fail fast');
   t.equal(u.breakerState, 'open');
   // The machine restarts the server in the background; the breaker half-opens after resetTimeout.
-  for (let i = 0; i < 100 && (u.state !== 'ready' || u.breakerState === 'open'); i++) await sleep(50);
+  // Up to 20 s: a restart also re-reads prompts and resources, and a loaded machine spawns slowly.
+  for (let i = 0; i < 400 && (u.state !== 'ready' || u.breakerState === 'open'); i++) await sleep(50);
   t.equal(u.state, 'ready');
   t.not(u.pid, firstPid, 'a new process');
   const res = await u.call('tools/call', { name: 'echo', arguments: { message: 'back' } });
