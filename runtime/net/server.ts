@@ -150,7 +150,13 @@ export async function startTunnelServer(options: {
   const storeFailed = (s: LiveSession, err: Error) => {
     handlers.onRefused?.('store_failed', err.message);
     if (live.get(s.peer.sid) === s) live.delete(s.peer.sid);
-    s.ws?.close(CLOSE_STORE_FAILED, 'store_failed');
+    // This in-memory state is never used again (a resume reads the stored one): with no
+    // connection, nothing more is sealed on it, and none of its states can reach the store.
+    const ws = s.ws;
+    s.ws = undefined;
+    if (!ws) return;
+    ws.close(CLOSE_STORE_FAILED, 'store_failed');
+    handlers.onClose?.(s.peer, 'detached');
   };
 
   /** Seals `text` and sends it on the session's connection once the sealing state is stored. */
