@@ -28,7 +28,7 @@ export {
   type MintOptions,
   type Token,
 } from './token.ts';
-export { verifyChainStatic } from './verify.ts';
+export { verifyChainStatic, signatureVerdict, SIGNATURES_NOT_REACHED, type SignatureVerdict } from './verify.ts';
 export { RedisRevocationSource, DEFAULT_REVOCATIONS_KEY, type RedisRevocationOptions } from './redis-revocations.ts';
 export { parseGrant, formatGrant, parseDuration } from './syntax.ts';
 export { takeCapability, attachCapability } from './meta.ts';
