@@ -8,7 +8,7 @@ import { createCryptoProvider } from '../runtime/crypto/index.ts';
 import { DOMAINS, signObject } from '../runtime/identity/signing.ts';
 import { didFromPublicKey } from '../runtime/identity/did.ts';
 import { CryptoPool } from './pool.ts';
-import { PooledAuthorizer } from './pooled-authorizer.ts';
+import { MAX_WARM_BATCH, PooledAuthorizer } from './pooled-authorizer.ts';
 
 const crypto = createCryptoProvider({ name: 'node' });
 const vectors = capabilityVectors();
@@ -77,6 +77,12 @@ t.test('realistic tokens: concurrent warms of one token share one task; a burst 
   t.equal(pool.stats.poolBatches - mid.poolBatches, 1, 'warms of one event-loop turn go to the pool as one batch');
   for (const c of burst) t.equal(authorizer.check(c, req, kit.subject, Date.now()).ok, true);
   t.equal(checker.stats.cacheMisses, 7, 'each burst token verified once, by the pool');
+
+  const large = Array.from({ length: MAX_WARM_BATCH + 1 }, (_, i) => encodeToken(kit.leaf(kit.root(100 + i), kit.T0 + 3600)));
+  const atLarge = { ...pool.stats };
+  await Promise.all(large.map((c) => authorizer.warm(c)));
+  t.equal(pool.stats.poolBatches - atLarge.poolBatches, 2, 'a burst past MAX_WARM_BATCH is split into batches');
+  t.ok(large.every((c) => checker.isCached(c)));
 });
 
 t.test('a token warmed alone at an idle pool is left to the check (inline); a busy pool takes it', async (t) => {

@@ -14,6 +14,12 @@ export interface PooledAuthorizerOptions {
   loneInline?: boolean;
 }
 
+/**
+ * Tokens one pool batch carries at most; a larger burst is split into several batches, so
+ * when the pool's queue is nearly full only the batches that do not fit fall back inline.
+ */
+export const MAX_WARM_BATCH = 128;
+
 interface InFlight {
   compact: string;
   done: Promise<void>;
@@ -82,7 +88,7 @@ export class PooledAuthorizer implements Authorizer {
   /** The pool's signature verdict for `token`, or undefined when the check is to verify it inline. */
   #verdictOf(token: string): Promise<SignatureVerdict | undefined> {
     let batch = this.#gathering;
-    if (batch === undefined) {
+    if (batch === undefined || batch.tokens.length >= MAX_WARM_BATCH) {
       const fresh: Batch = (this.#gathering = { tokens: [], settle: [] });
       setImmediate(() => void this.#dispatch(fresh));
       batch = fresh;
@@ -91,8 +97,9 @@ export class PooledAuthorizer implements Authorizer {
     return new Promise((resolve) => batch.settle.push(resolve));
   }
 
-  async #dispatch({ tokens, settle }: Batch): Promise<void> {
-    this.#gathering = undefined;
+  async #dispatch(batch: Batch): Promise<void> {
+    if (this.#gathering === batch) this.#gathering = undefined;
+    const { tokens, settle } = batch;
     if (this.#loneInline && tokens.length === 1 && this.#batchesOnPool === 0) {
       this.stats.lone++;
       settle[0]!(undefined);
