@@ -90,7 +90,9 @@ function oneWay(crypto: CryptoProvider, ms: number) {
 
 /**
  * CPU time of the calling thread (ms), where Linux tells it (/proc/thread-self/schedstat, ns),
- * else NaN. process.cpuUsage() counts every thread, including the key pair pool's.
+ * else NaN. process.cpuUsage() counts every thread, including the key pair pool's. The kernel
+ * brings this figure up to date at scheduler ticks and switches: right over a run of seconds,
+ * meaningless for one short call.
  */
 function threadCpuMs(): number {
   try {
