@@ -6,7 +6,19 @@
 // holds more pairs than the credits it handed out. Plain JavaScript with node: built-ins only,
 // so it starts without a TypeScript loader.
 import { createPrivateKey, randomFillSync } from 'node:crypto';
+import { setPriority } from 'node:os';
 import { workerData } from 'node:worker_threads';
+
+// Lowest priority, so making keys ahead never takes a core from the thread that uses them (on
+// a busy machine the pool then runs dry and the caller makes its own, as without a pool). Only
+// on Linux, where the nice value belongs to the calling thread; elsewhere it is the process's.
+if (process.platform === 'linux') {
+  try {
+    setPriority(19);
+  } catch {
+    // not allowed here: keep the default priority
+  }
+}
 
 /** @type {import('node:worker_threads').MessagePort} */
 const port = workerData.port;
