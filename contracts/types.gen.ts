@@ -483,6 +483,10 @@ export interface TalosConfig {
      */
     keyFile?: string;
     name?: string;
+    /**
+     * Worker threads that verify uncached capability-token chains off the event loop (workers/). 0: verify inline. Default: one per core beyond the first, at least 1.
+     */
+    cryptoThreads?: number;
   };
   /**
    * DIDs whose root capability tokens the gateway accepts.

@@ -29,6 +29,7 @@ import { KEK_ENV, KEK_FILE_ENV, keyFileCipher, loadKeyring, rotateKeyFile, Secre
 import type { SecretVault } from './secrets/vault.ts';
 import type { AtRestCipher } from './session/ports.ts';
 import { SqliteSessionStore } from './store/session-sqlite.ts';
+import { LazyCryptoPool } from '../workers/pooled-authorizer.ts';
 import {
   createMetrics,
   readiness,
@@ -445,8 +446,11 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
   revocations ??= new MemoryRevocationSource();
   const makeChecker = (issuers: string[]) =>
     new CapabilityChecker({ crypto, audience: identity.did, trustedRoots: issuers.map((d) => normalizeDid(d)), revocations: revocations! });
-  let checker = makeChecker(initial.trustedIssuers);
-  const authorizer: Authorizer = { check: (...args) => checker.check(...args) };
+  // Uncached chains arriving together are verified on worker threads (started when first needed).
+  const cryptoPool = new LazyCryptoPool(initial.gateway.cryptoThreads, crypto.name);
+  releasers.push(() => cryptoPool.close());
+  let pooled = cryptoPool.authorizer(makeChecker(initial.trustedIssuers));
+  const authorizer: Authorizer = { check: (...args) => pooled.check(...args), warm: (token) => pooled.warm?.(token) };
 
   // Shared stores: pins, sessions.
   const pins = new FilePinStore(initial.pinsFile);
@@ -648,7 +652,7 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
         if (report) pins.set(name, tool, report.seen);
         await upstreams.get(name)?.refreshTools().catch(() => {});
       } else if (f.subject === 'trustedIssuers') {
-        checker = makeChecker(want.trustedIssuers);
+        pooled = cryptoPool.authorizer(makeChecker(want.trustedIssuers));
         running = { ...running, trustedIssuers: [...want.trustedIssuers] };
       } else if (f.subject === 'limits') {
         running = { ...running, limits: structuredClone(want.limits) };

@@ -2,7 +2,8 @@ import { fingerprint, type CapabilityChecker, type CheckResult } from '../runtim
 import type { AccessRequest } from '../runtime/capability/grant.ts';
 import type { SignatureVerdict } from '../runtime/capability/verify.ts';
 import type { Authorizer } from '../runtime/mcp/pipeline.ts';
-import type { CryptoPool } from './pool.ts';
+import { CryptoPool, PoolError } from './pool.ts';
+import type { ProviderName } from '../runtime/crypto/provider.ts';
 
 export interface PooledAuthorizerOptions {
   /**
@@ -44,7 +45,7 @@ interface Batch {
  */
 export class PooledAuthorizer implements Authorizer {
   readonly #checker: CapabilityChecker;
-  readonly #pool: CryptoPool;
+  readonly #pool: () => CryptoPool;
   readonly #loneInline: boolean;
   /** Warms waiting for a verdict, by token fingerprint (a colliding token gets its own place). */
   readonly #inFlight = new Map<number, InFlight>();
@@ -53,9 +54,10 @@ export class PooledAuthorizer implements Authorizer {
   /** Tokens admitted from a pool verdict, left to the check (lone), joined to one in flight, refused by the pool. */
   readonly stats = { pooled: 0, lone: 0, coalesced: 0, fellBack: 0 };
 
-  constructor(checker: CapabilityChecker, pool: CryptoPool, options: PooledAuthorizerOptions = {}) {
+  /** `pool` may be a getter: the pool is then started only when a batch first needs it. */
+  constructor(checker: CapabilityChecker, pool: CryptoPool | (() => CryptoPool), options: PooledAuthorizerOptions = {}) {
     this.#checker = checker;
-    this.#pool = pool;
+    this.#pool = typeof pool === 'function' ? pool : () => pool;
     this.#loneInline = options.loneInline ?? true;
   }
 
@@ -107,7 +109,7 @@ export class PooledAuthorizer implements Authorizer {
     }
     this.#batchesOnPool++;
     try {
-      const verdicts = await this.#pool.runOnPool('verify-token-signatures', tokens, null);
+      const verdicts = await this.#pool().runOnPool('verify-token-signatures', tokens, null);
       this.stats.pooled += tokens.length;
       settle.forEach((resolve, i) => resolve(verdicts[i]));
     } catch {
@@ -117,5 +119,38 @@ export class PooledAuthorizer implements Authorizer {
     } finally {
       this.#batchesOnPool--;
     }
+  }
+}
+
+/**
+ * The gateway's worker pool, started by the first batch that needs it (most gateways see a
+ * token miss alone, verified inline, and never pay for the threads). `threads` 0: no pool.
+ */
+export class LazyCryptoPool {
+  #pool: CryptoPool | undefined;
+  #closed = false;
+  constructor(
+    readonly threads: number,
+    private readonly provider: ProviderName,
+  ) {}
+
+  /** The authorizer of `checker`: pooled when threads > 0, else the checker itself. */
+  authorizer(checker: CapabilityChecker): Authorizer {
+    return this.threads > 0 ? new PooledAuthorizer(checker, () => this.#get()) : checker;
+  }
+
+  #get(): CryptoPool {
+    // Refused like a closed pool: the authorizer then verifies inline.
+    if (this.#closed) throw new PoolError('pool_closed', 'the worker pool is closed');
+    return (this.#pool ??= new CryptoPool({ threads: this.threads, provider: this.provider }));
+  }
+
+  get started(): CryptoPool | undefined {
+    return this.#pool;
+  }
+
+  async close(): Promise<void> {
+    this.#closed = true;
+    await this.#pool?.close();
   }
 }

@@ -14,6 +14,7 @@ import type { TransportFactory } from '../../runtime/mcp/upstream-connection.ts'
 import { SqliteSessionStore } from '../../runtime/store/session-sqlite.ts';
 import { startGatewayService, supervisedRouter, type RunningGateway } from '../tga/gateway-service.ts';
 import { UpstreamActor } from '../upstream/index.ts';
+import { LazyCryptoPool } from '../../workers/pooled-authorizer.ts';
 import { openAuditStore, startGatewayAudit, type GatewayAudit } from './audit.ts';
 
 export { UpstreamRouter } from './router.ts';
@@ -51,6 +52,8 @@ export interface Gateway {
   limits: Limits;
   upstreams: UpstreamActor[];
   checker: CapabilityChecker;
+  /** The worker threads that verify uncached chains arriving together (started when first needed). */
+  cryptoPool: LazyCryptoPool;
   /** Where revocations come from (Redis when configured: shared by every gateway). */
   revocations: RevocationSource;
   actor: Actor<typeof gatewayMachine>;
@@ -81,7 +84,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await ownedRevocations?.close();
     await audit?.close();
     await sessions?.close();
+    await cryptoPool.close();
   };
+  const cryptoPool = new LazyCryptoPool(config.gateway.cryptoThreads, crypto.name);
 
   let checker: CapabilityChecker;
   try {
@@ -129,6 +134,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       log('revocations: Redis (persisted hash + pub/sub)');
     }
     revocations ??= new MemoryRevocationSource();
+    log(cryptoPool.threads > 0 ? `capabilities: uncached chains arriving together are verified on ${cryptoPool.threads} worker thread(s)` : 'capabilities: every chain verified on the event loop (gateway.cryptoThreads = 0)');
     checker = new CapabilityChecker({
       crypto,
       audience: identity.did,
@@ -143,7 +149,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         config: () => config,
         crypto,
         identity,
-        authorizer: checker,
+        authorizer: cryptoPool.authorizer(checker),
         audit,
         rate: limits.rate,
         budget: limits.budget,
@@ -174,6 +180,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     limits: limits!,
     upstreams,
     checker,
+    cryptoPool,
     revocations: revocations!,
     actor: service.actor,
     stop: () => service.stop(),

@@ -25,6 +25,7 @@ t.test('defaults are filled in and relative paths resolved from the file', async
   t.equal(c.redis, undefined, 'no Redis unless configured');
   t.same(c.upstreams[0], { name: 'fs', transport: 'stdio', command: 'node', args: ['server.js'], env: {}, toolPrefix: '' });
   t.same(c.overrides, []);
+  t.ok(c.gateway.cryptoThreads >= 1, 'a worker thread for uncached chains by default');
 });
 
 t.test('environment variables override the file', async (t) => {
@@ -37,6 +38,7 @@ t.test('environment variables override the file', async (t) => {
   t.equal(c.gateway.port, 9001);
   t.same(c.trustedIssuers, [ISSUER]);
   t.equal(c.overrides.length, 4);
+  t.equal(resolveConfig(base(), { baseDir: dir, env: { TALOS_CRYPTO_THREADS: '0' } }).gateway.cryptoThreads, 0, 'TALOS_CRYPTO_THREADS=0: no pool');
 });
 
 t.test('errors name the bad field', async (t) => {
@@ -55,6 +57,8 @@ t.test('errors name the bad field', async (t) => {
   t.throws(bad((c) => (c.limits = { rate: { capacity: 5, refillPerSecond: 0 } })), { message: /limits\.rate\.refillPerSecond/ });
   t.throws(bad(() => {}, { TALOS_REDIS_URL: 'http://nope' }), { message: /redis\.url.*TALOS_REDIS_URL/ });
   t.throws(bad(() => {}, { TALOS_GATEWAY_PORT: 'abc' }), ConfigError);
+  t.throws(bad(() => {}, { TALOS_CRYPTO_THREADS: 'many' }), { code: 'config_invalid', message: /gateway\.cryptoThreads/ });
+  t.throws(bad((c) => (c.gateway.cryptoThreads = -1)), { message: /gateway\.cryptoThreads/ });
 });
 
 t.test('unreadable and malformed files', async (t) => {
