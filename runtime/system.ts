@@ -29,7 +29,7 @@ import { KEK_ENV, KEK_FILE_ENV, keyFileCipher, loadKeyring, rotateKeyFile, Secre
 import type { SecretVault } from './secrets/vault.ts';
 import type { AtRestCipher } from './session/ports.ts';
 import { SqliteSessionStore } from './store/session-sqlite.ts';
-import { LazyCryptoPool } from '../workers/pooled-authorizer.ts';
+import { GatewayCryptoPool } from '../workers/gateway-pool.ts';
 import {
   createMetrics,
   readiness,
@@ -447,7 +447,7 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
   const makeChecker = (issuers: string[]) =>
     new CapabilityChecker({ crypto, audience: identity.did, trustedRoots: issuers.map((d) => normalizeDid(d)), revocations: revocations! });
   // Uncached chains arriving together are verified on worker threads (started when first needed).
-  const cryptoPool = new LazyCryptoPool(initial.gateway.cryptoThreads, crypto.name);
+  const cryptoPool = new GatewayCryptoPool(initial.gateway.cryptoThreads, crypto);
   releasers.push(() => cryptoPool.close());
   let pooled = cryptoPool.authorizer(makeChecker(initial.trustedIssuers));
   const authorizer: Authorizer = { check: (...args) => pooled.check(...args), warm: (token) => pooled.warm?.(token) };
@@ -543,6 +543,7 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
           crypto,
           identity,
           authorizer,
+          keyAgreement: cryptoPool.keyAgreement,
           audit: guardedSink.sink,
           rate,
           budget,

@@ -8,7 +8,7 @@ import { createCryptoProvider } from '../runtime/crypto/index.ts';
 import { DOMAINS, signObject } from '../runtime/identity/signing.ts';
 import { didFromPublicKey } from '../runtime/identity/did.ts';
 import { CryptoPool } from './pool.ts';
-import { LazyCryptoPool, MAX_WARM_BATCH, PooledAuthorizer } from './pooled-authorizer.ts';
+import { MAX_WARM_BATCH, PooledAuthorizer } from './pooled-authorizer.ts';
 
 const crypto = createCryptoProvider({ name: 'node' });
 const vectors = capabilityVectors();
@@ -184,27 +184,3 @@ t.test('when the pool is overloaded (or closed) the warm ends and the check veri
   for (const c of later) t.equal(authorizer.check(c, req, kit.subject, Date.now()).ok, true);
 });
 
-t.test('the gateway pool starts only when a batch needs it, and once closed the checks verify inline', async (t) => {
-  const kit = realisticTokens(crypto);
-  const req = { method: 'tools/call', tool: 'read_text_file', args: { path: 'workspace/project-0/src/main.ts' } };
-  const lazy = new LazyCryptoPool(1, 'node');
-  t.equal(new LazyCryptoPool(0, 'node').authorizer(vectorChecker()) instanceof PooledAuthorizer, false, '0 threads: the checker alone');
-  const checker = new CapabilityChecker({ crypto, audience: kit.audience, trustedRoots: [kit.rootIssuer] });
-  t.teardown(() => checker.close());
-  const authorizer = lazy.authorizer(checker);
-  const lone = encodeToken(kit.leaf(kit.root(1), kit.T0 + 3600));
-  await authorizer.warm?.(lone);
-  t.equal(lazy.started, undefined, 'a lone miss is verified inline: no thread started');
-  t.equal(authorizer.check(lone, req, kit.subject, Date.now()).ok, true);
-
-  const together = Array.from({ length: 4 }, (_, i) => encodeToken(kit.leaf(kit.root(2 + i), kit.T0 + 3600)));
-  await Promise.all(together.map((c) => authorizer.warm?.(c)));
-  t.ok(lazy.started, 'misses arriving together started the pool');
-  t.equal(lazy.started!.stats.poolBatches, 1, 'and were verified there in one batch');
-  t.ok(together.every((c) => checker.isCached(c)));
-
-  await lazy.close();
-  const after = Array.from({ length: 3 }, (_, i) => encodeToken(kit.leaf(kit.root(20 + i), kit.T0 + 3600)));
-  await Promise.all(after.map((c) => authorizer.warm?.(c)));
-  for (const c of after) t.equal(authorizer.check(c, req, kit.subject, Date.now()).ok, true, 'closed pool: verified inline, still allowed');
-});

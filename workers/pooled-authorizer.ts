@@ -2,8 +2,7 @@ import { fingerprint, type CapabilityChecker, type CheckResult } from '../runtim
 import type { AccessRequest } from '../runtime/capability/grant.ts';
 import type { SignatureVerdict } from '../runtime/capability/verify.ts';
 import type { Authorizer } from '../runtime/mcp/pipeline.ts';
-import { CryptoPool, PoolError } from './pool.ts';
-import type { ProviderName } from '../runtime/crypto/provider.ts';
+import type { CryptoPool } from './pool.ts';
 
 export interface PooledAuthorizerOptions {
   /**
@@ -122,35 +121,3 @@ export class PooledAuthorizer implements Authorizer {
   }
 }
 
-/**
- * The gateway's worker pool, started by the first batch that needs it (most gateways see a
- * token miss alone, verified inline, and never pay for the threads). `threads` 0: no pool.
- */
-export class LazyCryptoPool {
-  #pool: CryptoPool | undefined;
-  #closed = false;
-  constructor(
-    readonly threads: number,
-    private readonly provider: ProviderName,
-  ) {}
-
-  /** The authorizer of `checker`: pooled when threads > 0, else the checker itself. */
-  authorizer(checker: CapabilityChecker): Authorizer {
-    return this.threads > 0 ? new PooledAuthorizer(checker, () => this.#get()) : checker;
-  }
-
-  #get(): CryptoPool {
-    // Refused like a closed pool: the authorizer then verifies inline.
-    if (this.#closed) throw new PoolError('pool_closed', 'the worker pool is closed');
-    return (this.#pool ??= new CryptoPool({ threads: this.threads, provider: this.provider }));
-  }
-
-  get started(): CryptoPool | undefined {
-    return this.#pool;
-  }
-
-  async close(): Promise<void> {
-    this.#closed = true;
-    await this.#pool?.close();
-  }
-}

@@ -14,7 +14,7 @@ import type { TransportFactory } from '../../runtime/mcp/upstream-connection.ts'
 import { SqliteSessionStore } from '../../runtime/store/session-sqlite.ts';
 import { startGatewayService, supervisedRouter, type RunningGateway } from '../tga/gateway-service.ts';
 import { UpstreamActor } from '../upstream/index.ts';
-import { LazyCryptoPool } from '../../workers/pooled-authorizer.ts';
+import { GatewayCryptoPool } from '../../workers/gateway-pool.ts';
 import { openAuditStore, startGatewayAudit, type GatewayAudit } from './audit.ts';
 
 export { UpstreamRouter } from './router.ts';
@@ -53,7 +53,7 @@ export interface Gateway {
   upstreams: UpstreamActor[];
   checker: CapabilityChecker;
   /** The worker threads that verify uncached chains arriving together (started when first needed). */
-  cryptoPool: LazyCryptoPool;
+  cryptoPool: GatewayCryptoPool;
   /** Where revocations come from (Redis when configured: shared by every gateway). */
   revocations: RevocationSource;
   actor: Actor<typeof gatewayMachine>;
@@ -86,7 +86,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     await sessions?.close();
     await cryptoPool.close();
   };
-  const cryptoPool = new LazyCryptoPool(config.gateway.cryptoThreads, crypto.name);
+  const cryptoPool = new GatewayCryptoPool(config.gateway.cryptoThreads, crypto);
 
   let checker: CapabilityChecker;
   try {
@@ -150,6 +150,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         crypto,
         identity,
         authorizer: cryptoPool.authorizer(checker),
+        keyAgreement: cryptoPool.keyAgreement,
         audit,
         rate: limits.rate,
         budget: limits.budget,

@@ -15,6 +15,7 @@ import { SessionChannel } from '../../runtime/net/channel.ts';
 import { GatewayResponder, type Offer, type ResponderStore } from '../../runtime/net/responder.ts';
 import { startTunnelServer, type TunnelPeer, type TunnelReply, type TunnelServer, type TunnelSessionStore } from '../../runtime/net/server.ts';
 import type { Envelope, Session } from '../../runtime/session/index.ts';
+import type { KeyAgreement } from '../../runtime/session/responder.ts';
 import { SPANS, withSpan, withSpanSync, type TalosMetrics } from '../../runtime/telemetry/index.ts';
 import type { UpstreamActor } from '../upstream/index.ts';
 import { UpstreamRouter } from '../gateway/router.ts';
@@ -67,6 +68,8 @@ export interface GatewayDeps {
   budget: BudgetLedger;
   router: ToolRouter;
   sessions: GatewaySessionStore;
+  /** Where the responder's handshake key agreement runs (default: inline). */
+  keyAgreement?: KeyAgreement;
   /** False while the TGA has escalated (or is stopping): no new sessions. Default: always accepting. */
   accepting?: () => boolean;
   metrics?: TalosMetrics;
@@ -157,7 +160,7 @@ class GatedResponder extends GatewayResponder {
     store: ResponderStore,
     private readonly gate: () => boolean,
     private readonly spans: PendingSpans,
-    options: { now: () => number; lastIds?: { spk: number; opk: number } },
+    options: { now: () => number; lastIds?: { spk: number; opk: number }; keyAgreement?: KeyAgreement },
   ) {
     super(crypto, identity, store, options);
   }
@@ -235,7 +238,11 @@ export async function startGatewayService(deps: GatewayDeps, fail: (error: unkno
   });
   const pruned = deps.sessions.pruneSessions(SESSION_RESUME_TTL_MS);
   if (pruned > 0) log(`sessions: ${pruned} unused for ${SESSION_RESUME_TTL_MS / 3_600_000} h pruned (no longer resumable)`);
-  const responder = new GatedResponder(crypto, identity, deps.sessions, deps.accepting ?? (() => true), spans, { now, lastIds: deps.sessions.lastPrekeyIds() });
+  const responder = new GatedResponder(crypto, identity, deps.sessions, deps.accepting ?? (() => true), spans, {
+    now,
+    lastIds: deps.sessions.lastPrekeyIds(),
+    ...(deps.keyAgreement ? { keyAgreement: deps.keyAgreement } : {}),
+  });
   const requests = new InflightRequests();
   let server: TunnelServer | undefined;
   let pruner: NodeJS.Timeout | undefined;

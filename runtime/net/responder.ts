@@ -2,6 +2,7 @@ import type { CryptoProvider } from '../crypto/provider.ts';
 import { fromUtf8 } from '../encoding/bytes.ts';
 import { createOneTimePrekeys, createPrekeyBundle, type Identity, type OneTimePrekey, type PrekeyBundle } from '../identity/index.ts';
 import { acceptFirstMessage, type Envelope } from '../session/index.ts';
+import type { KeyAgreement } from '../session/responder.ts';
 import type { HandshakeStore, PrekeySecretsWriter } from '../session/ports.ts';
 import { SessionChannel } from './channel.ts';
 
@@ -45,7 +46,7 @@ export class GatewayResponder {
     readonly crypto: CryptoProvider,
     readonly identity: Identity,
     private readonly store: ResponderStore,
-    private readonly options: { pq?: boolean; now?: () => number; lastIds?: { spk: number; opk: number } } = {},
+    private readonly options: { pq?: boolean; now?: () => number; lastIds?: { spk: number; opk: number }; keyAgreement?: KeyAgreement } = {},
   ) {
     // A responder restarted over a persisted store continues its id sequences (no id reused).
     if (options.lastIds) {
@@ -116,7 +117,7 @@ export class GatewayResponder {
 
   /** Accepts a first (prekey) frame: the new channel and the first message's text. */
   async accept(envelope: Envelope): Promise<{ channel: SessionChannel; text: string }> {
-    const accepted = await acceptFirstMessage(this.crypto, this.identity, envelope, this.store, this.now());
+    const accepted = await acceptFirstMessage(this.crypto, this.identity, envelope, this.store, this.now(), this.options.keyAgreement);
     if (accepted.consumed.opkId !== undefined) this.outstanding = Math.max(0, this.outstanding - 1);
     return { channel: new SessionChannel(this.crypto, accepted.session), text: fromUtf8(accepted.plaintext) };
   }

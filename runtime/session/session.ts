@@ -10,7 +10,9 @@ import {
   respondHandshake,
   type HandshakeFields,
   type HandshakeMode,
+  type HandshakeResult,
   type LocalIdentity,
+  type ResponderPrekeys,
 } from './handshake.ts';
 import { MAX_CLOSE_REASON_BYTES } from './limits.ts';
 import { decrypt, encrypt, initInitiator, initResponder, type RatchetState } from './ratchet.ts';
@@ -166,6 +168,16 @@ export function acceptSession(
   lookup: ResponderLookup,
   now: number,
 ): Accepted {
+  const { initiatorKey, prekeys } = handshakeInputs(self, envelope, lookup);
+  const hs = respondHandshake(crypto, self, envelope.from, initiatorKey, envelope.handshake!, prekeys);
+  return completeAccept(crypto, self, envelope, lookup, hs, now);
+}
+
+/**
+ * acceptSession's checks before the key agreement, in its refusal order, and the agreement's
+ * inputs: the key agreement may then run elsewhere (the worker pool) before completeAccept.
+ */
+export function handshakeInputs(self: LocalIdentity, envelope: Envelope, lookup: ResponderLookup): { initiatorKey: Uint8Array; prekeys: ResponderPrekeys } {
   const h = envelope.handshake;
   if (envelope.type !== 'prekey' || !h) throw sessionError('unknown_session', 'no session for this frame and it is not a first message');
   if (envelope.to !== self.did) throw sessionError('wrong_recipient', 'frame is addressed to another agent');
@@ -181,10 +193,15 @@ export function acceptSession(
     if (err instanceof TalosError) throw sessionError('frame_malformed', 'sender DID is not valid', err);
     throw err;
   }
-  const prekeys: { spk: KeyPair; opk?: KeyPair; pqSeed?: Uint8Array } = { spk: lookup.spk };
+  const prekeys: ResponderPrekeys = { spk: lookup.spk };
   if (lookup.opk) prekeys.opk = lookup.opk;
   if (lookup.pq) prekeys.pqSeed = lookup.pq.seed;
-  const hs = respondHandshake(crypto, self, envelope.from, initiatorKey, h, prekeys);
+  return { initiatorKey, prekeys };
+}
+
+/** acceptSession after the key agreement `hs` (of handshakeInputs' inputs): the session and the first message. */
+export function completeAccept(crypto: CryptoProvider, self: LocalIdentity, envelope: Envelope, lookup: ResponderLookup, hs: HandshakeResult, now: number): Accepted {
+  const h = envelope.handshake!;
   if (!bytesEqual(hs.sid, envelope.sid)) throw sessionError('sid_mismatch', 'session id does not match the handshake');
   const session: Session = {
     v: 1,
@@ -193,7 +210,7 @@ export function acceptSession(
     mode: hs.mode,
     self: self.did,
     peer: envelope.from,
-    ratchet: initResponder(hs.sk, hs.ad, lookup.spk),
+    ratchet: initResponder(hs.sk, hs.ad, lookup.spk!),
     handshake: null,
     closed: false,
   };
