@@ -484,7 +484,7 @@ export interface TalosConfig {
     keyFile?: string;
     name?: string;
     /**
-     * Worker threads that verify uncached capability-token chains off the event loop (workers/). 0: verify inline. Default: one per core beyond the first, at least 1.
+     * Worker threads for the gateway's CPU-heavy crypto arriving together (uncached capability-token chains, handshake key agreements; workers/), started when first needed. 0: everything inline. Default: one per core beyond the first, at least 1.
      */
     cryptoThreads?: number;
   };
