@@ -395,15 +395,23 @@ export class GatewayPipeline {
     return this.deny(ctx, req, tool, tokenId, refuse('rate_limited', `too many calls; retry after ${d.retryAfterMs} ms`, RPC_ERRORS.rate_limited, { retryAfterMs: d.retryAfterMs }));
   }
 
-  private async callTool(ctx: RequestContext, req: RpcRequest): Promise<Sealed> {
+  /** params.name and params.arguments of tools/call and prompts/get, or the refusal of a malformed one. */
+  private async nameAndArguments(ctx: RequestContext, req: RpcRequest, what: 'tool' | 'prompt'): Promise<{ name: string; args: Record<string, unknown> } | Sealed> {
     const params = req.params ?? {};
     const name = params.name;
     if (typeof name !== 'string' || !TOOL_NAME.test(name)) {
-      return this.wrap(this.deny(ctx, req, undefined, undefined, refuse('invalid_tool_name', 'params.name must be a tool name', JSONRPC_INVALID_PARAMS)));
+      return this.wrap(this.deny(ctx, req, undefined, undefined, refuse(`invalid_${what}_name`, `params.name must be a ${what} name`, JSONRPC_INVALID_PARAMS)));
     }
     const args = params.arguments === undefined ? {} : params.arguments;
     if (!isPlainObject(args)) return this.wrap(this.deny(ctx, req, name, undefined, refuse('invalid_arguments', 'params.arguments must be an object', JSONRPC_INVALID_PARAMS)));
+    return { name, args };
+  }
 
+  private async callTool(ctx: RequestContext, req: RpcRequest): Promise<Sealed> {
+    const named = await this.nameAndArguments(ctx, req, 'tool');
+    if ('response' in named) return named;
+    const { name, args } = named;
+    const params = req.params!;
     const granted = await this.grant(ctx, req, name, { method: 'tools/call', tool: name, args });
     if (!('token' in granted)) return { response: granted };
     const { tokenId } = granted;
@@ -422,13 +430,9 @@ export class GatewayPipeline {
 
   /** prompts/get, authorized as { method: 'prompts/get', tool: <prompt>, args: <its arguments> }. */
   private async getPrompt(ctx: RequestContext, req: RpcRequest): Promise<Sealed> {
-    const params = req.params ?? {};
-    const name = params.name;
-    if (typeof name !== 'string' || !TOOL_NAME.test(name)) {
-      return this.wrap(this.deny(ctx, req, undefined, undefined, refuse('invalid_prompt_name', 'params.name must be a prompt name', JSONRPC_INVALID_PARAMS)));
-    }
-    const args = params.arguments === undefined ? {} : params.arguments;
-    if (!isPlainObject(args)) return this.wrap(this.deny(ctx, req, name, undefined, refuse('invalid_arguments', 'params.arguments must be an object', JSONRPC_INVALID_PARAMS)));
+    const named = await this.nameAndArguments(ctx, req, 'prompt');
+    if ('response' in named) return named;
+    const { name, args } = named;
     const granted = await this.grant(ctx, req, name, { method: 'prompts/get', tool: name, args });
     if (!('token' in granted)) return { response: granted };
     const route = routePrompt(this.relayUpstreams(), name);
