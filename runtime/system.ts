@@ -483,8 +483,11 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
         store,
         crypto,
         { origin: running.gateway.name, seed: identity.sig.secretKey },
-        (what, err) => log(`audit: ${what} failed: ${(err as Error).message}`),
-        ctx.inspect,
+        {
+          onError: (what, err) => log(`audit: ${what} failed: ${(err as Error).message}`),
+          hashLeaves: cryptoPool.hashLeaves,
+          ...(ctx.inspect ? { inspect: ctx.inspect } : {}),
+        },
       );
       a.auditor.actor.subscribe({ error: (err) => fail(err) });
       audit = a;

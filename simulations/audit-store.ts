@@ -23,6 +23,7 @@ export const FLUSH_DELAY_MS = 4;
 
 interface PendingBatch {
   leaves: Uint8Array[];
+  leafHashes?: Uint8Array[];
   resolve: (r: AppendResult) => void;
   reject: (e: unknown) => void;
 }
@@ -45,14 +46,14 @@ export class SimAuditStore implements AuditStore {
     this.frontier = Frontier.empty(hasher);
   }
 
-  append(leaves: Uint8Array[]): Promise<AppendResult> {
+  append(leaves: Uint8Array[], leafHashes?: readonly Uint8Array[]): Promise<AppendResult> {
     try {
-      checkBatch(leaves);
+      checkBatch(leaves, leafHashes);
     } catch (e) {
       return Promise.reject(e);
     }
     return new Promise((resolve, reject) => {
-      this.pending.push({ leaves: leaves.map((l) => l.slice()), resolve, reject });
+      this.pending.push({ leaves: leaves.map((l) => l.slice()), ...(leafHashes ? { leafHashes: leafHashes.map((h) => h.slice()) } : {}), resolve, reject });
       if (!this.flushTimer) this.flushTimer = setTimeout(() => this.flush(), FLUSH_DELAY_MS);
     });
   }
@@ -64,7 +65,7 @@ export class SimAuditStore implements AuditStore {
     this.pending = [];
     for (const b of batches) {
       const first = this.frontier.size;
-      const { nodes, leafHashes } = hashBatch(this.hasher, this.frontier, b.leaves);
+      const { nodes, leafHashes } = hashBatch(this.hasher, this.frontier, b.leaves, b.leafHashes);
       for (const n of nodes) this.nodes.set(nodeKey(n.level, n.index), n.hash);
       b.leaves.forEach((l, i) => {
         this.leaves[first + i] = l;

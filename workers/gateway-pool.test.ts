@@ -6,6 +6,8 @@ import { createCryptoProvider } from '../runtime/crypto/index.ts';
 import { generateIdentity } from '../runtime/identity/identity.ts';
 import type { PeerPrekeys } from '../runtime/session/bundle.ts';
 import { initiateHandshake, respondHandshake, type ResponderPrekeys } from '../runtime/session/handshake.ts';
+import { createHasher } from '../runtime/audit/merkle.ts';
+import { utf8 } from '../runtime/encoding/bytes.ts';
 import { GatewayCryptoPool } from './gateway-pool.ts';
 import { PooledAuthorizer } from './pooled-authorizer.ts';
 
@@ -69,4 +71,20 @@ t.test('handshakes: a lone one inline without starting threads, several at once 
   // alice's X25519 key presented under mallory's DID: its certificate does not verify.
   const mallory = generateIdentity(crypto);
   await t.rejects(gp.keyAgreement(bob, mallory.did, mallory.sig.publicKey, many[0]!.sent.fields, many[0]!.prekeys), { code: 'bad_identity' }, 'refusals are the inline ones');
+});
+
+t.test('audit batches: small ones are hashed by the store, large ones on the pool with the same hashes', async (t) => {
+  const gp = new GatewayCryptoPool(1, crypto);
+  t.teardown(() => gp.close());
+  const hasher = createHasher((d) => crypto.sha256(d));
+  const small = Array.from({ length: 10 }, (_, i) => utf8(`leaf ${i}`));
+  t.equal(gp.hashLeaves(small), undefined, 'a small batch: nothing to wait for, no thread started');
+  t.equal(gp.started, undefined);
+  const large = Array.from({ length: 300 }, (_, i) => utf8(`leaf ${i}`));
+  const hashes = await gp.hashLeaves(large);
+  t.same(hashes, large.map((l) => hasher.hashLeaf(l)), 'RFC 9162 leaf hashes, in order');
+  t.equal(gp.started!.stats.poolBatches, 1, 'computed on the threads');
+  await gp.close();
+  t.equal(gp.hashLeaves(large), undefined, 'closed: the store hashes');
+  t.equal(new GatewayCryptoPool(0, crypto).hashLeaves(large), undefined, '0 threads: the store hashes');
 });

@@ -4,7 +4,7 @@ import type { Authorizer } from '../runtime/mcp/pipeline.ts';
 import { respondHandshake, type HandshakeResult } from '../runtime/session/handshake.ts';
 import type { KeyAgreement } from '../runtime/session/responder.ts';
 import { respondHandshakeOnPool } from './handshake.ts';
-import { CryptoPool, PoolError } from './pool.ts';
+import { CryptoPool, INLINE_MAX_ITEMS, PoolError } from './pool.ts';
 import { PooledAuthorizer } from './pooled-authorizer.ts';
 
 /**
@@ -45,6 +45,20 @@ export class GatewayCryptoPool {
     await new Promise<void>((resolve) => setImmediate(resolve));
     if (this.#pool === undefined && turn.arrived === 1) return respondHandshake(this.crypto, self, initiatorDid, initiatorKey, fields, prekeys);
     return respondHandshakeOnPool(this.#get(), self, initiatorDid, initiatorKey, fields, prekeys);
+  };
+
+  /**
+   * The leaf hashes of an audit batch too large to hash inline (INLINE_MAX_ITEMS), computed on
+   * the pool; undefined (the store hashes) for smaller batches or when the pool refuses.
+   */
+  readonly hashLeaves = (leaves: Uint8Array[]): Promise<Uint8Array[] | undefined> | undefined => {
+    if (this.threads === 0 || this.#closed || leaves.length <= INLINE_MAX_ITEMS['merkle-leaf-hashes']) return undefined;
+    return this.#get()
+      .runOnPool('merkle-leaf-hashes', leaves, null)
+      .catch((err: unknown) => {
+        if (err instanceof PoolError) return undefined;
+        throw err;
+      });
   };
 
   /** The pool once started (for metrics and tests). */

@@ -30,6 +30,8 @@ export const INLINE_MAX_ITEMS: Record<TaskName, number> = {
   // token to the checker itself): run inline it would parse each token twice on that thread.
   'verify-token-signatures': 0,
   'sha256-batch': 256,
+  // The same SHA-256 of the same sizes (one more byte per leaf): the same threshold.
+  'merkle-leaf-hashes': 256,
   // Set like 'verify-token-chains' (not measured on its own): a handshake (up to 4 X25519,
   // ML-KEM decapsulation, 1 Ed25519 verify) costs about as much as one chain.
   'respond-handshakes': 1,

@@ -1,6 +1,7 @@
 import { CapabilityError } from '../runtime/capability/errors.ts';
 import { decodeToken, type Token } from '../runtime/capability/token.ts';
 import { signatureVerdict, verifyChainStatic, type SignatureVerdict } from '../runtime/capability/verify.ts';
+import { createHasher } from '../runtime/audit/merkle.ts';
 import type { CryptoProvider } from '../runtime/crypto/provider.ts';
 import type { Did } from '../runtime/identity/did.ts';
 import { verifyObject, type Domain } from '../runtime/identity/signing.ts';
@@ -94,6 +95,12 @@ export const TASKS = {
   /** SHA-256 of each item (Merkle leaf hashing of a batch of audit events). */
   'sha256-batch': (crypto: CryptoProvider, items: Uint8Array[], _shared: null): Uint8Array[] =>
     items.map((bytes) => crypto.sha256(bytes)),
+
+  /** RFC 9162 leaf hashes, SHA-256(0x00 || leaf), of a batch of audit leaves (the auditor's large batches). */
+  'merkle-leaf-hashes': (crypto: CryptoProvider, leaves: Uint8Array[], _shared: null): Uint8Array[] => {
+    const hasher = createHasher((d) => crypto.sha256(d));
+    return leaves.map((leaf) => hasher.hashLeaf(leaf));
+  },
 } as const;
 
 export type TaskName = keyof typeof TASKS;

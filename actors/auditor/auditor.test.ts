@@ -56,3 +56,24 @@ t.test('backpressure is reported to the caller', async (t) => {
   await auditor.close();
   await store.close();
 });
+
+t.test('a batch whose leaf hashes were computed elsewhere is stored with them', async (t) => {
+  const store = new SqliteAuditStore({ path: join(dir, 'c.db'), hasher });
+  const given: number[] = [];
+  const auditor = startAuditor({
+    log: new AuditLog(store, hasher),
+    crypto,
+    key,
+    config: { checkpointEveryMs: 60_000 },
+    hashLeaves: async (leaves) => {
+      given.push(leaves.length);
+      return leaves.map((l) => hasher.hashLeaf(l));
+    },
+  });
+  const results = await Promise.all(Array.from({ length: 20 }, (_, i) => auditor.append(sampleEvent(i))));
+  t.same(given, [20], 'the batch went through hashLeaves');
+  t.ok(results.every((r, i) => bytesEqual(r.leafHash, hasher.hashLeaf(leafBytes(sampleEvent(i))))));
+  await auditor.close();
+  t.ok((await verifyStoredLog(store, { crypto, hasher, origin: key.origin, publicKey: pub })).ok, 'the stored log verifies');
+  await store.close();
+});

@@ -31,6 +31,11 @@ export interface AuditorOptions {
   onError?: (what: string, error: unknown) => void;
   /** XState inspection hook (the live inspector's recorder). */
   inspect?: (event: InspectionEvent) => void;
+  /**
+   * Computes a batch's leaf hashes elsewhere (the gateway's worker pool, for batches too large
+   * to hash inline); undefined, or a promise of undefined, leaves the hashing to the store.
+   */
+  hashLeaves?: (leaves: Uint8Array[]) => Promise<Uint8Array[] | undefined> | undefined;
   /** XState clock (SimulatedClock in simulations). */
   clock?: ActorOptions<AnyActorLogic>['clock'];
 }
@@ -54,7 +59,12 @@ export function startAuditor(options: AuditorOptions): Auditor {
   let sinceCheckpoint = 0;
   let toldCommitted = false;
   let toldDue = false;
-  const writer = new GroupCommitWriter((leaves) => options.log.store.append(leaves), config, (count) => {
+  const store = options.log.store;
+  const commit = (leaves: Uint8Array[]) => {
+    const hashing = options.hashLeaves?.(leaves);
+    return hashing ? hashing.then((hashes) => store.append(leaves, hashes)) : store.append(leaves);
+  };
+  const writer = new GroupCommitWriter(commit, config, (count) => {
     sinceCheckpoint += count;
     if (!toldCommitted) {
       toldCommitted = true;

@@ -1,10 +1,9 @@
-import type { InspectionEvent } from 'xstate';
 import type { CryptoProvider } from '../../runtime/crypto/provider.ts';
 import { AuditLog } from '../../runtime/audit/log.ts';
 import { createHasher } from '../../runtime/audit/merkle.ts';
 import type { AuditEvent } from '../../runtime/audit/event.ts';
 import type { LogKey } from '../../runtime/audit/checkpoint.ts';
-import { startAuditor, type Auditor } from '../auditor/index.ts';
+import { startAuditor, type Auditor, type AuditorOptions } from '../auditor/index.ts';
 import type { AuditStore } from '../../runtime/store/audit-store.ts';
 import { openAuditStoreSpec } from '../../runtime/store/audit-open.ts';
 import { AuditError } from '../../runtime/audit/errors.ts';
@@ -39,11 +38,10 @@ export function startGatewayAudit(
   store: AuditStore,
   crypto: CryptoProvider,
   key: LogKey,
-  onError?: (what: string, error: unknown) => void,
-  inspect?: (event: InspectionEvent) => void,
+  options: Pick<AuditorOptions, 'onError' | 'inspect' | 'hashLeaves'> = {},
 ): GatewayAudit {
   const log = new AuditLog(store, createHasher((d) => crypto.sha256(d)));
-  const auditor = startAuditor({ log, crypto, key, ...(onError ? { onError } : {}), ...(inspect ? { inspect } : {}) });
+  const auditor = startAuditor({ log, crypto, key, ...options });
   return {
     log,
     store,

@@ -100,8 +100,11 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       await openAuditStore(config.audit.store, crypto),
       crypto,
       { origin: config.gateway.name, seed: identity.sig.secretKey },
-      (what, err) => log(`audit: ${what} failed: ${(err as Error).message}`),
-      options.inspect,
+      {
+        onError: (what, err) => log(`audit: ${what} failed: ${(err as Error).message}`),
+        hashLeaves: cryptoPool.hashLeaves,
+        ...(options.inspect ? { inspect: options.inspect } : {}),
+      },
     );
     const a = audit;
     log(`audit: ${config.audit.store.startsWith('postgres') ? 'postgresql' : config.audit.store.startsWith('sqlite:') ? config.audit.store : 'in memory (not durable across restarts)'}`);

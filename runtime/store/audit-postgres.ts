@@ -91,8 +91,8 @@ export class PostgresAuditStore implements AuditStore {
     }
   }
 
-  async append(leaves: Uint8Array[]): Promise<AppendResult> {
-    checkBatch(leaves);
+  async append(leaves: Uint8Array[], precomputed?: readonly Uint8Array[]): Promise<AppendResult> {
+    checkBatch(leaves, precomputed);
     const { t } = this;
     const c = await this.pool.connect();
     try {
@@ -101,7 +101,7 @@ export class PostgresAuditStore implements AuditStore {
       const row = await c.query<{ size: string; frontier: Buffer }>(`SELECT size, frontier FROM ${t.head} WHERE id = 0 FOR UPDATE`);
       const frontier = row.rows[0] ? decodeFrontier(this.hasher, Number(row.rows[0].size), toBytes(row.rows[0].frontier)) : Frontier.empty(this.hasher);
       const first = frontier.size;
-      const { nodes, leafHashes } = hashBatch(this.hasher, frontier, leaves);
+      const { nodes, leafHashes } = hashBatch(this.hasher, frontier, leaves, precomputed);
       await c.query(`INSERT INTO ${t.events} (idx, leaf) SELECT * FROM unnest($1::bigint[], $2::bytea[])`, [
         leaves.map((_, i) => String(first + i)),
         leaves.map((l) => Buffer.from(l.buffer, l.byteOffset, l.byteLength)),

@@ -64,7 +64,7 @@ export class SqliteAuditStore implements AuditStore {
   private readonly hasher: Hasher;
   private readonly path: string;
   private readonly stmt;
-  private readonly appendTx: (leaves: Uint8Array[]) => AppendResult;
+  private readonly appendTx: (leaves: Uint8Array[], leafHashes?: readonly Uint8Array[]) => AppendResult;
   /**
    * The head as this handle last wrote it, so an append need not decode the stored frontier
    * again: used only while the stored head still has the same size and root (another writer
@@ -103,10 +103,10 @@ export class SqliteAuditStore implements AuditStore {
       list: db.prepare<[number, number], { size: number; note: string }>('SELECT size, note FROM audit_checkpoints WHERE size >= ? ORDER BY size, id LIMIT ?'),
     };
     this.appendTx = db
-      .transaction((leaves: Uint8Array[]): AppendResult => {
+      .transaction((leaves: Uint8Array[], precomputed?: readonly Uint8Array[]): AppendResult => {
         const frontier = this.headFrontier();
         const first = frontier.size;
-        const { nodes, leafHashes } = hashBatch(this.hasher, frontier, leaves);
+        const { nodes, leafHashes } = hashBatch(this.hasher, frontier, leaves, precomputed);
         leaves.forEach((leaf, i) => this.stmt.putEvent.run(first + i, leaf));
         for (const n of nodes) this.stmt.putNode.run(n.level, n.index, n.hash);
         const root = frontier.root();
@@ -114,7 +114,7 @@ export class SqliteAuditStore implements AuditStore {
         this.frontier = { frontier, root };
         return { first, size: frontier.size, root, leafHashes };
       })
-      .immediate as unknown as (leaves: Uint8Array[]) => AppendResult;
+      .immediate as unknown as (leaves: Uint8Array[], leafHashes?: readonly Uint8Array[]) => AppendResult;
   }
 
   /** The frontier to append to, inside the append transaction (a copy: a rollback leaves the cache as it was). */
@@ -133,10 +133,10 @@ export class SqliteAuditStore implements AuditStore {
     return decodeFrontier(this.hasher, row.size, toBytes(row.frontier));
   }
 
-  async append(leaves: Uint8Array[]): Promise<AppendResult> {
-    checkBatch(leaves);
+  async append(leaves: Uint8Array[], leafHashes?: readonly Uint8Array[]): Promise<AppendResult> {
+    checkBatch(leaves, leafHashes);
     try {
-      return this.appendTx(leaves);
+      return this.appendTx(leaves, leafHashes);
     } catch (e) {
       this.frontier = undefined; // rolled back: the next append starts from the stored head
       if ((e as { code?: string }).code === 'SQLITE_CONSTRAINT_PRIMARYKEY') throw new AuditError('store_conflict', 'an index or node already exists: the store is inconsistent');

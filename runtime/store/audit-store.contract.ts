@@ -134,6 +134,23 @@ export function auditStoreContract(t: Test, open: () => Promise<StoreFixture>, o
     t.same(await f.store.readLeaf(total), null);
   });
 
+  withStore('leaf hashes computed by the caller give the same tree; a wrong count or size is refused', async (t, f, log) => {
+    await fill(log, 5);
+    const leaves = [6, 7, 8].map((i) => leafBytes(sampleEvent(i)));
+    const hashes = leaves.map((l) => hasher.hashLeaf(l));
+    const r = await f.store.append(leaves, hashes);
+    t.same(r.leafHashes, hashes);
+    const ref = new MemoryTree(hasher);
+    for (let i = 0; i < 5; i++) ref.appendLeaf(leafBytes(sampleEvent(i)));
+    for (const l of leaves) ref.appendLeaf(l);
+    t.ok(bytesEqual((await f.store.head()).root, ref.rootAt(8)), 'the same root as hashing in the store');
+    const before = await f.store.head();
+    await t.rejects(f.store.append(leaves, hashes.slice(1)), { code: 'bad_batch' });
+    await t.rejects(f.store.append(leaves, [hashes[0]!, hashes[1]!, new Uint8Array(31)]), { code: 'bad_batch' });
+    t.same(await f.store.head(), before, 'nothing written');
+    t.ok((await verify(f.store)).ok);
+  });
+
   withStore('a refused batch changes nothing', async (t, f, log) => {
     await fill(log, 10);
     const before = await f.store.head();

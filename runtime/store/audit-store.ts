@@ -41,7 +41,11 @@ export interface Head {
 
 export interface AuditStore {
   readonly kind: 'sqlite' | 'postgres';
-  append(leaves: Uint8Array[]): Promise<AppendResult>;
+  /**
+   * `leafHashes`: the leaves' hashes (SHA-256(0x00 || leaf)) when the caller computed them
+   * already (the auditor, on its worker pool for large batches); else the store hashes.
+   */
+  append(leaves: Uint8Array[], leafHashes?: readonly Uint8Array[]): Promise<AppendResult>;
   head(): Promise<Head>;
   /** The requested complete nodes, keyed by nodeKey; missing ones are absent. */
   getNodes(refs: NodeRef[]): Promise<Map<string, Uint8Array>>;
@@ -67,11 +71,15 @@ export const MAX_BATCH_LEAVES = 10_000;
 export const MAX_LEAF_BYTES_STORED = 64 * 1024;
 export const MAX_PAGE = 10_000;
 
-export function checkBatch(leaves: Uint8Array[]): void {
+export function checkBatch(leaves: Uint8Array[], leafHashes?: readonly Uint8Array[]): void {
   if (!Array.isArray(leaves) || leaves.length === 0) throw new AuditError('bad_batch', 'a batch holds at least one leaf');
   if (leaves.length > MAX_BATCH_LEAVES) throw new AuditError('bad_batch', `a batch holds at most ${MAX_BATCH_LEAVES} leaves`);
   for (const l of leaves) {
     if (!(l instanceof Uint8Array) || l.length > MAX_LEAF_BYTES_STORED) throw new AuditError('bad_batch', 'leaf is not bytes or too large');
+  }
+  if (leafHashes === undefined) return;
+  if (!Array.isArray(leafHashes) || leafHashes.length !== leaves.length || leafHashes.some((h) => !(h instanceof Uint8Array) || h.length !== HASH_SIZE)) {
+    throw new AuditError('bad_batch', 'leaf hashes must be one 32-byte hash per leaf');
   }
 }
 
@@ -100,11 +108,11 @@ export function decodeFrontier(hasher: Hasher, size: number, blob: Uint8Array): 
 }
 
 /** The pure part of an append: hashes the batch onto the frontier, returning what to write. */
-export function hashBatch(hasher: Hasher, frontier: Frontier, leaves: Uint8Array[]): { nodes: Node[]; leafHashes: Uint8Array[] } {
+export function hashBatch(hasher: Hasher, frontier: Frontier, leaves: Uint8Array[], precomputed?: readonly Uint8Array[]): { nodes: Node[]; leafHashes: Uint8Array[] } {
   const nodes: Node[] = [];
   const leafHashes: Uint8Array[] = [];
-  for (const leaf of leaves) {
-    const h = hasher.hashLeaf(leaf);
+  for (let i = 0; i < leaves.length; i++) {
+    const h = precomputed?.[i] ?? hasher.hashLeaf(leaves[i]!);
     leafHashes.push(h);
     frontier.append(h, nodes);
   }
