@@ -9,6 +9,7 @@ import { RPC_ERRORS } from '../../runtime/mcp/errors.ts';
 import { referenceServerScript } from '../../runtime/mcp/servers.ts';
 import { startTestRedis } from '../../runtime/redis/test-server.ts';
 import { recordingTransport, startKit } from './test-kit.ts';
+import { refusal } from '../../runtime/system-test-kit.ts';
 
 // The real server-everything and server-memory behind one gateway whose limits live in a real
 // (private) Redis: echo, the environment tool, rate limits, budgets, and a crashing upstream.
@@ -51,18 +52,6 @@ const grants = [
 const { client, token } = await kit.agent(grants);
 t.equal(kit.gw.limits.kind, 'redis', 'limits run in Redis');
 const text = (r: unknown) => ((r as { content: { text: string }[] }).content[0]!.text);
-async function refusal(p: Promise<unknown>): Promise<{ code: number; reason: string; data: Record<string, unknown> }> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof McpError) {
-      const d = (err.data as { talos?: Record<string, unknown> })?.talos ?? {};
-      return { code: err.code, reason: String(d.reason), data: d };
-    }
-    throw err;
-  }
-  throw new Error('expected a refusal');
-}
 
 t.test('echo passes through', async (t) => {
   t.equal(text(await client.callTool({ name: 'echo', arguments: { message: 'hello through talos' } })), 'Echo: hello through talos');

@@ -1,8 +1,9 @@
 import t from 'tap';
-import { McpError, LoggingMessageNotificationSchema, ResourceListChangedNotificationSchema, ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
+import { LoggingMessageNotificationSchema, ResourceListChangedNotificationSchema, ResourceUpdatedNotificationSchema } from '@modelcontextprotocol/sdk/types.js';
 import type { Grant } from '../../runtime/capability/index.ts';
 import { referenceServerScript } from '../../runtime/mcp/servers.ts';
 import { startKit } from './test-kit.ts';
+import { refusal } from '../../runtime/system-test-kit.ts';
 
 // The whole client->server surface of MCP besides tools, through a real gateway to the real
 // server-everything, with the SDK's own Client on the agent side: resources (list, templates,
@@ -34,18 +35,6 @@ client.setNotificationHandler(ResourceListChangedNotificationSchema, () => void 
 async function until(cond: () => boolean): Promise<boolean> {
   for (let i = 0; i < 1000 && !cond(); i++) await new Promise((r) => setTimeout(r, 10));
   return cond();
-}
-async function refusal(p: Promise<unknown>): Promise<{ code: number; reason: string; data: Record<string, unknown> }> {
-  try {
-    await p;
-  } catch (err) {
-    if (err instanceof McpError) {
-      const d = (err.data as { talos?: Record<string, unknown> })?.talos ?? {};
-      return { code: err.code, reason: String(d.reason), data: d };
-    }
-    throw err;
-  }
-  throw new Error('expected a refusal');
 }
 
 t.test('initialize advertises what server-everything offers', async (t) => {

@@ -94,7 +94,6 @@ export const MAX_PROGRESS_PER_REQUEST = 10_000;
 export const listingBucket = (method: string): string => `${method} (listing)`;
 /** The rate bucket of the other relayed methods, one per (agent, method). */
 export const methodBucket = (method: string): string => `${method} (method)`;
-export const LIST_BUCKET = listingBucket('tools/list');
 
 /** Longest resource URI accepted (a longer one is refused before anything else). */
 export const MAX_URI_LENGTH = 4096;
@@ -221,7 +220,8 @@ export class GatewayPipeline {
       case 'ping':
         return this.local(ctx, req, {});
       case 'tools/list':
-        return this.listTools(ctx, req);
+        // arg_violation with empty arguments: the grant names the tool but constrains its arguments.
+        return this.listing(ctx, req, 'tools', async () => this.ports.router.tools().map((t) => ({ ...t.definition, name: t.name })), (t) => ({ method: 'tools/call', tool: String(t.name), args: {} }), true);
       case 'prompts/list':
         return this.listing(ctx, req, 'prompts', async () => this.routablePrompts(), (p) => ({ method: 'prompts/get', tool: String(p.name), args: {} }), true);
       case 'resources/list':
@@ -357,31 +357,6 @@ export class GatewayPipeline {
     }
     this.stats.allowed++;
     return { jsonrpc: '2.0', id: req.id, result: { [key]: visible } };
-  }
-
-  private async listTools(ctx: RequestContext, req: RpcRequest): Promise<RpcResponse> {
-    const token = capabilityFrom(req.params);
-    if (token === undefined) return this.deny(ctx, req, undefined, undefined, refuse('capability_missing', 'the request carries no capability token'));
-    const warming = this.ports.authorizer.warm?.(token);
-    if (warming) await warming;
-    const visible: Record<string, unknown>[] = [];
-    let tokenId: string | undefined;
-    for (const t of this.ports.router.tools()) {
-      const r = this.ports.authorizer.check(token, { method: 'tools/call', tool: t.name, args: {} }, ctx.did, this.now());
-      if (r.ok) tokenId = r.tokenId;
-      // arg_violation with empty arguments: the grant names this tool but constrains its arguments.
-      if (r.ok || r.code === 'arg_violation') visible.push({ ...t.definition, name: t.name });
-      else if (r.code !== 'no_matching_grant') return this.deny(ctx, req, undefined, undefined, refuse(r.code, r.message));
-    }
-    const limited = await this.rateLimit(ctx, req, LIST_BUCKET, 1, this.ports.limits.rate, tokenId);
-    if (limited) return limited;
-    try {
-      await this.ports.audit.append(this.event(ctx, req, undefined, 'allow', 'granted', tokenId));
-    } catch (err) {
-      return this.auditFailed(req, err);
-    }
-    this.stats.allowed++;
-    return { jsonrpc: '2.0', id: req.id, result: { tools: visible } };
   }
 
   private async rateLimit(ctx: RequestContext, req: RpcRequest, bucket: string, cost: number, rule: LimitsConfig['rate'], tokenId?: string, tool?: string): Promise<RpcResponse | undefined> {
