@@ -142,11 +142,7 @@ export class GatewayPipeline {
 
   constructor(private readonly ports: PipelinePorts) {
     this.now = ports.now ?? Date.now;
-    this.hub = new SessionHub(async (token, did, request) => {
-      const warming = this.ports.authorizer.warm?.(token);
-      if (warming) await warming;
-      return this.ports.authorizer.check(token, request, did, this.now()).ok;
-    });
+    this.hub = new SessionHub(async (token, did, request) => (await this.check(token, request, did)).ok);
   }
 
   /**
@@ -281,12 +277,16 @@ export class GatewayPipeline {
     });
   }
 
-  private async authorize(ctx: RequestContext, token: string | undefined, request: AccessRequest): Promise<CheckResult | Refusal> {
-    // A token the checker has not verified yet may be verified off this thread first.
-    if (token === undefined) return refuse('capability_missing', 'the request carries no capability token');
+  /** The checker's verdict; a token it has not verified yet may be verified off this thread first (warm). */
+  private async check(token: string, request: AccessRequest, did: string): Promise<CheckResult> {
     const warming = this.ports.authorizer.warm?.(token);
     if (warming) await warming;
-    return this.ports.authorizer.check(token, request, ctx.did, this.now());
+    return this.ports.authorizer.check(token, request, did, this.now());
+  }
+
+  private async authorize(ctx: RequestContext, token: string | undefined, request: AccessRequest): Promise<CheckResult | Refusal> {
+    if (token === undefined) return refuse('capability_missing', 'the request carries no capability token');
+    return this.check(token, request, ctx.did);
   }
 
   /**
@@ -338,12 +338,10 @@ export class GatewayPipeline {
   ): Promise<RpcResponse> {
     const token = capabilityFrom(req.params);
     if (token === undefined) return this.deny(ctx, req, undefined, undefined, refuse('capability_missing', 'the request carries no capability token'));
-    const warming = this.ports.authorizer.warm?.(token);
-    if (warming) await warming;
     const visible: Record<string, unknown>[] = [];
     let tokenId: string | undefined;
     for (const item of await items()) {
-      const r = this.ports.authorizer.check(token, accessOf(item), ctx.did, this.now());
+      const r = await this.check(token, accessOf(item), ctx.did);
       if (r.ok) tokenId = r.tokenId;
       if (r.ok || (argsMayFail && r.code === 'arg_violation')) visible.push(item);
       else if (r.code !== 'no_matching_grant' && r.code !== 'arg_violation') return this.deny(ctx, req, undefined, undefined, refuse(r.code, r.message));
