@@ -48,8 +48,6 @@ export interface Auditor {
   /** Drains the queue, signs a final checkpoint if needed, and stops. */
   close(): Promise<void>;
   readonly actor: Actor<typeof auditorMachine>;
-  /** The group-commit writer behind `append` (its queue length, commits). */
-  readonly writer: GroupCommitWriter;
 }
 
 export function startAuditor(options: AuditorOptions): Auditor {
@@ -114,7 +112,6 @@ export function startAuditor(options: AuditorOptions): Auditor {
 
   return {
     actor,
-    writer,
     append(event) {
       let leaf: Uint8Array;
       try {

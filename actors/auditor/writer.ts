@@ -46,10 +46,6 @@ export class GroupCommitWriter {
     private readonly onCommitted: (count: number) => void = () => {},
   ) {}
 
-  get queued(): number {
-    return this.#queue.length;
-  }
-
   append(leaf: Uint8Array): Promise<Appended> {
     if (this.#closed) return Promise.reject(new AuditError('audit_closed', 'the auditor is closed'));
     if (this.#queue.length >= this.limits.maxQueue) return Promise.reject(new AuditError('audit_backpressure', 'the audit queue is full: retry later'));
