@@ -131,6 +131,8 @@ export async function buildSystem(world: World, options: SystemOptions): Promise
       await revocations.publish(r);
     },
     startLoad() {
+      // A token's compact form is a pure function of the token: encoded once, not per call.
+      const compact = new Map([...tokens].map(([name, token]) => [name, encodeToken(token)]));
       agents.forEach((agent, i) => {
         const insider = i >= agents.length - insiders;
         const next = () => {
@@ -139,11 +141,11 @@ export async function buildSystem(world: World, options: SystemOptions): Promise
           world.scheduler.after(wait, `${agent.name} call`, () => {
             const tool = agent.rng.chance(0.1) ? 'delete_file' : agent.rng.pick(['read_text_file', 'read_text_file', 'search']);
             const args: Record<string, unknown> = tool === 'search' ? { query: `q${agent.rng.int(100)}` } : { path: agent.rng.pick(PATHS) };
-            let token = tokens.get(agent.name)!;
+            let token = compact.get(agent.name)!;
             if (insider && agents.length > 1 && agent.rng.chance(0.5)) {
-              token = tokens.get(agent.rng.pick(agents.filter((a) => a !== agent)).name)!;
+              token = compact.get(agent.rng.pick(agents.filter((a) => a !== agent)).name)!;
             }
-            agent.call(tool, args, encodeToken(token));
+            agent.call(tool, args, token);
             next();
           });
         };
