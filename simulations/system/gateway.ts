@@ -181,16 +181,15 @@ export class SimGateway implements SimNode {
     writes[`sess:${env.from}`] = encodeSession(session);
     writes[`env:${msgHash}`] = id;
     const start = !existing;
-    if (start) {
-      const fresh: CallState = { peer: env.from, addr: packet.from, rpc: req, msgHash, status: 'new' };
-      writes[`call:${id}`] = JSON.stringify(fresh);
-    }
+    const fresh: CallState | undefined = start ? { peer: env.from, addr: packet.from, rpc: req, msgHash, status: 'new' } : undefined;
+    if (fresh) writes[`call:${id}`] = JSON.stringify(fresh);
     // One transaction: the new ratchet state, the frame's hash and the call record.
     this.disk.commit(writes);
     this.sessions.set(env.from, session);
     this.opened.push({ frame: packet.payload, peer: env.from, at: this.world.scheduler.now });
     this.truth.deliver(this.name, id);
-    if (start) this.world.spawn(this.process(id, this.epoch));
+    // The record just committed is handed over as is: reading it back would parse what we just wrote.
+    if (fresh) this.world.spawn(this.process(id, this.epoch, fresh));
     else if (existing?.status === 'done' && existing.reply) {
       this.world.network.send(this.name, existing.addr, 'session.frame', existing.reply);
     }
@@ -203,8 +202,8 @@ export class SimGateway implements SimNode {
    * append is durable), the limits ports on the simulated Redis, and a router whose single
    * upstream sits behind opossum's breaker.
    */
-  private async process(callId: string, epoch: number): Promise<void> {
-    const c = this.call(callId);
+  private async process(callId: string, epoch: number, committed?: CallState): Promise<void> {
+    const c = committed ?? this.call(callId);
     if (!c || c.status !== 'new') return;
     const world = this.world;
     let decision: ForwardRequest['decision'] | undefined;
@@ -259,7 +258,8 @@ export class SimGateway implements SimNode {
     });
     const response = await pipeline.handle({ did: c.peer, msgHash: c.msgHash }, c.rpc);
     if (epoch !== this.epoch) return;
-    this.finish(callId, response);
+    // Same epoch: no crash since `c` was read, and only finish() rewrites a call record.
+    this.finish(callId, c, response);
   }
 
   /** Appends to the audit log, retrying until the auditor acknowledges a durable write. */
@@ -311,9 +311,7 @@ export class SimGateway implements SimNode {
   }
 
   /** Seals the answer, commits it with the session and the call record, then sends it. */
-  private finish(callId: string, response: RpcResponse): void {
-    const c = this.call(callId);
-    if (!c) return;
+  private finish(callId: string, c: CallState, response: RpcResponse): void {
     const session = this.sessions.get(c.peer);
     if (!session) return;
     const sealed = sealMessage(this.world.crypto, session, utf8(JSON.stringify(response)));
