@@ -6,8 +6,12 @@
  * found when KEY_PREFIX_BYTES of it appear anywhere.
  */
 export const KEY_PREFIX_BYTES = 12;
-/** Canaries look like this inside a plaintext; only ones registered in this run count. */
-export const CANARY_PATTERN = /cnry-[0-9a-f]{16}/g;
+/**
+ * Canaries look like this inside a plaintext (`cnry-` and 16 lower-case hex digits, as the
+ * regex /cnry-[0-9a-f]{16}/ would match them); only ones registered in this run count.
+ */
+export const CANARY_PREFIX = 'cnry-';
+export const CANARY_HEX_DIGITS = 16;
 /** Shortest run of base64 / base64url / hex characters worth decoding. */
 const MIN_RUN = 16;
 /** 1 for the characters a run is made of (both base64 alphabets; hex is a subset). */
@@ -49,7 +53,8 @@ export class SecretScanner {
 
   /** The label of the first secret found in `text`, or null. */
   scan(text: string): string | null {
-    for (const m of text.matchAll(CANARY_PATTERN)) if (this.canaries.has(m[0])) return `plaintext canary ${m[0]}`;
+    const canary = this.findCanary(text);
+    if (canary) return `plaintext canary ${canary}`;
     if (this.keys.size === 0) return null;
     // Every maximal run of at least MIN_RUN run characters: the runs /[A-Za-z0-9_\-+/]{16,}/g
     // would match, found by a character-table loop (cheaper than the regex, no match objects).
@@ -65,6 +70,29 @@ export class SecretScanner {
         if (hit) return hit;
       }
       start = -1;
+    }
+    return null;
+  }
+
+  /**
+   * The first registered canary in `text`, found exactly as a global regex would walk it (a
+   * match resumes the search after its end), with indexOf and no match objects.
+   */
+  private findCanary(text: string): string | null {
+    if (this.canaries.size === 0) return null;
+    const length = CANARY_PREFIX.length + CANARY_HEX_DIGITS;
+    let at = text.indexOf(CANARY_PREFIX);
+    while (at >= 0 && at + length <= text.length) {
+      let hex = true;
+      for (let i = at + CANARY_PREFIX.length; hex && i < at + length; i++) {
+        const c = text.charCodeAt(i);
+        hex = (c >= 48 && c <= 57) || (c >= 97 && c <= 102); // 0-9, a-f
+      }
+      if (hex) {
+        const match = text.slice(at, at + length);
+        if (this.canaries.has(match)) return match;
+      }
+      at = text.indexOf(CANARY_PREFIX, hex ? at + length : at + 1);
     }
     return null;
   }
