@@ -55,8 +55,10 @@ export class SimNetwork {
   private readonly cuts = new Set<string>();
   private readonly down = new Set<string>();
   private readonly taps: ((p: Packet) => void)[] = [];
+  /** Each link's merged configuration, made at its first send: send() runs per packet. */
+  private readonly resolved = new Map<string, Readonly<LinkConfig>>();
   private nextId = 1;
-  defaults: LinkConfig = { ...DEFAULT_LINK };
+  #defaults: Readonly<LinkConfig> = Object.freeze({ ...DEFAULT_LINK });
   sent = 0;
   delivered = 0;
 
@@ -70,14 +72,28 @@ export class SimNetwork {
     this.receivers.set(node, receiver);
   }
 
+  /** Every link's configuration where not configured (frozen: replace it, do not edit it). */
+  get defaults(): Readonly<LinkConfig> {
+    return this.#defaults;
+  }
+
+  set defaults(config: LinkConfig) {
+    this.#defaults = Object.freeze({ ...config });
+    this.resolved.clear();
+  }
+
   /** Sets (part of) the configuration of the link from -> to, or both directions. */
   configure(a: string, b: string, config: Partial<LinkConfig>, both = true): void {
     this.links.set(`${a}>${b}`, { ...this.links.get(`${a}>${b}`), ...config });
     if (both) this.links.set(`${b}>${a}`, { ...this.links.get(`${b}>${a}`), ...config });
+    this.resolved.clear();
   }
 
-  link(from: string, to: string): LinkConfig {
-    return { ...this.defaults, ...this.links.get(`${from}>${to}`) };
+  link(from: string, to: string): Readonly<LinkConfig> {
+    const key = `${from}>${to}`;
+    let cfg = this.resolved.get(key);
+    if (!cfg) this.resolved.set(key, (cfg = Object.freeze({ ...this.#defaults, ...this.links.get(key) })));
+    return cfg;
   }
 
   /** Sees every packet as it is sent (the attacker, the leak scanner). */
@@ -106,7 +122,7 @@ export class SimNetwork {
   }
 
   isCut(a: string, b: string): boolean {
-    return this.cuts.has(pairKey(a, b));
+    return this.cuts.size > 0 && this.cuts.has(pairKey(a, b));
   }
 
   send(from: string, to: string, type: string, payload: string): void {
