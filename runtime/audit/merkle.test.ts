@@ -6,6 +6,7 @@ import { MemoryTree } from './memory-tree.ts';
 import { inclusionPlan, consistencyPlan, rangeNodes } from './tree.ts';
 import { fromHex, toHex, bytesEqual } from '../encoding/bytes.ts';
 import { createNobleProvider } from '../crypto/noble.ts';
+import { sha256OneShot } from './sha256-oneshot.ts';
 
 /*
  * Known answers from Certificate Transparency's Merkle test data, as published in
@@ -52,7 +53,7 @@ const CONSISTENCY: { oldSize: number; newSize: number; proof: string[] }[] = [
 
 const sha256Node = (d: Uint8Array) => new Uint8Array(createHash('sha256').update(d).digest());
 const noble = createNobleProvider();
-const hashers = { node: createHasher(sha256Node), noble: createHasher((d) => noble.sha256(d)) };
+const hashers = { node: createHasher(sha256Node), noble: createHasher((d) => noble.sha256(d)), oneShot: createHasher(sha256OneShot) };
 const hex = (hs: Uint8Array[]) => hs.map(toHex);
 
 for (const [name, hasher] of Object.entries(hashers)) {
@@ -82,6 +83,16 @@ for (const [name, hasher] of Object.entries(hashers)) {
 }
 
 const hasher = hashers.node;
+
+t.test('leaf hashes through the reused prefix buffer and above it, in any order, are SHA-256(0x00 || leaf)', async (t) => {
+  const oneShot = hashers.oneShot;
+  for (const size of [0, 1, 64, 4095, 4096, 4097, 9000, 3, 4096, 0]) {
+    const leaf = new Uint8Array(size).map((_, i) => (i * 31 + size) & 0xff);
+    const want = toHex(sha256Node(new Uint8Array([0x00, ...leaf])));
+    t.equal(toHex(hasher.hashLeaf(leaf)), want, `createHash, ${size} bytes`);
+    t.equal(toHex(oneShot.hashLeaf(leaf)), want, `one-shot, ${size} bytes`);
+  }
+});
 
 t.test('edge rules of PROTOCOL.md section 8', async (t) => {
   const a = fromHex(ROOTS[0]!);

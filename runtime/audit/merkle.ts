@@ -23,13 +23,24 @@ export interface Hasher {
   hashChildren(left: Uint8Array, right: Uint8Array): Uint8Array;
 }
 
+/** Leaves up to this size are prefixed in a buffer the hasher reuses (larger ones get their own). */
+const LEAF_SCRATCH_BYTES = 4096;
+
 export function createHasher(sha256: Sha256): Hasher {
   const node = new Uint8Array(1 + 2 * HASH_SIZE);
   node[0] = NODE_PREFIX;
+  // Reused like `node`: sha256 is synchronous and only reads its input, and a fresh buffer per
+  // leaf would be one more off-heap allocation per audit event (the young GC sweeps each one).
+  const leafScratch = new Uint8Array(1 + LEAF_SCRATCH_BYTES);
+  leafScratch[0] = LEAF_PREFIX;
   return {
     sha256,
     emptyRoot: () => sha256(new Uint8Array(0)),
     hashLeaf(leaf) {
+      if (leaf.length <= LEAF_SCRATCH_BYTES) {
+        leafScratch.set(leaf, 1);
+        return sha256(leafScratch.subarray(0, 1 + leaf.length));
+      }
       const buf = new Uint8Array(1 + leaf.length);
       buf[0] = LEAF_PREFIX;
       buf.set(leaf, 1);

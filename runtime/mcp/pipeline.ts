@@ -1,4 +1,4 @@
-import { createHash } from 'node:crypto';
+import { hash } from 'node:crypto';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { LATEST_PROTOCOL_VERSION, SUPPORTED_PROTOCOL_VERSIONS } from '@modelcontextprotocol/sdk/types.js';
 import type { AccessRequest, CheckResult } from '../capability/index.ts';
@@ -115,8 +115,9 @@ interface Forward {
   onResult?: () => void;
 }
 
+/** One-shot: no native Hash object per call (the tunnel hashes every frame, both ways). */
 export function sha256b64u(data: string | Uint8Array): string {
-  return createHash('sha256').update(data).digest('base64url');
+  return hash('sha256', data, 'base64url');
 }
 
 interface Refusal {
