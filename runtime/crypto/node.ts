@@ -74,6 +74,15 @@ function plain(buffer: Buffer): Uint8Array {
   return new Uint8Array(buffer);
 }
 
+/**
+ * The same bytes as a plain Uint8Array, without a copy when the Buffer owns its whole memory
+ * (as the output of a cipher's update() does: it is never a slice of the shared pool).
+ */
+function owned(buffer: Buffer): Uint8Array {
+  if (buffer.byteOffset === 0 && buffer.buffer.byteLength === buffer.byteLength) return new Uint8Array(buffer.buffer, 0, buffer.byteLength);
+  return plain(buffer);
+}
+
 function cacheKey(bytes: Uint8Array): string {
   return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
 }
@@ -193,7 +202,7 @@ export function createNodeProvider(options: ProviderOptions = {}): CryptoProvide
     try {
       // final() checks the tag; the plaintext from update() is released only when it passes.
       const tail = decipher.final();
-      return tail.length === 0 ? plain(body) : plain(Buffer.concat([body, tail]));
+      return tail.length === 0 ? owned(body) : plain(Buffer.concat([body, tail]));
     } catch {
       body.fill(0);
       throw new CryptoError('aead_auth_failed', 'authentication tag did not verify');

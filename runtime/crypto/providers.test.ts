@@ -172,6 +172,16 @@ t.test('outputs are plain Uint8Arrays that callers may keep', async (t) => {
     for (const out of [crypto.sha256(key), crypto.hmacSha256(key, key), crypto.chachaSeal(key, new Uint8Array(12), key), crypto.x25519PublicKey(key)]) {
       t.equal(Object.getPrototypeOf(out), Uint8Array.prototype, `${crypto.name}: plain Uint8Array`);
     }
+    // An opened plaintext owns its memory: never a view into Node's shared Buffer pool, which
+    // a transfer to a worker would detach for everyone.
+    const nonce = new Uint8Array(12);
+    for (const size of [0, 1, 100, 1024]) {
+      const plaintext = new Uint8Array(size).fill(7);
+      const opened = crypto.chachaOpen(key, nonce, crypto.chachaSeal(key, nonce, plaintext));
+      t.same(opened, plaintext, `${crypto.name}: ${size}-byte plaintext opened`);
+      t.equal(Object.getPrototypeOf(opened), Uint8Array.prototype, `${crypto.name}: plain Uint8Array`);
+      t.equal(opened.buffer.byteLength, opened.byteLength, `${crypto.name}: ${size}-byte plaintext owns its whole buffer`);
+    }
   }
 });
 

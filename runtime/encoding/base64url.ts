@@ -11,8 +11,16 @@ const VALUE: Record<string, number> = {};
   .split('')
   .forEach((c, i) => (VALUE[c] = i));
 
+/**
+ * Arrays of at most this many bytes may live on V8's heap, where asking for their ArrayBuffer
+ * (to wrap it without a copy) makes V8 move them off the heap: a malloc. Copying them into
+ * Node's buffer pool costs less.
+ */
+const SMALL_ARRAY_BYTES = 64;
+
 export function toB64u(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64url');
+  const buffer = bytes.byteLength <= SMALL_ARRAY_BYTES ? Buffer.from(bytes) : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  return buffer.toString('base64url');
 }
 
 export function fromB64u(text: string, expectedLength?: number): Uint8Array {

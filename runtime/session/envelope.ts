@@ -123,9 +123,18 @@ export function decodeEnvelope(frame: string | Uint8Array): Envelope {
   }
 }
 
-/** A copy of Buffer's lenient decoding (a plain array, never a view into Node's Buffer pool). */
+/**
+ * Buffer's lenient decoding into a plain array of its own (never a view into Node's Buffer
+ * pool). A long value is decoded straight into an array of the length its text implies; a
+ * short one through the pool, as an array that small stays on V8's heap only if nothing asks
+ * for its ArrayBuffer.
+ */
 function lenientB64u(text: string): Uint8Array {
-  return new Uint8Array(Buffer.from(text, 'base64url'));
+  const length = Math.floor((text.length * 3) / 4);
+  if (length <= 64) return new Uint8Array(Buffer.from(text, 'base64url'));
+  const out = new Uint8Array(length);
+  const written = Buffer.from(out.buffer, 0, length).write(text, 'base64url');
+  return written === length ? out : out.subarray(0, written);
 }
 
 /**

@@ -16,7 +16,11 @@ const CK_INPUTS = [CK_MESSAGE, CK_NEXT] as const;
 /** KDF_RK(rk, dh) = HKDF(salt = rk, ikm = dh, "Talos_Ratchet", 64) -> rk' || ck. */
 export function kdfRk(crypto: CryptoProvider, rk: Uint8Array, dh: Uint8Array): { rk: Uint8Array; ck: Uint8Array } {
   const out = crypto.hkdfSha256(dh, rk, INFO_RATCHET, 64);
-  return { rk: out.subarray(0, 32), ck: out.subarray(32, 64) };
+  // Copies, not subarrays: a slice of a small array stays on V8's heap, where a subarray would
+  // make V8 move the whole output off the heap (a malloc per ratchet step).
+  const next = { rk: out.slice(0, 32), ck: out.slice(32) };
+  out.fill(0);
+  return next;
 }
 
 /** KDF_CK(ck): mk = HMAC(ck, 0x01), ck' = HMAC(ck, 0x02). */
@@ -26,7 +30,9 @@ export function kdfCk(crypto: CryptoProvider, ck: Uint8Array): { mk: Uint8Array;
 }
 
 /** Message keys: HKDF(salt = 0^32, ikm = mk, "Talos_MessageKeys", 44) -> key (32) || nonce (12). */
-export function messageKeys(crypto: CryptoProvider, mk: Uint8Array): { key: Uint8Array; nonce: Uint8Array } {
-  const out = crypto.hkdfSha256(mk, ZERO_SALT, INFO_MESSAGE_KEYS, 44);
-  return { key: out.subarray(0, 32), nonce: out.subarray(32, 44) };
+export const MESSAGE_KEY_BYTES = 32;
+export const MESSAGE_KEYS_BYTES = 44;
+
+export function messageKeys(crypto: CryptoProvider, mk: Uint8Array): Uint8Array {
+  return crypto.hkdfSha256(mk, ZERO_SALT, INFO_MESSAGE_KEYS, MESSAGE_KEYS_BYTES);
 }

@@ -2,7 +2,7 @@ import type { CryptoProvider } from '../crypto/provider.ts';
 import { CryptoError } from '../errors.ts';
 import { bytesEqual } from '../encoding/bytes.ts';
 import { sessionError } from './errors.ts';
-import { kdfCk, kdfRk, messageKeys } from './kdf.ts';
+import { kdfCk, kdfRk, MESSAGE_KEY_BYTES, MESSAGE_KEYS_BYTES, messageKeys } from './kdf.ts';
 import { isCanonicalX25519 } from './keys.ts';
 import {
   MAX_CHAIN_INDEX,
@@ -51,25 +51,44 @@ export interface Header {
   readonly n: number;
 }
 
+// Headers and AAD are written and read byte by byte, never through a DataView or a subarray:
+// either would give these small (on-heap) arrays an ArrayBuffer, which V8 then allocates off
+// the heap (malloc, and later a sweep and a free) on every message.
+
 export function encodeHeader(dh: Uint8Array, pn: number, n: number): Uint8Array {
   const out = new Uint8Array(HEADER_BYTES);
   out.set(dh, 0);
-  const view = new DataView(out.buffer);
-  view.setUint32(32, pn, false);
-  view.setUint32(36, n, false);
+  writeU32(out, 32, pn);
+  writeU32(out, 36, n);
   return out;
 }
 
 export function decodeHeader(header: Uint8Array): Header {
   if (header.length !== HEADER_BYTES) throw sessionError('bad_header', `a header is ${HEADER_BYTES} bytes`);
-  const dh = header.subarray(0, 32);
+  const dh = header.slice(0, 32);
   if (!isCanonicalX25519(dh)) throw sessionError('bad_header', 'header ratchet key is not canonical');
-  const view = new DataView(header.buffer, header.byteOffset, HEADER_BYTES);
-  return { dh, pn: view.getUint32(32, false), n: view.getUint32(36, false) };
+  return { dh, pn: readU32(header, 32), n: readU32(header, 36) };
 }
 
+function writeU32(out: Uint8Array, at: number, value: number): void {
+  out[at] = value >>> 24;
+  out[at + 1] = value >>> 16;
+  out[at + 2] = value >>> 8;
+  out[at + 3] = value;
+}
+
+function readU32(bytes: Uint8Array, at: number): number {
+  return ((bytes[at]! << 24) | (bytes[at + 1]! << 16) | (bytes[at + 2]! << 8) | bytes[at + 3]!) >>> 0;
+}
+
+/**
+ * AD || header, in one buffer reused by every message: the providers read the AAD during the
+ * seal or open call and keep no reference to it, and it holds only public bytes.
+ */
+const aadScratch = new Uint8Array(AD_BYTES + HEADER_BYTES);
+
 function aadFor(ad: Uint8Array, header: Uint8Array): Uint8Array {
-  const aad = new Uint8Array(ad.length + header.length);
+  const aad = ad.length === AD_BYTES ? aadScratch : new Uint8Array(ad.length + header.length);
   aad.set(ad, 0);
   aad.set(header, ad.length);
   return aad;
@@ -138,9 +157,8 @@ export function encrypt(crypto: CryptoProvider, state: RatchetState, plaintext: 
   if (state.cks === null) throw sessionError('chain_exhausted', 'no sending chain yet (the responder sends after it receives)');
   if (state.ns >= MAX_CHAIN_INDEX) throw sessionError('chain_exhausted', 'sending chain reached the u32 limit');
   const { mk, ck } = kdfCk(crypto, state.cks);
-  const { key, nonce } = messageKeys(crypto, mk);
   const header = encodeHeader(state.dhsPublic, state.pn, state.ns);
-  const ciphertext = crypto.chachaSeal(key, nonce, plaintext, aadFor(state.ad, header));
+  const ciphertext = withMessageKeys(crypto, mk, (key, nonce) => crypto.chachaSeal(key, nonce, plaintext, aadFor(state.ad, header)));
   return { state: { ...state, cks: ck, ns: state.ns + 1 }, header, ciphertext };
 }
 
@@ -150,12 +168,31 @@ export interface Decrypted {
 }
 
 function open(crypto: CryptoProvider, mk: Uint8Array, ct: Uint8Array, aad: Uint8Array): Uint8Array {
-  const { key, nonce } = messageKeys(crypto, mk);
   try {
-    return crypto.chachaOpen(key, nonce, ct, aad);
+    return withMessageKeys(crypto, mk, (key, nonce) => crypto.chachaOpen(key, nonce, ct, aad));
   } catch (err) {
     if (err instanceof CryptoError) throw sessionError('decrypt_failed', 'message did not authenticate', err);
     throw err;
+  }
+}
+
+/**
+ * A message's key and nonce live in one buffer of their own, reused by every message and wiped
+ * after each AEAD call. node:crypto reads a key through its ArrayBuffer, and a fresh small
+ * array has none until V8 moves it off the heap: a malloc per key and per nonce, every message.
+ */
+const messageKeyScratch = new Uint8Array(new ArrayBuffer(MESSAGE_KEYS_BYTES));
+const scratchKey = messageKeyScratch.subarray(0, MESSAGE_KEY_BYTES);
+const scratchNonce = messageKeyScratch.subarray(MESSAGE_KEY_BYTES);
+
+function withMessageKeys<T>(crypto: CryptoProvider, mk: Uint8Array, use: (key: Uint8Array, nonce: Uint8Array) => T): T {
+  const derived = messageKeys(crypto, mk);
+  messageKeyScratch.set(derived);
+  derived.fill(0);
+  try {
+    return use(scratchKey, scratchNonce);
+  } finally {
+    messageKeyScratch.fill(0);
   }
 }
 
@@ -230,7 +267,7 @@ export function decrypt(
   }
   if (h.n > MAX_SKIP) throw sessionError('too_many_skipped', `more than ${MAX_SKIP} skipped keys in one chain`);
   if (state.ckr !== null && state.dhr !== null) skipKeys(crypto, state.ckr, state.nr, h.pn, state.dhr, now, added);
-  const dhr = h.dh.slice();
+  const dhr = h.dh; // decodeHeader's own copy
   const recv = kdfRk(crypto, state.rk, dh(crypto, state.dhsSecret, dhr));
   const ck = skipKeys(crypto, recv.ck, 0, h.n, dhr, now, added);
   const step = kdfCk(crypto, ck);
