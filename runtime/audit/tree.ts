@@ -172,8 +172,12 @@ export class Frontier {
     return completed;
   }
 
+  /** foldRight over the stack's hashes, read in place (every append asks for it: no array per call). */
   root(): Uint8Array {
-    if (this.stack.length === 0) return this.hasher.emptyRoot();
-    return foldRight(this.hasher, this.stack.map((n) => n.hash));
+    const stack = this.stack;
+    if (stack.length === 0) return this.hasher.emptyRoot();
+    let acc = stack[stack.length - 1]!.hash;
+    for (let i = stack.length - 2; i >= 0; i--) acc = this.hasher.hashChildren(stack[i]!.hash, acc);
+    return acc;
   }
 }
