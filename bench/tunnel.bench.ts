@@ -99,15 +99,16 @@ const bench: Benchmark = async (args) => {
   const agentsModule = new URL('./tunnel-agents.ts', import.meta.url).href;
   const boot = `import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(agentsModule)}); })`;
   const worker = new Worker(boot, { eval: true, workerData: { url: gw.url, gatewayDid: gw.did, agents } });
-  const replies: ((m: { samples: number[]; elapsedMs: number }) => void)[] = [];
+  type Reply = { samples: number[]; elapsedMs: number; cpuAtHalf?: NodeJS.CpuUsage };
+  const replies: ((m: Reply) => void)[] = [];
   await new Promise<void>((resolve, reject) => {
     worker.once('error', reject);
     worker.on('message', (m: { ready?: boolean; samples?: number[]; elapsedMs?: number; closed?: boolean }) => {
       if (m.ready) resolve();
-      else if (m.samples) replies.shift()!(m as { samples: number[]; elapsedMs: number });
+      else if (m.samples) replies.shift()!(m as Reply);
     });
   });
-  const remote = (cmd: object) => new Promise<{ samples: number[]; elapsedMs: number }>((resolve) => {
+  const remote = (cmd: object) => new Promise<Reply>((resolve) => {
     replies.push(resolve);
     worker.postMessage(cmd);
   });
@@ -125,9 +126,15 @@ const bench: Benchmark = async (args) => {
   const eluWorkerLat0 = worker.performance.eventLoopUtilization();
   const cpuTunnelLat0 = process.cpuUsage();
   const latStart = performance.now();
-  const tunnelLat = (await remote({ phase: 'latency', calls: LATENCY_CALLS })).samples;
+  const latReply = await remote({ phase: 'latency', calls: LATENCY_CALLS });
+  const tunnelLat = latReply.samples;
   const cpuTunnelLat = process.cpuUsage(cpuTunnelLat0);
   const latWallMs = performance.now() - latStart;
+  // The same phase in halves: the agents thread read the process's CPU time at the half.
+  const cpuTotal = (u: NodeJS.CpuUsage) => u.user + u.system;
+  const latHalf = Math.floor(LATENCY_CALLS / 2);
+  const cpuLatFirstHalfUs = cpuTotal(latReply.cpuAtHalf!) - cpuTotal(cpuTunnelLat0);
+  const cpuLatSecondHalfUs = cpuTotal(cpuTunnelLat0) + cpuTotal(cpuTunnelLat) - cpuTotal(latReply.cpuAtHalf!);
   const eluMainLat = performance.eventLoopUtilization(eluMainLat0).utilization;
   const eluWorkerLat = worker.performance.eventLoopUtilization(eluWorkerLat0).utilization;
   // CPU time of the whole process (gateway, agents and upstream threads) per call: on a shared
@@ -181,6 +188,11 @@ const bench: Benchmark = async (args) => {
     tunnel_cpu_ms_per_call: cpuMsPerCall(cpuTunnel, tp.samples.length),
     pipeline_only_cpu_ms_per_call: cpuMsPerCall(cpuPipe, pipeCalls),
     latency_phase_cpu_ms_per_call: cpuMsPerCall(cpuTunnelLat, tunnelLat.length),
+    // Diagnostics (no baseline, no target): the latency phase's two halves.
+    latency_phase_first_half_cpu_ms_per_call: cpuLatFirstHalfUs / 1000 / latHalf,
+    latency_phase_second_half_cpu_ms_per_call: cpuLatSecondHalfUs / 1000 / (LATENCY_CALLS - latHalf),
+    tunnel_rtt_p99_ms_first_half: p(tunnelLat.slice(0, latHalf), 99),
+    tunnel_rtt_p99_ms_second_half: p(tunnelLat.slice(latHalf), 99),
   };
   const baseline = {
     tunnel_rtt_p50_ms: p(directLat, 50),
@@ -215,6 +227,7 @@ const bench: Benchmark = async (args) => {
       `latency phase: ${((latWallMs * 1000) / LATENCY_CALLS).toFixed(0)} us wall per call (mean), process CPU ${(((cpuTunnelLat.user + cpuTunnelLat.system) / 1000 / latWallMs) * 100).toFixed(0)} % of one core, event-loop utilization gateway thread ${(eluMainLat * 100).toFixed(0)} %, agents thread ${(eluWorkerLat * 100).toFixed(0)} %`,
       'latency_phase_cpu_ms_per_call: process CPU per call during the latency phase (one call in flight: each audit batch holds one event, so per-batch costs are paid twice per call); baseline: the direct latency phase',
       'auditor: appends go through a plain group-commit writer (actors/auditor/writer.ts); the XState machine sees only the first commit after a checkpoint, so a one-event batch no longer pays ~0.3 ms of machine steps (two per call in the latency phase)',
+      'latency_phase_{first,second}_half_cpu_ms_per_call, tunnel_rtt_p99_ms_{first,second}_half: the latency phase cut in two (diagnostics). The 1 s warm-up leaves much of the code to the JIT: in the first half V8 still compiles (background compiler threads, --trace-opt: ~2.5 s of TurboFan work in the first 2,000 latency calls on a loaded machine), so the first half costs more CPU per call than the second (tunnel helper, loaded machine: 3.1 and 2.1 ms; three latency rounds in a row: ~3.0, ~1.7, ~1.5 ms per call, the gateway thread ~1.5 then ~0.85 ms and the four V8 platform threads ~0.65 then ~0.1 ms)',
       'the 50 agents (SDK Clients with TalosClientTransport) run in a worker thread; the gateway and its in-process upstream on the main thread; the direct baseline runs on the main thread; the p99 target applies to the latency phase',
     ],
   };
