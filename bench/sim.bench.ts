@@ -8,6 +8,9 @@ import { target, type Benchmark } from './harness.ts';
  *  - <scenario>_x: simulated seconds per wall-clock second over SEEDS runs of each standard
  *    scenario (ratio = the same, as baseline is 1); <scenario>_cpu_x: per CPU-second of this
  *    process, which the other users of a shared machine do not change.
+ *  - <scenario>_calls_per_sim_s and <scenario>_cpu_ms_per_call: the two factors of its speed
+ *    (cpu_x = 1000 / (calls_per_sim_s * cpu_ms_per_call)): how busy its workload is, and what a
+ *    call costs in it (its retries, faults and checks included).
  *  - sweep_<n>_wall_s: wall time of an n-seed sweep of one scenario (default 1,000 seeds of
  *    'partition'), and its CPU seconds.
  * Target: every standard scenario at least 100x real time.
@@ -40,13 +43,15 @@ const bench: Benchmark = async (args) => {
   let allCalls = 0;
   for (const sc of SCENARIOS) {
     let sim = 0;
+    let calls = 0;
     const wall0 = performance.now();
     const cpu0 = cpuMs();
     for (let s = 1; s <= seeds; s++) {
       const r = await runScenario(sc, s);
       sim += r.simMs;
-      allCalls += r.calls;
+      calls += r.calls;
     }
+    allCalls += calls;
     const wall = performance.now() - wall0;
     const cpu = cpuMs() - cpu0;
     allSim += sim;
@@ -55,6 +60,8 @@ const bench: Benchmark = async (args) => {
     const x = sim / wall;
     metrics[`${sc.name}_x`] = Number(x.toFixed(1));
     metrics[`${sc.name}_cpu_x`] = Number((sim / cpu).toFixed(1));
+    metrics[`${sc.name}_calls_per_sim_s`] = Number(((calls * 1000) / sim).toFixed(1));
+    metrics[`${sc.name}_cpu_ms_per_call`] = Number((cpu / Math.max(1, calls)).toFixed(2));
     baseline[`${sc.name}_x`] = 1;
     ratios[`${sc.name}_x`] = Number(x.toFixed(1));
     targets[`${sc.name}_x`] = target(x, '>=', TARGET_SPEEDUP);
