@@ -1,4 +1,5 @@
 import { ed25519 } from '@noble/curves/ed25519.js';
+import { toHex } from '../encoding/bytes.ts';
 
 /**
  * Public-key validity as PROTOCOL.md section 2 defines it, shared by both providers and by
@@ -58,5 +59,5 @@ export function passesEd25519KeyByteChecks(publicKey: Uint8Array): boolean {
   let isOne = publicKey[0] === 1 && top === 0;
   for (let i = 1; i < 31 && isOne; i++) if (publicKey[i] !== 0) isOne = false;
   if (sign === 1 && (isOne || isPMinusOne)) return false; // x = 0 with the sign bit set
-  return !SMALL_ORDER_ENCODINGS.has(Buffer.from(publicKey.buffer, publicKey.byteOffset, 32).toString('hex'));
+  return !SMALL_ORDER_ENCODINGS.has(toHex(publicKey));
 }

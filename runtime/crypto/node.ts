@@ -12,6 +12,8 @@ import {
   type KeyObject,
 } from 'node:crypto';
 import { CryptoError } from '../errors.ts';
+import { toB64u } from '../encoding/base64url.ts';
+import { asBuffer } from '../encoding/bytes.ts';
 import type { CryptoProvider, ProviderOptions, RandomSource } from './provider.ts';
 import {
   checkBytes,
@@ -55,18 +57,22 @@ type OkpCurve = 'Ed25519' | 'X25519';
  */
 export const PUBLIC_KEY_CACHE_SIZE = 1024;
 
+/**
+ * X25519 public keys repeat only briefly: a peer's ratchet key serves the two DH of one ratchet
+ * step, an ephemeral key the DH of one handshake, a signed prekey the handshakes of a few
+ * minutes. A large cache would only keep each used-up key (and its OpenSSL key) alive long
+ * enough to be promoted to V8's old generation, where it is more work to collect.
+ */
+export const X25519_PUBLIC_KEY_CACHE_SIZE = 16;
+
 const AEAD_TAG_LENGTH = 16;
 
-function b64u(raw: Uint8Array): string {
-  return Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64url');
-}
-
 function okpPrivateKey(crv: OkpCurve, raw: Uint8Array): KeyObject {
-  return createPrivateKey({ key: { kty: 'OKP', crv, d: b64u(raw), x: '' }, format: 'jwk' });
+  return createPrivateKey({ key: { kty: 'OKP', crv, d: toB64u(raw), x: '' }, format: 'jwk' });
 }
 
 function okpPublicKey(crv: OkpCurve, raw: Uint8Array): KeyObject {
-  return createPublicKey({ key: { kty: 'OKP', crv, x: b64u(raw) }, format: 'jwk' });
+  return createPublicKey({ key: { kty: 'OKP', crv, x: toB64u(raw) }, format: 'jwk' });
 }
 
 /** A plain Uint8Array copy, so callers never hold a view into Node's shared Buffer pool. */
@@ -84,7 +90,7 @@ function owned(buffer: Buffer): Uint8Array {
 }
 
 function cacheKey(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('latin1');
+  return asBuffer(bytes).toString('latin1');
 }
 
 /**
@@ -140,7 +146,7 @@ export function createNodeProvider(options: ProviderOptions = {}): CryptoProvide
   // (canonical y, no negative zero, not of small order), null when it does not. Keyed by the
   // key bytes.
   const edPublicKeys = new LruCache<string, KeyObject | null>(PUBLIC_KEY_CACHE_SIZE);
-  const xPublicKeys = new LruCache<string, KeyObject>(PUBLIC_KEY_CACHE_SIZE);
+  const xPublicKeys = new LruCache<string, KeyObject>(X25519_PUBLIC_KEY_CACHE_SIZE);
 
   const edPrivateKeys = new PrivateKeyMemo((seed) => okpPrivateKey('Ed25519', seed));
   const xPrivateKeys = new PrivateKeyMemo((secret) => okpPrivateKey('X25519', secret));

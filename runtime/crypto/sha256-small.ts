@@ -114,20 +114,25 @@ class Hasher {
     const n = data.length;
     this.length += n;
     if (this.fill > 0) {
-      const take = Math.min(BLOCK - this.fill, n);
-      this.buf.set(take === n ? data : data.subarray(0, take), this.fill);
-      this.fill += take;
-      off = take;
+      off = this.take(data, 0, Math.min(BLOCK - this.fill, n));
       if (this.fill < BLOCK) return this;
       compress(this.s, this.buf, 0);
       this.fill = 0;
     }
     for (; n - off >= BLOCK; off += BLOCK) compress(this.s, data, off);
-    if (off < n) {
-      this.buf.set(data.subarray(off), 0);
-      this.fill = n - off;
-    }
+    if (off < n) this.take(data, off, n - off);
     return this;
+  }
+
+  /**
+   * Appends data[from, from + count) to the partial block, byte by byte: a subarray of a small
+   * input would make V8 move that input off its heap (a malloc per call).
+   */
+  private take(data: Uint8Array, from: number, count: number): number {
+    const buf = this.buf;
+    for (let i = 0; i < count; i++) buf[this.fill + i] = data[from + i]!;
+    this.fill += count;
+    return from + count;
   }
 
   byte(value: number): this {

@@ -1,4 +1,5 @@
 import { EncodingError } from '../errors.ts';
+import { asBuffer } from './bytes.ts';
 
 /**
  * base64url without padding (RFC 4648 section 5), decoded strictly: every byte string has
@@ -11,16 +12,8 @@ const VALUE: Record<string, number> = {};
   .split('')
   .forEach((c, i) => (VALUE[c] = i));
 
-/**
- * Arrays of at most this many bytes may live on V8's heap, where asking for their ArrayBuffer
- * (to wrap it without a copy) makes V8 move them off the heap: a malloc. Copying them into
- * Node's buffer pool costs less.
- */
-const SMALL_ARRAY_BYTES = 64;
-
 export function toB64u(bytes: Uint8Array): string {
-  const buffer = bytes.byteLength <= SMALL_ARRAY_BYTES ? Buffer.from(bytes) : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
-  return buffer.toString('base64url');
+  return asBuffer(bytes).toString('base64url');
 }
 
 export function fromB64u(text: string, expectedLength?: number): Uint8Array {
@@ -47,7 +40,7 @@ export function fromB64u(text: string, expectedLength?: number): Uint8Array {
 const STD = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
 
 export function toB64(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('base64');
+  return asBuffer(bytes).toString('base64');
 }
 
 export function fromB64(text: string): Uint8Array {

@@ -33,10 +33,24 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
   return diff === 0;
 }
 
+/**
+ * V8 keeps a typed array of at most this many bytes on its own heap until something asks for
+ * its ArrayBuffer; then it moves the array off the heap (a malloc, a sweep and a free later).
+ */
+const ON_HEAP_MAX_BYTES = 64;
+
+/**
+ * The bytes as a Buffer, for Node's encoders: a view of a large array, a copy (into Node's
+ * buffer pool, no malloc) of a small one, which would otherwise be moved off V8's heap.
+ */
+export function asBuffer(bytes: Uint8Array): Buffer {
+  return bytes.byteLength <= ON_HEAP_MAX_BYTES ? Buffer.from(bytes) : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+}
+
 const HEX = /^(?:[0-9a-f]{2})*$/;
 
 export function toHex(bytes: Uint8Array): string {
-  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString('hex');
+  return asBuffer(bytes).toString('hex');
 }
 
 /** Lower-case hex only, even length. */
