@@ -60,21 +60,28 @@ function compressOuter(s: Int32Array, outer: Int32Array): void {
   rounds(s);
 }
 
-/** The message schedule from W[0..15], then the 64 rounds, added into the chaining state. */
+/**
+ * The 64 rounds over W[0..15], extending the message schedule as they go, added into the
+ * chaining state. Ch and Maj in their three-operation forms: g ^ (e & (f ^ g)) and
+ * (a & b) | (c & (a | b)).
+ */
 function rounds(s: Int32Array): void {
-  for (let i = 16; i < 64; i++) {
-    const w15 = W[i - 15]!;
-    const w2 = W[i - 2]!;
-    const s0 = ((w15 >>> 7) | (w15 << 25)) ^ ((w15 >>> 18) | (w15 << 14)) ^ (w15 >>> 3);
-    const s1 = ((w2 >>> 17) | (w2 << 15)) ^ ((w2 >>> 19) | (w2 << 13)) ^ (w2 >>> 10);
-    W[i] = (W[i - 16]! + s0 + W[i - 7]! + s1) | 0;
-  }
   let a = s[0]!, b = s[1]!, c = s[2]!, d = s[3]!, e = s[4]!, f = s[5]!, g = s[6]!, h = s[7]!;
   for (let i = 0; i < 64; i++) {
+    let w: number;
+    if (i < 16) {
+      w = W[i]!;
+    } else {
+      const w15 = W[i - 15]!;
+      const w2 = W[i - 2]!;
+      const s0 = ((w15 >>> 7) | (w15 << 25)) ^ ((w15 >>> 18) | (w15 << 14)) ^ (w15 >>> 3);
+      const s1 = ((w2 >>> 17) | (w2 << 15)) ^ ((w2 >>> 19) | (w2 << 13)) ^ (w2 >>> 10);
+      w = W[i] = (W[i - 16]! + s0 + W[i - 7]! + s1) | 0;
+    }
     const S1 = ((e >>> 6) | (e << 26)) ^ ((e >>> 11) | (e << 21)) ^ ((e >>> 25) | (e << 7));
-    const t1 = (h + S1 + ((e & f) ^ (~e & g)) + K[i]! + W[i]!) | 0;
+    const t1 = (h + S1 + (g ^ (e & (f ^ g))) + K[i]! + w) | 0;
     const S0 = ((a >>> 2) | (a << 30)) ^ ((a >>> 13) | (a << 19)) ^ ((a >>> 22) | (a << 10));
-    const t2 = (S0 + ((a & b) ^ (a & c) ^ (b & c))) | 0;
+    const t2 = (S0 + ((a & b) | (c & (a | b)))) | 0;
     h = g;
     g = f;
     f = e;
