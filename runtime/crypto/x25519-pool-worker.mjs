@@ -2,8 +2,8 @@
 // node provider does when it has no injected random source (32 bytes from randomFillSync,
 // imported as a JWK private key, which makes OpenSSL compute the public key), and posts each
 // as { key, d, x }: the private KeyObject (shared with the receiving thread, not re-imported),
-// the secret and the public key. It makes one pair per credit it receives, so the pool never
-// holds more pairs than the credits it handed out. Plain JavaScript with node: built-ins only,
+// the secret and the public key. It makes one pair per credit it receives, and posts each
+// batch as one array, so the pool never holds more pairs than the credits it handed out. Plain JavaScript with node: built-ins only,
 // so it starts without a TypeScript loader.
 import { createPrivateKey, randomFillSync } from 'node:crypto';
 import { setPriority } from 'node:os';
@@ -27,10 +27,13 @@ function makePair() {
   const d = randomFillSync(new Uint8Array(32));
   const key = createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: Buffer.from(d).toString('base64url'), x: '' }, format: 'jwk' });
   const x = new Uint8Array(Buffer.from(key.export({ format: 'jwk' }).x ?? '', 'base64url'));
-  port.postMessage({ key, d, x });
-  d.fill(0); // the posted copy is the receiver's; this thread keeps nothing
+  return { key, d, x };
 }
 
+// One message per batch of credits: every message wakes the receiving thread's port.
 port.on('message', (credits) => {
-  for (let i = 0; i < credits; i++) makePair();
+  const pairs = [];
+  for (let i = 0; i < credits; i++) pairs.push(makePair());
+  port.postMessage(pairs);
+  for (const pair of pairs) pair.d.fill(0); // the posted copies are the receiver's; this thread keeps nothing
 });

@@ -24,8 +24,8 @@ export interface PooledPair {
 /** Pairs made ahead at most (each one ~0.2 KiB plus its OpenSSL key). */
 export const X25519_POOL_SIZE = 16;
 /**
- * Replacements are asked for in batches of this many: every message to the worker wakes its
- * thread (~15 us of wall time measured under load), so one per pair taken would cost more.
+ * Replacements are asked for, and delivered, in batches of this many: every message wakes the
+ * receiving thread (~15 us of wall time measured under load), so one per pair would cost more.
  */
 const REFILL_BATCH = X25519_POOL_SIZE / 2;
 
@@ -56,16 +56,22 @@ function start(): MessagePort | null {
   return port;
 }
 
+/** Pairs received from the worker and not yet taken, oldest last. */
+const ready: { key: KeyObject; d: Uint8Array; x: Uint8Array }[] = [];
+
 /** A ready pair, or undefined; pairs taken are replaced (asked for REFILL_BATCH at a time). */
 export function takePooledX25519Pair(): PooledPair | undefined {
   const from = start();
   if (from === null) return undefined;
-  const received = receiveMessageOnPort(from);
-  if (received === undefined) return undefined;
+  if (ready.length === 0) {
+    const received = receiveMessageOnPort(from);
+    if (received === undefined) return undefined;
+    ready.push(...(received.message as typeof ready).reverse());
+  }
   if (++owed === REFILL_BATCH) {
     from.postMessage(owed);
     owed = 0;
   }
-  const { key, d, x } = received.message as { key: KeyObject; d: Uint8Array; x: Uint8Array };
+  const { key, d, x } = ready.pop()!;
   return { key, secretKey: d, publicKey: x };
 }
