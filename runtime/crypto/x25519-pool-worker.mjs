@@ -2,9 +2,9 @@
 // node provider does when it has no injected random source (32 bytes from randomFillSync,
 // imported as a JWK private key, which makes OpenSSL compute the public key), and posts each
 // as { key, d, x }: the private KeyObject (shared with the receiving thread, not re-imported),
-// the secret and the public key. It makes one pair per credit it receives, and posts each
-// batch as one array, so the pool never holds more pairs than the credits it handed out. Plain JavaScript with node: built-ins only,
-// so it starts without a TypeScript loader.
+// the secret and the public key. It makes one pair per credit it receives and posts each batch
+// as one array, so the pool never holds more pairs than the credits it handed out. Plain
+// JavaScript with node: built-ins only, so it starts without a TypeScript loader.
 import { createPrivateKey, randomFillSync } from 'node:crypto';
 import { setPriority } from 'node:os';
 import { workerData } from 'node:worker_threads';

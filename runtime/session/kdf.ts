@@ -29,10 +29,10 @@ export function kdfCk(crypto: CryptoProvider, ck: Uint8Array): { mk: Uint8Array;
   return { mk, ck: next };
 }
 
-/** Message keys: HKDF(salt = 0^32, ikm = mk, "Talos_MessageKeys", 44) -> key (32) || nonce (12). */
 export const MESSAGE_KEY_BYTES = 32;
 export const MESSAGE_KEYS_BYTES = 44;
 
+/** Message keys: HKDF(salt = 0^32, ikm = mk, "Talos_MessageKeys", 44) -> key (32) || nonce (12). */
 export function messageKeys(crypto: CryptoProvider, mk: Uint8Array): Uint8Array {
   return crypto.hkdfSha256(mk, ZERO_SALT, INFO_MESSAGE_KEYS, MESSAGE_KEYS_BYTES);
 }
