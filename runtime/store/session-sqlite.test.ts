@@ -7,6 +7,7 @@ import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { providers, createCryptoProvider } from '../crypto/index.ts';
 import { fromUtf8, toHex, utf8 } from '../encoding/bytes.ts';
+import { toB64u } from '../encoding/base64url.ts';
 import { decodeEnvelope, encodeEnvelope } from '../session/envelope.ts';
 import { makeIdentity, publishPrekeys } from '../session/fixtures.ts';
 import { acceptFirstMessage } from '../session/responder.ts';
@@ -79,6 +80,22 @@ t.test('the at-rest cipher seam sees every secret blob', async (t) => {
   t.notOk(raw.state.toString('latin1').includes('"ratchet"'), 'stored bytes went through the cipher');
   t.equal(encodeSession((await store.load(alice.sid))!), encodeSession(alice));
   t.ok(contexts.some((c) => c.startsWith('session:')));
+  await store.close();
+});
+
+t.test('without a cipher the state is stored as the UTF-8 bytes of its JSON, a blob, through save and the journal batch', async (t) => {
+  const crypto = createCryptoProvider();
+  const { alice } = establishedPair(crypto, NOW);
+  const { bob } = establishedPair(crypto, NOW); // another session (a pair's two ends share the sid)
+  const store = new SqliteSessionStore({ path: ':memory:' });
+  await store.save(alice);
+  store.commitSessions(new Map([[toB64u(bob.sid), bob]]));
+  for (const s of [alice, bob]) {
+    const raw = store.db.prepare('SELECT typeof(state) AS type, state FROM session WHERE sid = ?').get(toB64u(s.sid)) as { type: string; state: Buffer };
+    t.equal(raw.type, 'blob');
+    t.equal(toHex(new Uint8Array(raw.state)), toHex(utf8(encodeSession(s))));
+    t.equal(encodeSession((await store.load(s.sid))!), encodeSession(s));
+  }
   await store.close();
 });
 
