@@ -1,7 +1,6 @@
 import type { CryptoProvider } from '../../runtime/crypto/provider.ts';
 import { AuditLog } from '../../runtime/audit/log.ts';
 import { createHasher } from '../../runtime/audit/merkle.ts';
-import { sha256OneShot } from '../../runtime/audit/sha256-oneshot.ts';
 import type { AuditEvent } from '../../runtime/audit/event.ts';
 import type { LogKey } from '../../runtime/audit/checkpoint.ts';
 import { startAuditor, type Auditor, type AuditorOptions } from '../auditor/index.ts';
@@ -25,13 +24,9 @@ export interface GatewayAudit extends AuditSink {
   close(): Promise<void>;
 }
 
-/**
- * The store named by `spec`. Its hashing is node:crypto's one-shot SHA-256 whatever the
- * provider (the same digests; `_crypto` stays for the callers): see sha256-oneshot.ts.
- */
-export async function openAuditStore(spec: string, _crypto: CryptoProvider): Promise<AuditStore> {
+export async function openAuditStore(spec: string, crypto: CryptoProvider): Promise<AuditStore> {
   try {
-    return await openAuditStoreSpec(spec, createHasher(sha256OneShot));
+    return await openAuditStoreSpec(spec, createHasher((d) => crypto.sha256(d)));
   } catch (err) {
     // A store spec the gateway cannot open is a configuration error (audit.store).
     if (err instanceof AuditError && err.code === 'bad_config') throw new TunnelError('config_invalid', `audit.store: ${err.message}`);
@@ -45,7 +40,7 @@ export function startGatewayAudit(
   key: LogKey,
   options: Pick<AuditorOptions, 'onError' | 'inspect' | 'hashLeaves'> = {},
 ): GatewayAudit {
-  const log = new AuditLog(store, createHasher(sha256OneShot));
+  const log = new AuditLog(store, createHasher((d) => crypto.sha256(d)));
   const auditor = startAuditor({ log, crypto, key, ...options });
   return {
     log,

@@ -6,7 +6,7 @@ import { MemoryTree } from './memory-tree.ts';
 import { inclusionPlan, consistencyPlan, rangeNodes } from './tree.ts';
 import { fromHex, toHex, bytesEqual } from '../encoding/bytes.ts';
 import { createNobleProvider } from '../crypto/noble.ts';
-import { sha256OneShot } from './sha256-oneshot.ts';
+import { createNodeProvider } from '../crypto/node.ts';
 
 /*
  * Known answers from Certificate Transparency's Merkle test data, as published in
@@ -53,7 +53,8 @@ const CONSISTENCY: { oldSize: number; newSize: number; proof: string[] }[] = [
 
 const sha256Node = (d: Uint8Array) => new Uint8Array(createHash('sha256').update(d).digest());
 const noble = createNobleProvider();
-const hashers = { node: createHasher(sha256Node), noble: createHasher((d) => noble.sha256(d)), oneShot: createHasher(sha256OneShot) };
+const nodeProvider = createNodeProvider();
+const hashers = { node: createHasher(sha256Node), noble: createHasher((d) => noble.sha256(d)), oneShot: createHasher((d) => nodeProvider.sha256(d)) };
 const hex = (hs: Uint8Array[]) => hs.map(toHex);
 
 for (const [name, hasher] of Object.entries(hashers)) {
