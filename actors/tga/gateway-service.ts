@@ -253,7 +253,7 @@ export async function startGatewayService(deps: GatewayDeps, fail: (error: unkno
 
   const handle = async (peer: TunnelPeer, text: string, msgHash: string, push: (text: string) => void): Promise<string | TunnelReply | undefined> => {
     const root = spans.take(text);
-    pipeline.attachSession({ sid: peer.sid, did: peer.did, notify: (n) => push(JSON.stringify(n)) });
+    attach(peer, push);
     let msg;
     try {
       msg = toRpcMessage(parseJson(text, { allowFloats: true }));
@@ -347,7 +347,6 @@ export async function startGatewayService(deps: GatewayDeps, fail: (error: unkno
               pipeline.detachSession(peer.sid);
               if (reason !== 'closed') return; // detached: requests go on, replies follow the session
               requests.abortAll(peer.sid);
-              pipeline.detachSession(peer.sid);
               void deps.audit.append({ ts: now(), kind: 'session_close', from: peer.did, to: identity.did, msg_hash: sha256b64u(peer.sid) }).catch(() => {});
             },
             onRefused: (code) => actor.send({ type: 'gateway.handshake_refused', code }),
