@@ -37,7 +37,7 @@ export function bytesEqual(a: Uint8Array, b: Uint8Array): boolean {
  * V8 keeps a typed array of at most this many bytes on its own heap until something asks for
  * its ArrayBuffer; then it moves the array off the heap (a malloc, a sweep and a free later).
  */
-const ON_HEAP_MAX_BYTES = 64;
+export const ON_HEAP_MAX_BYTES = 64;
 
 /**
  * The bytes as a Buffer, for Node's encoders: a view of a large array, a copy (into Node's

@@ -1,5 +1,6 @@
 import { validate } from '../../contracts/validate.ts';
 import { fromB64u, toB64u } from '../encoding/base64url.ts';
+import { ON_HEAP_MAX_BYTES } from '../encoding/bytes.ts';
 import { parseJson } from '../encoding/json.ts';
 import { TalosError } from '../errors.ts';
 import type { Did } from '../identity/did.ts';
@@ -131,7 +132,7 @@ export function decodeEnvelope(frame: string | Uint8Array): Envelope {
  */
 function lenientB64u(text: string): Uint8Array {
   const length = Math.floor((text.length * 3) / 4);
-  if (length <= 64) return new Uint8Array(Buffer.from(text, 'base64url'));
+  if (length <= ON_HEAP_MAX_BYTES) return new Uint8Array(Buffer.from(text, 'base64url'));
   const out = new Uint8Array(length);
   const written = Buffer.from(out.buffer, 0, length).write(text, 'base64url');
   return written === length ? out : out.subarray(0, written);
