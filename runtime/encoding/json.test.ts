@@ -113,3 +113,41 @@ t.test('on valid input, the same result as JSON.parse (property)', async (t) => 
   );
   t.pass('properties hold');
 });
+
+// Values that break the rules too: integers beyond 2^53 - 1, floats, deep nesting.
+const anyJson = fc.letrec((tie) => ({
+  value: fc.oneof(
+    { depthSize: 'small' },
+    fc.constant(null),
+    fc.maxSafeInteger(),
+    fc.constantFrom(2 ** 53, -(2 ** 53), 1e21, -1e21, 1.5, -0.25, 1e-7, 123456789012345680000),
+    fc.double({ noNaN: true, noDefaultInfinity: true }),
+    fc.string({ unit: 'binary', maxLength: 8 }),
+    fc.array(tie('value'), { maxLength: 4 }),
+    fc.dictionary(fc.string({ unit: 'binary', maxLength: 4 }), tie('value'), { maxKeys: 4 }),
+  ),
+})).value;
+
+function outcome(text: string, options: { allowFloats?: boolean; maxDepth?: number }): unknown {
+  try {
+    return { value: parseJson(text, options) };
+  } catch (err) {
+    return err instanceof EncodingError ? { refused: err.code } : { crashed: String(err) };
+  }
+}
+
+t.test('compact text (the native fast path) and the same text spaced out (the strict parser) agree, refusals included (property)', async (t) => {
+  fc.assert(
+    fc.property(anyJson, fc.boolean(), fc.integer({ min: 1, max: 5 }), (value, allowFloats, maxDepth) => {
+      const options = { allowFloats, maxDepth };
+      return isDeepStrictEqual(outcome(JSON.stringify(value), options), outcome(JSON.stringify(value, null, 1), options));
+    }),
+    { numRuns: 2000 },
+  );
+  // Texts JSON.stringify would never write, compact all the same: the strict parser decides.
+  t.ok(refused('{"a":1,"a":1}'), 'duplicate that reads back the same once parsed');
+  t.ok(refused('[9007199254740993]'), 'rounded integer');
+  t.ok(refused('[1.5]'), 'float, not allowed');
+  t.same(parseJson('["\\u0041","\\/"]'), ['A', '/'], 'escapes JSON.stringify does not write');
+  t.same(parseJson('{"\\u0061":1}'), { a: 1 });
+});
