@@ -1,7 +1,9 @@
+import { diffieHellman, generateKeyPairSync } from 'node:crypto';
 import { cpus } from 'node:os';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { hmacSha256Small } from '../runtime/crypto/sha256-small.ts';
 
 /**
  * The shape every benchmark writes to bench/results/<name>.json. Metrics are measured in the
@@ -14,7 +16,18 @@ export interface BenchResult {
   ratios: Record<string, number>;
   targets?: Record<string, { value: number; op: '>=' | '<='; met: boolean }>;
   notes?: string[];
-  env: { node: string; cpu: string; cores: number; date: string };
+  env: { node: string; cpu: string; cores: number; date: string; host: HostReference };
+}
+
+/**
+ * What this host does per unit of time, measured when the result is written: sessions run on
+ * different hosts whose speed differs up to ~2x, so absolute figures from two results compare
+ * only through these. One native operation (OpenSSL X25519, the cost a DH ratchet step is
+ * made of) and one JavaScript one (the short HMAC-SHA-256 every ratchet message computes).
+ */
+export interface HostReference {
+  x25519_dh_us: number;
+  js_hmac_sha256_us: number;
 }
 
 export type Benchmark = (args: string[]) => Promise<Omit<BenchResult, 'env' | 'name'>>;
@@ -23,7 +36,19 @@ const resultsDir = join(dirname(fileURLToPath(import.meta.url)), 'results');
 
 export function environment(): BenchResult['env'] {
   const cpu = cpus();
-  return { node: process.version, cpu: cpu[0]?.model ?? 'unknown', cores: cpu.length, date: new Date().toISOString() };
+  return { node: process.version, cpu: cpu[0]?.model ?? 'unknown', cores: cpu.length, date: new Date().toISOString(), host: hostReference() };
+}
+
+function hostReference(): HostReference {
+  const [a, b] = [generateKeyPairSync('x25519'), generateKeyPairSync('x25519')];
+  const dh = { privateKey: a.privateKey, publicKey: b.publicKey };
+  const key = new Uint8Array(32).fill(7);
+  const data = new Uint8Array(32).fill(9);
+  const us = (opsPerS: number) => Number((1e6 / opsPerS).toFixed(3));
+  return {
+    x25519_dh_us: us(opsPerSecond(() => diffieHellman(dh), 300, 4)),
+    js_hmac_sha256_us: us(opsPerSecond(() => hmacSha256Small(key, data), 300)),
+  };
 }
 
 /** Runs `fn` repeatedly for about `ms` milliseconds (after a warm-up) and returns ops/s. */
