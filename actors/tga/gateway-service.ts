@@ -16,7 +16,7 @@ import { GatewayResponder, type Offer, type ResponderStore } from '../../runtime
 import { startTunnelServer, type TunnelPeer, type TunnelReply, type TunnelServer, type TunnelSessionStore } from '../../runtime/net/server.ts';
 import type { Envelope, Session } from '../../runtime/session/index.ts';
 import type { KeyAgreement } from '../../runtime/session/responder.ts';
-import { SPANS, withSpan, withSpanSync, type TalosMetrics } from '../../runtime/telemetry/index.ts';
+import { SPANS, tracingEnabled, withSpan, withSpanSync, type TalosMetrics } from '../../runtime/telemetry/index.ts';
 import type { UpstreamActor } from '../upstream/index.ts';
 import { UpstreamRouter } from '../gateway/router.ts';
 import type { RunningService } from './service-child.ts';
@@ -98,8 +98,9 @@ class PendingSpans {
   readonly #byText = new Map<string, Span[]>();
   #count = 0;
 
-  /** Starts a request's root span and runs `decrypt` as its first child. */
-  decrypt<T>(decrypt: () => T, async = false): { root: Span; result: T | Promise<Awaited<T>> } {
+  /** Starts a request's root span and runs `decrypt` as its first child (no span while tracing is off). */
+  decrypt<T>(decrypt: () => T, async = false): { root: Span | undefined; result: T | Promise<Awaited<T>> } {
+    if (!tracingEnabled()) return { root: undefined, result: decrypt() };
     const root = trace.getTracer('talos').startSpan('talos.request', { root: true });
     try {
       const ctx = trace.setSpan(otelContext.active(), root);
@@ -113,7 +114,8 @@ class PendingSpans {
     }
   }
 
-  put(text: string, root: Span): void {
+  put(text: string, root: Span | undefined): void {
+    if (!root) return;
     if (this.#count >= MAX_PENDING_SPANS) {
       const [oldest] = this.#byText.keys();
       this.take(oldest!)?.end();
@@ -125,6 +127,7 @@ class PendingSpans {
   }
 
   take(text: string): Span | undefined {
+    if (this.#count === 0) return undefined; // no lookup keyed by the whole text
     const list = this.#byText.get(text);
     if (!list) return undefined;
     const span = list.shift();
@@ -147,7 +150,7 @@ class TracedChannel extends SessionChannel {
     const { root, result } = this.spans.decrypt(() => super.open(envelope, now));
     const opened = result as { text?: string; closeReason?: string };
     if (opened.text !== undefined) this.spans.put(opened.text, root);
-    else root.end();
+    else root?.end();
     return opened;
   }
 }
@@ -178,7 +181,7 @@ class GatedResponder extends GatewayResponder {
     try {
       accepted = await result;
     } catch (err) {
-      root.end();
+      root?.end();
       throw err;
     }
     this.spans.put(accepted.text, root);

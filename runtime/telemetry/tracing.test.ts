@@ -1,9 +1,9 @@
 import t from 'tap';
-import { SpanStatusCode } from '@opentelemetry/api';
-import { InMemorySpanExporter, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
+import { SpanStatusCode, trace } from '@opentelemetry/api';
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor, type ReadableSpan } from '@opentelemetry/sdk-trace-base';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { TalosError } from '../errors.ts';
-import { ERROR_CODE_ATTRIBUTE, SPANS, currentTraceId, startTelemetry, withSpan, withSpanSync } from './tracing.ts';
+import { ERROR_CODE_ATTRIBUTE, SPANS, currentTraceId, startTelemetry, tracingEnabled, withSpan, withSpanSync } from './tracing.ts';
 
 /** An example tool call shaped like the tunnel's: decrypt, authorize, audit append, upstream call. */
 async function toolCall(tool: string, upstreamFails: boolean): Promise<string | undefined> {
@@ -92,6 +92,25 @@ t.test('without an exporter: disabled, and withSpan still runs the work and reth
     throw new TalosError('nope', 'refused');
   }), { code: 'nope' });
   await telemetry.shutdown();
+});
+
+t.test('no provider, no spans: tracing is on exactly while a provider is registered, ours or the embedder\'s', async (t) => {
+  t.equal(tracingEnabled(), false, 'nothing registered');
+  t.equal(await withSpan('w', {}, async (span) => span.isRecording()), false, 'the callback gets a span that records nothing');
+  await t.rejects(withSpan('w', {}, () => {
+    throw new TalosError('nope', 'thrown before any await');
+  }), { code: 'nope' }, 'a synchronous throw still comes back as a rejection');
+  const telemetry = startTelemetry({ exporter: new InMemorySpanExporter() });
+  t.equal(tracingEnabled(), true, 'ours');
+  await telemetry.shutdown();
+  t.equal(tracingEnabled(), false, 'after shutdown');
+
+  const exporter = new InMemorySpanExporter();
+  t.ok(trace.setGlobalTracerProvider(new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] })));
+  t.teardown(() => trace.disable());
+  t.equal(tracingEnabled(), true, 'the embedder\'s own provider');
+  await toolCall('e', false);
+  t.equal(exporter.getFinishedSpans().length, 5, 'its spans are recorded');
 });
 
 t.test('with an OTLP URL: spans are posted as OTLP/HTTP to that endpoint', async (t) => {

@@ -1,4 +1,4 @@
-import { SpanStatusCode, context, propagation, trace, type Attributes, type Span } from '@opentelemetry/api';
+import { INVALID_SPAN_CONTEXT, ProxyTracerProvider, SpanStatusCode, context, propagation, trace, type Attributes, type Span } from '@opentelemetry/api';
 import { OTLPTraceExporter } from '@opentelemetry/exporter-trace-otlp-http';
 import { NodeSDK } from '@opentelemetry/sdk-node';
 import { BatchSpanProcessor, SimpleSpanProcessor, type SpanExporter, type SpanProcessor } from '@opentelemetry/sdk-trace-base';
@@ -6,8 +6,8 @@ import { TalosError } from '../errors.ts';
 
 /**
  * Traces (contracts/SPEC.md section 10, "Health and telemetry"). Code everywhere calls `withSpan`
- * on @opentelemetry/api; without `startTelemetry` those calls cost almost nothing (the API's
- * no-op tracer). One tool call is one trace:
+ * on @opentelemetry/api; while no tracer provider is registered (no `startTelemetry`, nor one of
+ * the embedder's own) those calls make no span at all. One tool call is one trace:
  *   talos.tool_call ─┬─ talos.decrypt
  *                    ├─ talos.authorize
  *                    ├─ talos.audit.append
@@ -86,6 +86,22 @@ export function tracer() {
   return trace.getTracer(TRACER_NAME);
 }
 
+/** What the API's global provider delegates to while none is registered (a shared singleton). */
+const NOOP_PROVIDER = new ProxyTracerProvider().getDelegate();
+
+/**
+ * False while no tracer provider is registered in this process: every span would be the API's
+ * no-op span, which still costs a few objects and closures per call (measured ~4 KB of garbage
+ * per gateway request). A provider registered through another copy of the API counts as one.
+ */
+export function tracingEnabled(): boolean {
+  const provider = trace.getTracerProvider();
+  return !(provider instanceof ProxyTracerProvider && provider.getDelegate() === NOOP_PROVIDER);
+}
+
+/** The span `withSpan` hands to its callback while tracing is off: records nothing. */
+const NO_SPAN = trace.wrapSpanContext(INVALID_SPAN_CONTEXT);
+
 function recordFailure(span: Span, err: unknown): void {
   if (err instanceof TalosError) span.setAttribute(ERROR_CODE_ATTRIBUTE, err.code);
   // The exception's message is ours (TalosError messages never carry secrets); no stack values.
@@ -98,6 +114,13 @@ function recordFailure(span: Span, err: unknown): void {
  * ends when `fn` settles; a throw marks it as an error (with the TalosError code) and rethrows.
  */
 export function withSpan<T>(name: string, attributes: Attributes, fn: (span: Span) => Promise<T> | T): Promise<T> {
+  if (!tracingEnabled()) {
+    try {
+      return Promise.resolve(fn(NO_SPAN));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
   return tracer().startActiveSpan(name, { attributes }, async (span) => {
     try {
       return await fn(span);
@@ -112,6 +135,7 @@ export function withSpan<T>(name: string, attributes: Attributes, fn: (span: Spa
 
 /** Synchronous variant for inline work (a decrypt, a signature check). */
 export function withSpanSync<T>(name: string, attributes: Attributes, fn: (span: Span) => T): T {
+  if (!tracingEnabled()) return fn(NO_SPAN);
   return tracer().startActiveSpan(name, { attributes }, (span) => {
     try {
       return fn(span);
