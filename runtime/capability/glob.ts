@@ -39,6 +39,11 @@ export interface CompiledGlob {
   globstars: number;
   /** true when no segment holds `*`: the glob matches exactly one canonical path */
   literal: boolean;
+  /**
+   * For the commonest grant, `Q/**` with Q literal and not empty: Q as written. The glob then
+   * matches Q itself and whatever starts with `Q/` (a canonical path has no empty segment).
+   */
+  under: string | null;
 }
 
 export type GlobProblem = string;
@@ -84,7 +89,11 @@ function compileUncached(glob: string): CompiledGlob | GlobProblem {
   }
   if (globstars > MAX_GLOBSTARS) return `a glob holds at most ${MAX_GLOBSTARS} \`**\` segments`;
   const literal = segs.every((s) => s.kind === SegKind.Literal);
-  return Object.freeze({ source: glob, absolute, segs: Object.freeze(segs) as SegPattern[], globstars, literal });
+  const head = segs.slice(0, -1);
+  const under = segs.length > 1 && globstars === 1 && segs[segs.length - 1]!.kind === SegKind.Globstar && head.every((s) => s.kind === SegKind.Literal)
+    ? glob.slice(0, -'/**'.length)
+    : null;
+  return Object.freeze({ source: glob, absolute, segs: Object.freeze(segs) as SegPattern[], globstars, literal, under });
 }
 
 /** Does segment pattern `p` match the path segment path[start, end)? */
@@ -124,6 +133,10 @@ export function matchCanonical(g: CompiledGlob, path: string): boolean {
   const absolute = path.charCodeAt(0) === 0x2f;
   if (absolute !== g.absolute) return false;
   if (g.literal) return path === g.source;
+  if (g.under !== null) {
+    const q = g.under;
+    return path.startsWith(q) && (path.length === q.length || path.charCodeAt(q.length) === 0x2f);
+  }
   const end = path.length;
   // The region holding the segments: "." and "/" have none.
   let p = absolute ? 1 : path === '.' ? end : 0;
