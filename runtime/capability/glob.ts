@@ -89,10 +89,8 @@ function compileUncached(glob: string): CompiledGlob | GlobProblem {
   }
   if (globstars > MAX_GLOBSTARS) return `a glob holds at most ${MAX_GLOBSTARS} \`**\` segments`;
   const literal = segs.every((s) => s.kind === SegKind.Literal);
-  const head = segs.slice(0, -1);
-  const under = segs.length > 1 && globstars === 1 && segs[segs.length - 1]!.kind === SegKind.Globstar && head.every((s) => s.kind === SegKind.Literal)
-    ? glob.slice(0, -'/**'.length)
-    : null;
+  const literalThenGlobstar = globstars === 1 && segs.length > 1 && segs.at(-1)!.kind === SegKind.Globstar && segs.slice(0, -1).every((s) => s.kind === SegKind.Literal);
+  const under = literalThenGlobstar ? glob.slice(0, -'/**'.length) : null;
   return Object.freeze({ source: glob, absolute, segs: Object.freeze(segs) as SegPattern[], globstars, literal, under });
 }
 
