@@ -1,4 +1,6 @@
 import { createHash, createHmac, hkdfSync } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { COMPRESS_FILE, compressSource } from './generate-sha256-compress.ts';
 import t from 'tap';
 import { createNodeProvider } from './node.ts';
 import { hkdfSha256Small, hmacSha256Small, hmacSha256SmallEach, SMALL_HKDF_MAX_INPUT_BYTES, SMALL_HMAC_MAX_DATA_BYTES } from './sha256-small.ts';
@@ -67,4 +69,8 @@ t.test('node provider gives the same bytes on both sides of its JavaScript/nativ
     const info = pattern(17, 14);
     t.equal(hex(crypto.hkdfSha256(ikm, salt, info, 44)), Buffer.from(hkdfSync('sha256', ikm, salt, info, 44)).toString('hex'));
   }
+});
+
+t.test('the committed unrolled compression is what its generator writes', async (t) => {
+  t.equal(readFileSync(COMPRESS_FILE, 'utf8'), compressSource(), 'run: npx tsx runtime/crypto/generate-sha256-compress.ts');
 });
