@@ -84,6 +84,45 @@ export function opsPerCpuSecond(fn: () => unknown, ms: number, batch = 16, warmu
   return (ops * 1e6) / (used.user + used.system);
 }
 
+export interface Rates {
+  /** Ops per second of wall clock. */
+  perS: number;
+  /** Ops per second of this process's CPU time. */
+  perCpuS: number;
+}
+
+/**
+ * Rates of several operations measured side by side: `rounds` rounds, each giving every
+ * operation a slice of `ms / rounds` in turn, summed per operation. A machine whose speed
+ * drifts within the run (a shared host) then slows every operation alike, so their ratios hold
+ * where back-to-back phases would each catch a different moment.
+ */
+export function interleavedRates<K extends string>(fns: Record<K, () => unknown>, ms: number, rounds = 10, batch = 16): Record<K, Rates> {
+  const names = Object.keys(fns) as K[];
+  const totals = new Map(names.map((n) => [n, { ops: 0, wallMs: 0, cpuUs: 0 }]));
+  for (const name of names) for (let i = 0; i < 200; i++) fns[name]();
+  for (let round = 0; round < rounds; round++) {
+    for (const name of names) {
+      const fn = fns[name];
+      const t = totals.get(name)!;
+      const cpu0 = process.cpuUsage();
+      const start = performance.now();
+      let now = start;
+      while (now - start < ms / rounds) {
+        for (let i = 0; i < batch; i++) fn();
+        t.ops += batch;
+        now = performance.now();
+      }
+      const cpu = process.cpuUsage(cpu0);
+      t.wallMs += now - start;
+      t.cpuUs += cpu.user + cpu.system;
+    }
+  }
+  const out = {} as Record<K, Rates>;
+  for (const [name, t] of totals) out[name] = { perS: (t.ops * 1000) / t.wallMs, perCpuS: (t.ops * 1e6) / t.cpuUs };
+  return out;
+}
+
 /** Async variant: awaits each call. */
 export async function opsPerSecondAsync(fn: () => Promise<unknown>, ms = 500): Promise<number> {
   const warmEnd = performance.now() + Math.min(200, ms / 4);
