@@ -15,6 +15,8 @@ export interface RunOptions {
   /** Test-only: a deliberately broken variant of the composition. */
   __broken?: BrokenVariant;
   crypto?: 'node' | 'noble';
+  /** Called with the run's world before the scenario sets up: for measurement (bench/sim.bench.ts times the crypto provider). */
+  observe?: (world: World) => void;
 }
 
 export interface RunResult {
@@ -41,6 +43,7 @@ export async function runScenario(scenario: Scenario | string, seed: number, opt
   const sc = typeof scenario === 'string' ? scenarioByName(scenario) : scenario;
   const started = performance.now();
   const world = new World({ scenario: sc.name, seed, ...(options.__broken ? { __broken: options.__broken } : {}), ...(options.crypto ? { crypto: options.crypto } : {}) });
+  options.observe?.(world);
   const inv = world.invariants;
   let truth: { calls: Map<string, unknown>; unsettled(): unknown[] } | null = null;
   world.scheduler.installFakeTimers();
