@@ -46,3 +46,25 @@ t.test('the real clock is untouched after a run', async (t) => {
   t.ok(Math.abs(Date.now() - before) < 10 * 60_000, 'Date.now() is real time again');
   await new Promise((r) => setTimeout(r, 1)); // a real timer fires
 });
+
+t.test('an observer sees the run\'s world before the scenario sets up, and watching changes nothing', async (t) => {
+  const plain = await runScenario('partition', 7);
+  let seed: number | undefined;
+  let nodesAtObserve = -1;
+  let x25519Calls = 0;
+  const watched = await runScenario('partition', 7, {
+    observe: (world) => {
+      seed = world.options.seed;
+      nodesAtObserve = world.nodes.size;
+      const dh = world.crypto.x25519.bind(world.crypto);
+      world.crypto.x25519 = (secret, pub) => {
+        x25519Calls++;
+        return dh(secret, pub);
+      };
+    },
+  });
+  t.equal(seed, 7);
+  t.equal(nodesAtObserve, 0, 'before setup: no nodes yet');
+  t.ok(x25519Calls > 0, 'the wrapped provider is the one the run uses');
+  t.equal(watched.traceHash, plain.traceHash, 'same trace with and without the observer');
+});
