@@ -1,6 +1,6 @@
 import t from 'tap';
 import { decodeTrace } from '../runtime/inspect/trace.ts';
-import { runScenario } from './runner.ts';
+import { replayCommand, runScenario } from './runner.ts';
 import { traceHash } from './trace-writer.ts';
 
 // The same seed, run twice in one process, gives a byte-identical trace.
@@ -67,4 +67,10 @@ t.test('an observer sees the run\'s world before the scenario sets up, and watch
   t.equal(nodesAtObserve, 0, 'before setup: no nodes yet');
   t.ok(x25519Calls > 0, 'the wrapped provider is the one the run uses');
   t.equal(watched.traceHash, plain.traceHash, 'same trace with and without the observer');
+});
+
+t.test('the replay command carries every option that changes the run', async (t) => {
+  t.equal(replayCommand('partition', 9), 'talos sim run partition --seed 9');
+  t.equal(replayCommand('partition', 9, { __broken: 'skip-sub-check', crypto: 'noble' }), 'talos sim run partition --seed 9 --broken skip-sub-check --crypto noble');
+  t.equal((await runScenario('partition', 9, { crypto: 'noble' })).command, 'talos sim run partition --seed 9 --crypto noble');
 });

@@ -35,8 +35,11 @@ export interface RunResult {
   command: string;
 }
 
-export function replayCommand(scenario: string, seed: number, broken?: BrokenVariant): string {
-  return `talos sim run ${scenario} --seed ${seed}${broken ? ` --broken ${broken}` : ''}`;
+/** The command that replays one run: every option that changes what the run does is carried over. */
+export function replayCommand(scenario: string, seed: number, options: Pick<RunOptions, '__broken' | 'crypto'> = {}): string {
+  const broken = options.__broken ? ` --broken ${options.__broken}` : '';
+  const crypto = options.crypto ? ` --crypto ${options.crypto}` : '';
+  return `talos sim run ${scenario} --seed ${seed}${broken}${crypto}`;
 }
 
 export async function runScenario(scenario: Scenario | string, seed: number, options: RunOptions = {}): Promise<RunResult> {
@@ -59,7 +62,7 @@ export async function runScenario(scenario: Scenario | string, seed: number, opt
       inv.check(INVARIANTS.progressAfterHeal, open.length === 0, () =>
         `${open.length} call(s) still unanswered ${PROGRESS_BOUND_MS}ms after the last fault healed (first: ${open[0]!.callId}, issued at ${open[0]!.issuedAt}ms)`,
       );
-      plan.final?.();
+      await plan.final?.();
     }
   } catch (err) {
     if (!(err instanceof InvariantViolation)) {
@@ -92,7 +95,7 @@ export async function runScenario(scenario: Scenario | string, seed: number, opt
     calls,
     settled,
     checks: Object.fromEntries(inv.checks),
-    command: replayCommand(sc.name, seed, options.__broken),
+    command: replayCommand(sc.name, seed, options),
   };
 }
 
