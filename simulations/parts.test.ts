@@ -105,6 +105,11 @@ t.test('the scanner finds canaries and key bytes in any common encoding', async 
   t.equal(sc.scan('{"note":"cnry-0123456789abcdef"}'), 'plaintext canary cnry-0123456789abcdef');
   t.equal(sc.scan('{"note":"cnry-ffffffffffffffff"}'), null, 'an unregistered canary is not a secret');
   t.equal(sc.scan(Buffer.from(new Uint8Array(64).fill(7)).toString('base64url')), null);
+  // A plaintext that crosses encoded (a frame whose ct is not really encrypted) still shows its canary.
+  const plaintext = Buffer.from('{"jsonrpc":"2.0","params":{"note":"cnry-0123456789abcdef"}}');
+  t.equal(sc.scan(`{"ct":"${plaintext.toString('base64url')}"}`), 'plaintext canary cnry-0123456789abcdef (base64-encoded)');
+  t.equal(sc.scan(`{"ct":"${plaintext.toString('hex')}"}`), 'plaintext canary cnry-0123456789abcdef (hex-encoded)');
+  t.equal(sc.scan(`{"ct":"${Buffer.from('{"note":"cnry-ffffffffffffffff"}').toString('base64url')}"}`), null, 'an unregistered canary, encoded');
 });
 
 t.test('trace writer output is a valid inspector trace', async (t) => {

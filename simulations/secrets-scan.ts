@@ -2,8 +2,8 @@
  * Looks for secrets in what crosses the simulated network or lands in the audit log: the
  * plaintext canaries every request carries, and registered key bytes (identity keys, ratchet
  * root and chain keys, KEKs, upstream credentials). Binary values travel as base64url, base64
- * or hex, so every long run of such characters is decoded and searched byte-wise; a secret is
- * found when KEY_PREFIX_BYTES of it appear anywhere.
+ * or hex, so every long run of such characters is decoded and searched byte-wise, for key
+ * bytes and for canaries; a key is found when KEY_PREFIX_BYTES of it appear anywhere.
  */
 export const KEY_PREFIX_BYTES = 12;
 /**
@@ -55,7 +55,7 @@ export class SecretScanner {
   scan(text: string): string | null {
     const canary = this.findCanary(text);
     if (canary) return `plaintext canary ${canary}`;
-    if (this.keys.size === 0) return null;
+    if (this.keys.size === 0 && this.canaries.size === 0) return null;
     // Every maximal run of at least MIN_RUN run characters: the runs /[A-Za-z0-9_\-+/]{16,}/g
     // would match, found by a character-table loop (cheaper than the regex, no match objects).
     let start = -1;
@@ -108,7 +108,12 @@ export class SecretScanner {
     // base64 decodes to at most 3/4 of its length, hex to 1/2.
     if (this.scratch.length < text.length) this.scratch = Buffer.alloc(2 * text.length);
     const n = this.scratch.write(text, encoding);
-    return this.scanBytes(this.scratch.subarray(0, n));
+    const decoded = this.scratch.subarray(0, n);
+    // Plaintext that travels encoded (a frame whose `ct` is not really encrypted) shows its
+    // canaries only once decoded.
+    const canary = this.canaries.size > 0 && decoded.includes(CANARY_PREFIX) ? this.findCanary(decoded.toString('latin1')) : null;
+    if (canary) return `plaintext canary ${canary} (${encoding}-encoded)`;
+    return this.scanBytes(decoded);
   }
 
   scanBytes(bytes: Uint8Array): string | null {

@@ -18,6 +18,7 @@ const cases: { broken: BrokenVariant; scenario: string; invariant: string }[] = 
   { broken: 'forward-before-audit', scenario: 'audit-store-crash', invariant: 'audit-before-forward' },
   { broken: 'skip-sub-check', scenario: 'swarm', invariant: 'oracle-agrees' },
   { broken: 'non-transactional-decrypt', scenario: 'replay-tamper', invariant: 'progress-after-heal' },
+  { broken: 'plaintext-frames', scenario: 'partition', invariant: 'no-secrets-leak' },
 ];
 
 function capture(cwd: string) {

@@ -15,8 +15,8 @@ import { TraceWriter } from './trace-writer.ts';
  * safety step from the simulated composition, and the sweep must find it. Passed in the run
  * options of one run; never a global switch, never read by production code.
  */
-export type BrokenVariant = 'forward-before-audit' | 'non-transactional-decrypt' | 'skip-sub-check';
-export const BROKEN_VARIANTS: readonly BrokenVariant[] = ['forward-before-audit', 'non-transactional-decrypt', 'skip-sub-check'];
+export type BrokenVariant = 'forward-before-audit' | 'non-transactional-decrypt' | 'skip-sub-check' | 'plaintext-frames';
+export const BROKEN_VARIANTS: readonly BrokenVariant[] = ['forward-before-audit', 'non-transactional-decrypt', 'skip-sub-check', 'plaintext-frames'];
 
 export interface WorldOptions {
   scenario: string;
@@ -63,7 +63,8 @@ export class World {
     this.trace = new TraceWriter(TraceWriter.header(options.scenario, options.seed), () => this.scheduler.now);
     this.network = new SimNetwork(this.scheduler, this.rng.fork('network'), this.trace);
     this.invariants = new InvariantLog(() => this.scheduler.now);
-    this.crypto = memoizeKeyChecks(createCryptoProvider({ name: options.crypto ?? 'node', random: this.rng.randomSource('crypto') }));
+    const crypto = memoizeKeyChecks(createCryptoProvider({ name: options.crypto ?? 'node', random: this.rng.randomSource('crypto') }));
+    this.crypto = this.broken === 'plaintext-frames' ? withoutEncryption(crypto) : crypto;
     this.scheduler.onError = (err) => this.report(err);
     // No plaintext or key bytes on an untrusted link, ever: every packet is scanned as sent.
     this.network.tap((p) => {
@@ -156,6 +157,18 @@ export const KEY_CHECK_MEMO_LIMIT = 100_000;
  * keys at every checkpoint, DID parse and token check. Every other operation, and every
  * verdict, is the provider's own; nothing random is consumed by the check.
  */
+/**
+ * BROKEN (test-only): ChaCha20-Poly1305 that does not encrypt (the plaintext and a zero tag):
+ * session frames then carry their plaintext, base64url-encoded, for the leak scanner to find.
+ */
+function withoutEncryption(base: CryptoProvider): CryptoProvider {
+  const tag = new Uint8Array(16);
+  return Object.assign(Object.create(Object.getPrototypeOf(base) as object) as CryptoProvider, base, {
+    chachaSeal: (_key: Uint8Array, _nonce: Uint8Array, plaintext: Uint8Array) => Buffer.concat([plaintext, tag]),
+    chachaOpen: (_key: Uint8Array, _nonce: Uint8Array, sealed: Uint8Array) => sealed.slice(0, sealed.length - tag.length),
+  });
+}
+
 function memoizeKeyChecks(base: CryptoProvider): CryptoProvider {
   const seen = new Map<string, boolean>();
   const check = base.ed25519IsValidPublicKey.bind(base);
