@@ -7,7 +7,7 @@ import { z } from 'zod';
 import { AuditLog } from '../audit/log.ts';
 import { createHasher } from '../audit/merkle.ts';
 import type { AuditEvent } from '../audit/event.ts';
-import { CapabilityChecker, encodeToken, mintToken, type Grant } from '../capability/index.ts';
+import { CapabilityChecker, MemoryRevocationSource, encodeToken, mintRevocation, mintToken, type Grant } from '../capability/index.ts';
 import { resolveConfig } from '../config/config.ts';
 import { createCryptoProvider } from '../crypto/index.ts';
 import { fromUtf8 } from '../encoding/bytes.ts';
@@ -19,6 +19,7 @@ import { RPC_ERRORS } from './errors.ts';
 import { CAPABILITY_META_KEY } from './meta.ts';
 import { GatewayPipeline, sha256b64u, type PipelinePorts, type RoutedTool, type ToolRouter } from './pipeline.ts';
 import type { RpcRequest, RpcResponse } from './jsonrpc.ts';
+import type { RelayUpstream } from './relay.ts';
 import { UpstreamConnection } from './upstream-connection.ts';
 import { FilePinStore } from './pinning.ts';
 import { UpstreamActor } from '../../actors/upstream/index.ts';
@@ -300,6 +301,91 @@ t.test('resources: routed to the upstream that listed the uri or whose template 
   t.equal(reason(await p.handle(ctx, req('resources/read', withToken(tok, { uri: 'beta:/elsewhere' })))), 'unknown_resource');
   t.equal(reason(await p.handle(ctx, req('resources/read', { uri: 'beta://docs/readme' }))), 'capability_missing');
   t.equal(reason(await p.handle(ctx, req('resources/read', withToken(tok, { uri: 7 })))), 'invalid_uri');
+});
+
+/** The relay upstreams, wrapped to count every listing re-read and every call that reaches them. */
+const upstreamTraffic: string[] = [];
+const countingUpstreams: RelayUpstream[] = actors.map((a) => ({
+  name: a.name,
+  capabilities: () => a.capabilities(),
+  prompts: () => a.prompts(),
+  prompt: (name) => a.prompt(name),
+  listed: (listing) => a.listed(listing),
+  relist: (listing) => {
+    upstreamTraffic.push(`${a.name} ${listing}`);
+    return a.relist(listing);
+  },
+  call: (method, params, signal, onProgress) => {
+    upstreamTraffic.push(`${a.name} ${method}`);
+    return a.call(method, params, signal, onProgress);
+  },
+  onNotification: (listener) => a.onNotification(listener),
+}));
+const countingRouter: ToolRouter = { tools: () => [], resolve: () => undefined, upstreams: () => countingUpstreams };
+
+t.test('resources/list and templates/list: a bad token is refused before any upstream is read', async (t) => {
+  // Each event records how many upstream reads had happened when it was appended.
+  const events: (AuditEvent & { reads: number })[] = [];
+  const revocations = new MemoryRevocationSource();
+  const authorizer = new CapabilityChecker({ crypto, audience: gateway.did, trustedRoots: [issuer.did], revocations });
+  const p = new GatewayPipeline(ports({ router: countingRouter, authorizer, audit: { append: async (e) => void events.push({ ...e, reads: upstreamTraffic.length }) } }));
+  const grants: Grant[] = [{ method: 'resources/read' }];
+  const mint = (o: { sub?: string; aud?: string; nbf?: number; exp?: number }) =>
+    mintToken(crypto, { issuerKey: issuer.sig.secretKey, sub: o.sub ?? agent.did, aud: o.aud ?? gateway.did, grants, nbf: o.nbf ?? nowS - 5, exp: o.exp ?? nowS + 600 });
+  const other = generateIdentity(crypto);
+  const revoked = mint({});
+  await revocations.publish(mintRevocation(crypto, issuer.sig.secretKey, revoked.id, nowS));
+  const bad: [string, string][] = [
+    ['garbage', 'malformed'],
+    [encodeToken(mint({ sub: other.did })), 'wrong_subject'],
+    [encodeToken(mint({ aud: other.did })), 'wrong_audience'],
+    [encodeToken(mint({ nbf: nowS - 60, exp: nowS - 30 })), 'expired'],
+    [encodeToken(revoked), 'revoked'],
+  ];
+  upstreamTraffic.length = 0;
+  for (const method of ['resources/list', 'resources/templates/list']) {
+    for (const [tok, why] of bad) {
+      const r = await p.handle(ctx, req(method, withToken(tok)));
+      t.equal(reason(r), why, `${method}: ${why}`);
+      t.match('error' in r && r.error, { code: RPC_ERRORS.unauthorized, message: new RegExp(`^talos: ${why}: `) });
+    }
+    t.equal(reason(await p.handle(ctx, req(method))), 'capability_missing');
+  }
+  t.same(upstreamTraffic, [], 'no refused listing reached an upstream');
+  t.same(events.map((e) => `${e.method} ${e.decision}:${e.reason}`), ['resources/list', 'resources/templates/list'].flatMap((m) => [...bad.map(([, why]) => `${m} deny:${why}`), `${m} deny:capability_missing`]));
+});
+
+t.test('resources/list and templates/list: rate limited before any upstream is read; the decision is audited first', async (t) => {
+  const events: (AuditEvent & { reads: number })[] = [];
+  const p = new GatewayPipeline(ports({
+    router: countingRouter,
+    limits: { ...limits, rate: { capacity: 2, refillPerSecond: 0.001 } },
+    audit: { append: async (e) => void events.push({ ...e, reads: upstreamTraffic.length }) },
+  }));
+  const tok = token([{ method: 'resources/read', args: { uri: { glob: 'beta:/**' } } }]);
+  const uris = (r: RpcResponse) => ('result' in r ? (r.result.resources as { uri: string }[]).map((x) => x.uri) : reason(r));
+  upstreamTraffic.length = 0;
+  t.same(uris(await p.handle(ctx, req('resources/list', withToken(tok)))), ['beta://docs/readme'], 'a valid token lists what it grants');
+  t.same(uris(await p.handle(ctx, req('resources/list', withToken(tok)))), ['beta://docs/readme']);
+  t.same(upstreamTraffic, ['alpha resources', 'beta resources', 'alpha resources', 'beta resources'], 'each allowed listing re-read every upstream once');
+  const third = await p.handle(ctx, req('resources/list', withToken(tok)));
+  t.equal(reason(third), 'rate_limited', 'the third is over the capacity of 2');
+  t.equal('error' in third && third.error.code, RPC_ERRORS.rate_limited);
+  t.equal(upstreamTraffic.length, 4, 'the rate-limited listing read no upstream');
+  // templates/list has its own bucket.
+  for (let i = 0; i < 2; i++) {
+    t.same(resultOf(await p.handle(ctx, req('resources/templates/list', withToken(tok)))).resourceTemplates, [{ name: 'alpha-item', uriTemplate: 'alpha://items/{id}' }, { name: 'beta-item', uriTemplate: 'beta://items/{id}' }]);
+  }
+  t.equal(reason(await p.handle(ctx, req('resources/templates/list', withToken(tok)))), 'rate_limited');
+  t.same(upstreamTraffic.slice(4), ['alpha templates', 'beta templates', 'alpha templates', 'beta templates'], 'the rate-limited templates/list read no upstream');
+  t.same(events.map((e) => [e.method, `${e.decision}:${e.reason}`, e.reads]), [
+    ['resources/list', 'allow:granted', 0],
+    ['resources/list', 'allow:granted', 2],
+    ['resources/list', 'deny:rate_limited', 4],
+    ['resources/templates/list', 'allow:granted', 4],
+    ['resources/templates/list', 'allow:granted', 6],
+    ['resources/templates/list', 'deny:rate_limited', 8],
+  ], 'every decision was audited before the upstreams were read');
 });
 
 t.test('completion: only for a prompt or templates the token grants', async (t) => {

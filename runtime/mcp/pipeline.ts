@@ -218,13 +218,13 @@ export class GatewayPipeline {
         return this.local(ctx, req, {});
       case 'tools/list':
         // arg_violation with empty arguments: the grant names the tool but constrains its arguments.
-        return this.listing(ctx, req, 'tools', async () => this.ports.router.tools().map((t) => ({ ...t.definition, name: t.name })), (t) => ({ method: 'tools/call', tool: String(t.name), args: {} }), true);
+        return this.listing(ctx, req, 'tools', { method: 'tools/call', args: {} }, async () => this.ports.router.tools().map((t) => ({ ...t.definition, name: t.name })), (t) => ({ method: 'tools/call', tool: String(t.name), args: {} }), true);
       case 'prompts/list':
-        return this.listing(ctx, req, 'prompts', async () => this.routablePrompts(), (p) => ({ method: 'prompts/get', tool: String(p.name), args: {} }), true);
+        return this.listing(ctx, req, 'prompts', { method: 'prompts/get', args: {} }, async () => this.routablePrompts(), (p) => ({ method: 'prompts/get', tool: String(p.name), args: {} }), true);
       case 'resources/list':
-        return this.listing(ctx, req, 'resources', async () => (await this.relisted('resources')).filter((r) => typeof r.uri === 'string'), (r) => ({ method: 'resources/read', args: { uri: r.uri as string } }), false);
+        return this.listing(ctx, req, 'resources', { method: 'resources/read', args: {} }, async () => (await this.relisted('resources')).filter((r) => typeof r.uri === 'string'), (r) => ({ method: 'resources/read', args: { uri: r.uri as string } }), false);
       case 'resources/templates/list':
-        return this.listing(ctx, req, 'resourceTemplates', () => this.relisted('templates'), () => ({ method: 'resources/read', args: {} }), true);
+        return this.listing(ctx, req, 'resourceTemplates', { method: 'resources/read', args: {} }, () => this.relisted('templates'), () => ({ method: 'resources/read', args: {} }), true);
       case 'resources/unsubscribe':
         return this.unsubscribe(ctx, req);
       case 'logging/setLevel':
@@ -279,10 +279,10 @@ export class GatewayPipeline {
   }
 
   /** The checker's verdict; a token it has not verified yet may be verified off this thread first (warm). */
-  private async check(token: string, request: AccessRequest, did: string): Promise<CheckResult> {
+  private async check(token: string, request: AccessRequest, did: string, nowMs?: number): Promise<CheckResult> {
     const warming = this.ports.authorizer.warm?.(token);
     if (warming) await warming;
-    return this.ports.authorizer.check(token, request, did, this.now());
+    return this.ports.authorizer.check(token, request, did, nowMs ?? this.now());
   }
 
   private async authorize(ctx: RequestContext, token: string | undefined, request: AccessRequest): Promise<CheckResult | Refusal> {
@@ -325,28 +325,35 @@ export class GatewayPipeline {
   }
 
   /**
-   * A merged listing filtered to what the token allows: an item is visible when the checker
-   * allows `accessOf(item)` (or, with `argsMayFail`, refuses it only for its arguments);
-   * `no_matching_grant` hides it; any other refusal refuses the whole request.
+   * A merged listing filtered to what the token allows, in the order of every other request:
+   * the token itself is vetted first (chain, trust, subject, audience, time, revocation), then
+   * the rate limit, then the decision is audited, and only then are the items read (for
+   * resources, from every upstream). The checker runs the request-independent checks before
+   * any grant is matched, so checking `probe` (the broadest request of the listing's kind)
+   * refuses a bad token whatever it asks; no_matching_grant or arg_violation there only means
+   * that the token is valid. Then an item is visible when the checker allows `accessOf(item)`
+   * (or, with `argsMayFail`, refuses it only for its arguments); `no_matching_grant` hides it;
+   * any other refusal (a revocation that arrived meanwhile) refuses the whole request.
    */
   private async listing(
     ctx: RequestContext,
     req: RpcRequest,
     key: string,
+    probe: AccessRequest,
     items: () => Promise<Record<string, unknown>[]>,
     accessOf: (item: Record<string, unknown>) => AccessRequest,
     argsMayFail: boolean,
   ): Promise<RpcResponse> {
     const token = capabilityFrom(req.params);
     if (token === undefined) return this.deny(ctx, req, undefined, undefined, refuse('capability_missing', 'the request carries no capability token'));
-    const visible: Record<string, unknown>[] = [];
-    let tokenId: string | undefined;
-    for (const item of await items()) {
-      const r = await this.check(token, accessOf(item), ctx.did);
-      if (r.ok) tokenId = r.tokenId;
-      if (r.ok || (argsMayFail && r.code === 'arg_violation')) visible.push(item);
-      else if (r.code !== 'no_matching_grant' && r.code !== 'arg_violation') return this.deny(ctx, req, undefined, undefined, refuse(r.code, r.message));
+    // Decided at one instant: a token that expires while the upstreams answer does not turn an
+    // audited allow into a refusal halfway through the listing.
+    const nowMs = this.now();
+    const vetted = await this.check(token, probe, ctx.did, nowMs);
+    if (!vetted.ok && vetted.code !== 'no_matching_grant' && vetted.code !== 'arg_violation') {
+      return this.deny(ctx, req, undefined, undefined, refuse(vetted.code, vetted.message));
     }
+    const tokenId = vetted.ok ? vetted.tokenId : undefined;
     const limited = await this.rateLimit(ctx, req, listingBucket(req.method), 1, this.ports.limits.rate, tokenId);
     if (limited) return limited;
     try {
@@ -355,6 +362,12 @@ export class GatewayPipeline {
       return this.auditFailed(req, err);
     }
     this.stats.allowed++;
+    const visible: Record<string, unknown>[] = [];
+    for (const item of await items()) {
+      const r = await this.check(token, accessOf(item), ctx.did, nowMs);
+      if (r.ok || (argsMayFail && r.code === 'arg_violation')) visible.push(item);
+      else if (r.code !== 'no_matching_grant' && r.code !== 'arg_violation') return this.deny(ctx, req, undefined, tokenId, refuse(r.code, r.message));
+    }
     return { jsonrpc: '2.0', id: req.id, result: { [key]: visible } };
   }
 
