@@ -24,6 +24,10 @@ export const MAX_RETRANSMIT_MS = 400;
 export const RETRY_AFTER_MS = 50;
 export const MAX_RETRY_AFTER_MS = 800;
 
+/** The JSON-RPC id of an attempt at a call: `<callId>#<attempt>`, attempts counted from 1. */
+export const attemptId = (callId: string, attempt: number): string => `${callId}#${attempt}`;
+export const callIdOfAttempt = (requestId: string): string => requestId.slice(0, requestId.lastIndexOf('#'));
+
 /** Gateway refusals that are about the moment, not the request: the agent tries again. */
 export const TRANSIENT_REASONS = new Set(['limits_unavailable', 'upstream_unavailable', 'audit_unavailable']);
 
@@ -74,7 +78,7 @@ export class SimAgent implements SimNode {
   /** Starts one tool call; `token` is the compact capability it presents. */
   call(tool: string, args: Record<string, unknown>, token: string): string {
     const callId = `${this.name}:c${this.rng.hex(4)}`;
-    this.truth.issue({ callId, agent: this.name, tool, issuedAt: this.world.scheduler.now });
+    this.truth.issue({ callId, agent: this.name, agentDid: this.identity.did, tokenId: this.truth.tokenIds.get(token), tool, issuedAt: this.world.scheduler.now });
     const p: Pending = { callId, tool, args, token, frame: '', backoff: RETRANSMIT_MS, attempt: 0, retries: 0 };
     this.pending.set(callId, p);
     this.attempt(p);
@@ -87,7 +91,7 @@ export class SimAgent implements SimNode {
     // An MCP tools/call; the capability rides in _meta, inside the encrypted payload.
     const req: RpcRequest = {
       jsonrpc: '2.0',
-      id: `${p.callId}#${p.attempt + 1}`,
+      id: attemptId(p.callId, p.attempt + 1),
       method: 'tools/call',
       params: withCapability({ name: p.tool, arguments: { ...p.args, note: canary } }, p.token),
     };
@@ -141,9 +145,9 @@ export class SimAgent implements SimNode {
     const reply = JSON.parse(fromUtf8(plaintext)) as RpcResponse;
     const replyId = String(reply.id);
     this.truth.deliver(this.name, replyId);
-    const callId = replyId.slice(0, replyId.lastIndexOf('#'));
+    const callId = callIdOfAttempt(replyId);
     const p = this.pending.get(callId);
-    if (!p || replyId !== `${callId}#${p.attempt}`) return; // an answer to an attempt already superseded
+    if (!p || replyId !== attemptId(callId, p.attempt)) return; // an answer to an attempt already superseded
     const status = classify(reply);
     if (status === 'retry') {
       p.attempt++; // stops the retransmission of the old frame

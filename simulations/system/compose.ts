@@ -133,6 +133,7 @@ export async function buildSystem(world: World, options: SystemOptions): Promise
     startLoad() {
       // A token's compact form is a pure function of the token: encoded once, not per call.
       const compact = new Map([...tokens].map(([name, token]) => [name, encodeToken(token)]));
+      for (const [name, token] of tokens) truth.tokenIds.set(compact.get(name)!, token.id);
       agents.forEach((agent, i) => {
         const insider = i >= agents.length - insiders;
         const next = () => {

@@ -215,7 +215,7 @@ export class SimGateway implements SimNode {
           subject = tokenSubOf(token) ?? sessionDid;
         }
         const r = this.checker.check(token, request, subject, nowMs);
-        if (r.ok) decision = { tokenId: r.tokenId, sessionDid, nowMs };
+        if (r.ok) decision = this.truth.decisionFor(callId, world.clock(this.name));
         return r;
       },
     };

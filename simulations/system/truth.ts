@@ -1,5 +1,6 @@
 import { INVARIANTS } from '../invariants.ts';
 import type { World } from '../world.ts';
+import { callIdOfAttempt } from './agent.ts';
 
 /**
  * What actually happened, recorded by an all-seeing observer outside the system under test,
@@ -21,6 +22,9 @@ export interface PolicyToken {
 export interface CallRecord {
   callId: string;
   agent: string;
+  /** The sending agent's DID and the id of the token it really presented (an insider may present another's). */
+  agentDid: string;
+  tokenId: string | undefined;
   tool: string;
   issuedAt: number;
   settledAt?: number;
@@ -29,6 +33,8 @@ export interface CallRecord {
 
 export class Truth {
   readonly tokens = new Map<string, PolicyToken>();
+  /** Compact (wire) form of each minted token -> its id: what an agent presents, as the simulator knows it. */
+  readonly tokenIds = new Map<string, string>();
   /** token id -> gateway clock (ms) at which the gateway learned the revocation. */
   readonly revokedAt = new Map<string, number>();
   readonly calls = new Map<string, CallRecord>();
@@ -57,6 +63,17 @@ export class Truth {
     const dup = seen.has(msgId);
     seen.add(msgId);
     this.world.invariants.check(INVARIANTS.deliveredOnce, !dup, () => `message ${msgId} delivered twice to ${receiver}`);
+  }
+
+  /**
+   * What the oracle judges an allow decision on, from the simulator's own records: who really
+   * sent the request (an attempt at a call, agent.ts), the token they really presented, and the gateway's clock as the
+   * simulator reads it. Never the inputs the pipeline handed to the checker: a pipeline bug in
+   * those (a stale clock, the wrong session) would be shared by an oracle that trusted them.
+   */
+  decisionFor(requestId: string, gatewayNowMs: number): { tokenId: string | undefined; sessionDid: string; nowMs: number } {
+    const c = this.calls.get(callIdOfAttempt(requestId));
+    return { tokenId: c?.tokenId, sessionDid: c?.agentDid ?? '(no such call)', nowMs: gatewayNowMs };
   }
 
   /** The oracle's verdict on an allow decision; refusing reasons are returned as text. */
