@@ -41,6 +41,9 @@ export const GATEWAY = 'gateway';
 export const AUDIT_RETRY_MS = 30;
 export const UPSTREAM_TIMEOUT_MS = 150;
 export const BREAKER_RESET_MS = 200;
+/** The breaker's rolling window: failures older than this no longer count toward opening it. */
+const BREAKER_WINDOW_MS = 1000;
+const BREAKER_BUCKETS = 10;
 export const CALL_COST = 1;
 /** The tools the simulated upstream offers. */
 export const UPSTREAM_TOOLS: readonly string[] = ['read_text_file', 'search'];
@@ -69,7 +72,8 @@ export class SimGateway implements SimNode {
   readonly disk = new SimDisk();
   sessions = new Map<string, Session>();
   private checker!: CapabilityChecker;
-  private breaker!: CircuitBreaker<[ForwardRequest], ForwardResponse>;
+  /** Rebuilt at each boot; read by tests. */
+  breaker!: CircuitBreaker<[ForwardRequest], ForwardResponse>;
   private auditWaiters = new Map<string, () => void>();
   private upstreamWaiters = new Map<string, (r: ForwardResponse) => void>();
   /** Frames this gateway opened, with when (for the forward-secrecy check). */
@@ -101,16 +105,26 @@ export class SimGateway implements SimNode {
       trustedRoots: this.trustedRoots,
       revocations: this.revocations,
     });
+    const rotations = new EventEmitter();
     this.breaker = new CircuitBreaker((req: ForwardRequest) => this.callUpstream(req), {
       timeout: UPSTREAM_TIMEOUT_MS,
       resetTimeout: BREAKER_RESET_MS,
       errorThresholdPercentage: 50,
       volumeThreshold: 3,
-      rollingCountTimeout: 1000,
-      rollingCountBuckets: 10,
+      rollingCountTimeout: BREAKER_WINDOW_MS,
+      rollingCountBuckets: BREAKER_BUCKETS,
       enableSnapshots: false,
-      rotateBucketController: new EventEmitter(),
+      rotateBucketController: rotations,
     });
+    // The breaker's rolling window turns on simulated time: one bucket per tick, for as long as
+    // this incarnation of the gateway lives (a crash ends it; the restart boots a new breaker).
+    const epoch = this.epoch;
+    const tick = () => {
+      if (epoch !== this.epoch) return;
+      rotations.emit('rotate');
+      this.world.scheduler.after(BREAKER_WINDOW_MS / BREAKER_BUCKETS, 'breaker window', tick);
+    };
+    this.world.scheduler.after(BREAKER_WINDOW_MS / BREAKER_BUCKETS, 'breaker window', tick);
     const trace = this.world.trace;
     this.breaker.on('open', () => trace.state('breaker', 'open'));
     this.breaker.on('halfOpen', () => trace.state('breaker', 'halfOpen'));
