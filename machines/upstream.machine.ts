@@ -81,6 +81,8 @@ export const upstreamMachine = setup({
   },
   states: {
     connecting: {
+      // upstream.closed is not handled here: connect itself fails when its connection is gone at
+      // the end (actors/upstream), so a server that dies mid-connect takes the onError path.
       invoke: {
         src: 'connect',
         input: ({ context }) => ({ name: context.name }),

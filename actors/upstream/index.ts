@@ -44,6 +44,8 @@ export interface UpstreamOptions {
   onBreakerState?: (state: 'closed' | 'open' | 'half-open') => void;
   /** XState inspection hook (the live inspector's recorder). */
   inspect?: (event: InspectionEvent) => void;
+  /** Overrides the total deadline of a request that reports progress (MAX_PROGRESS_REQUEST_MS; tests). */
+  maxProgressRequestMs?: number;
 }
 
 export class UpstreamActor implements RelayUpstream {
@@ -72,7 +74,7 @@ export class UpstreamActor implements RelayUpstream {
       onToolsChanged: () => this.actor.send({ type: 'upstream.tools_changed' }),
       onListChanged: (list) => this.reread(list),
       onNotification: (n) => this.emit(n),
-    });
+    }, options.maxProgressRequestMs !== undefined ? { maxProgressRequestMs: options.maxProgressRequestMs } : {});
     this.breaker = new CircuitBreaker(
       (method: string, params: Record<string, unknown> | undefined, signal: AbortSignal | undefined, onProgress: ProgressListener | undefined) =>
         this.connection.request(method, params, breaker.timeoutMs, signal, onProgress),
@@ -92,11 +94,19 @@ export class UpstreamActor implements RelayUpstream {
     this.breaker.on('close', () => options.onBreakerState?.('closed'));
     const machine = upstreamMachine.provide({
       actors: {
-        connect: fromPromise(async () => {
+        // The signal aborts when the machine leaves `connecting` (upstream.stop): open() then
+        // kills the server it is starting instead of leaving it running after we stopped.
+        connect: fromPromise(async ({ signal }) => {
           await this.connection.close();
-          await this.connection.open();
+          await this.connection.open(signal);
           await this.refreshTools();
           await this.refreshLists();
+          // refreshLists swallows errors, so a server that died while being listed is only seen
+          // here; its upstream.closed came during `connecting` and was ignored. Failing takes the
+          // machine's retry path instead of entering `ready` with no connection.
+          if (!this.connection.connected) {
+            throw new TunnelError('upstream_unavailable', `upstream ${this.name} closed while its lists were read`, { upstream: this.name });
+          }
           // A new connection may serve other lists: agents re-read them.
           if (this.connectedBefore) for (const kind of ['tools', 'prompts', 'resources']) this.emit({ jsonrpc: '2.0', method: `notifications/${kind}/list_changed` });
           this.connectedBefore = true;

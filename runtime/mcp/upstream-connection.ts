@@ -35,6 +35,12 @@ export const MAX_TOOLS_PER_UPSTREAM = 1000;
 export const MAX_ITEMS_PER_LISTING = 1000;
 /** Bytes of the server's stderr kept for diagnostics. */
 export const STDERR_TAIL_BYTES = 4096;
+/**
+ * The longest one request that reports progress stays open: each progress notification restarts
+ * its own timeout, so without this a server that keeps reporting holds the request (and the
+ * agent's in-flight slot and budget reservation) forever.
+ */
+export const MAX_PROGRESS_REQUEST_MS = 10 * 60_000;
 
 export type TransportFactory = () => Transport;
 
@@ -89,16 +95,29 @@ export function transportFor(config: UpstreamConfig): { factory: TransportFactor
   return { factory, stderrTail: () => tail };
 }
 
+export interface ConnectionOptions {
+  /** Overrides MAX_PROGRESS_REQUEST_MS (tests). */
+  maxProgressRequestMs?: number;
+}
+
 export class UpstreamConnection {
   private client: Client | undefined;
   private transport: Transport | undefined;
   private closedByUs = false;
+  /** Bumped by every open() and close(): an open() that sees it changed has been superseded. */
+  private epoch = 0;
+  /** Clients whose connect() is still running: close() must end them too, or their child outlives us. */
+  private readonly opening = new Set<Client>();
+  private readonly maxProgressRequestMs: number;
 
   constructor(
     readonly name: string,
     private readonly factory: TransportFactory,
     private readonly events: ConnectionEvents = {},
-  ) {}
+    options: ConnectionOptions = {},
+  ) {
+    this.maxProgressRequestMs = options.maxProgressRequestMs ?? MAX_PROGRESS_REQUEST_MS;
+  }
 
   /** What the server declared at initialize (kept after a disconnection: the last known). */
   capabilities: ServerCapabilities = {};
@@ -113,7 +132,16 @@ export class UpstreamConnection {
     return t?.pid ?? undefined;
   }
 
-  async open(): Promise<void> {
+  /**
+   * Starts the server (or opens the HTTP session) and initializes. A close() or an abort of
+   * `signal` while this runs ends the new client (killing its process) and throws
+   * `upstream_closed`: nothing opened for an owner that has gone may stay alive.
+   */
+  async open(signal?: AbortSignal): Promise<void> {
+    const epoch = ++this.epoch;
+    const abandoned = () =>
+      new TunnelError('upstream_closed', `upstream ${this.name} was closed while connecting`, { upstream: this.name });
+    if (signal?.aborted) throw abandoned();
     const client = new Client(CLIENT_INFO, { capabilities: {} });
     const transport = this.factory();
     this.closedByUs = false;
@@ -135,11 +163,22 @@ export class UpstreamConnection {
     client.fallbackRequestHandler = async (request) => {
       throw new McpError(ErrorCode.MethodNotFound, `${SERVER_REQUEST_REFUSAL}: ${request.method}`);
     };
+    const onAbort = () => void client.close().catch(() => {});
+    signal?.addEventListener('abort', onAbort, { once: true });
+    this.opening.add(client);
     try {
       await client.connect(transport);
     } catch (err) {
       await client.close().catch(() => {});
+      if (epoch !== this.epoch || signal?.aborted) throw abandoned();
       throw new TunnelError('upstream_unavailable', `upstream ${this.name} did not start: ${(err as Error).message}`, { upstream: this.name }, { cause: err });
+    } finally {
+      this.opening.delete(client);
+      signal?.removeEventListener('abort', onAbort);
+    }
+    if (epoch !== this.epoch || signal?.aborted) {
+      await client.close().catch(() => {});
+      throw abandoned();
     }
     this.client = client;
     this.transport = transport;
@@ -194,28 +233,46 @@ export class UpstreamConnection {
     onProgress?: (progress: Record<string, unknown>) => void,
   ): Promise<Record<string, unknown>> {
     const client = this.live();
+    // Progress restarts the timeout, so a request with progress also gets a total deadline. It
+    // aborts through the signal rather than the SDK's maxTotalTimeout: that one is only checked
+    // when progress arrives and never tells the server, while an abort sends notifications/cancelled.
+    let deadline: AbortController | undefined;
+    let deadlineTimer: NodeJS.Timeout | undefined;
+    if (onProgress) {
+      const controller = new AbortController();
+      deadline = controller;
+      const total = this.maxProgressRequestMs;
+      deadlineTimer = setTimeout(
+        () => controller.abort(new McpError(ErrorCode.RequestTimeout, `request exceeded its total timeout of ${total} ms`, { maxTotalTimeout: total })),
+        total,
+      );
+    }
+    const requestSignal = deadline && signal ? AbortSignal.any([signal, deadline.signal]) : (deadline?.signal ?? signal);
     try {
       // With a signal, the SDK sends notifications/cancelled upstream when it aborts. With a
       // progress callback it puts its own progressToken in _meta and calls us back with each
       // notifications/progress (each one also restarts the request's timeout).
       return await client.request({ method, ...(params ? { params } : {}) } as never, ResultSchema, {
         timeout: timeoutMs,
-        ...(signal ? { signal } : {}),
+        ...(requestSignal ? { signal: requestSignal } : {}),
         ...(onProgress ? { onprogress: (p: Record<string, unknown>) => onProgress(p), resetTimeoutOnProgress: true } : {}),
       });
     } catch (err) {
       if (signal?.aborted) throw new TunnelError('cancelled', `the agent cancelled the request to ${this.name}`, { upstream: this.name });
       if (err instanceof McpError && err.code !== ErrorCode.ConnectionClosed && err.code !== ErrorCode.RequestTimeout) throw err;
       throw new TunnelError('upstream_unavailable', `upstream ${this.name} failed: ${(err as Error).message}`, { upstream: this.name }, { cause: err });
+    } finally {
+      clearTimeout(deadlineTimer);
     }
   }
 
   async close(): Promise<void> {
     this.closedByUs = true;
-    const client = this.client;
+    this.epoch++;
+    const clients = [this.client, ...this.opening];
     this.client = undefined;
     this.transport = undefined;
-    await client?.close().catch(() => {});
+    await Promise.all(clients.map((c) => c?.close().catch(() => {})));
   }
 
   private live(): Client {
