@@ -122,7 +122,18 @@ const redisOutage: Scenario = {
       () => { sys.redis.available = false; world.trace.fault('outage', 'redis'); },
       () => { sys.redis.available = true; world.trace.fault('heal', 'redis'); },
     );
-    return { sys };
+    return {
+      sys,
+      final() {
+        // Limits here are far above the load: once Redis is back, every call the policy allows
+        // must go through. A refusal that outlives the outage (a ledger left stuck) is no progress.
+        for (const c of sys.truth.calls.values()) {
+          if (c.issuedAt < world.healedAt) continue;
+          const policy = sys.truth.oracleRefuses({ tokenId: c.tokenId, sessionDid: c.agentDid, tool: c.tool, args: c.args, nowMs: world.clock(GATEWAY) });
+          world.invariants.check(INVARIANTS.progressAfterHeal, policy !== null || c.outcome === 'ok', () => `call ${c.callId}, issued at ${c.issuedAt} ms after Redis came back, was refused`);
+        }
+      },
+    };
   },
 };
 

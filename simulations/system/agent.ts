@@ -78,7 +78,7 @@ export class SimAgent implements SimNode {
   /** Starts one tool call; `token` is the compact capability it presents. */
   call(tool: string, args: Record<string, unknown>, token: string): string {
     const callId = `${this.name}:c${this.rng.hex(4)}`;
-    this.truth.issue({ callId, agent: this.name, agentDid: this.identity.did, tokenId: this.truth.tokenIds.get(token), tool, issuedAt: this.world.scheduler.now });
+    this.truth.issue({ callId, agent: this.name, agentDid: this.identity.did, tokenId: this.truth.tokenIds.get(token), tool, args, issuedAt: this.world.scheduler.now });
     const p: Pending = { callId, tool, args, token, frame: '', backoff: RETRANSMIT_MS, attempt: 0, retries: 0 };
     this.pending.set(callId, p);
     this.attempt(p);

@@ -26,6 +26,7 @@ export interface CallRecord {
   agentDid: string;
   tokenId: string | undefined;
   tool: string;
+  args: Record<string, unknown>;
   issuedAt: number;
   settledAt?: number;
   outcome?: 'ok' | 'denied';
