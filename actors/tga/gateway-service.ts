@@ -250,13 +250,16 @@ export async function startGatewayService(deps: GatewayDeps, fail: (error: unkno
   let server: TunnelServer | undefined;
   let pruner: NodeJS.Timeout | undefined;
 
-  /** Upstream notifications not tied to a request reach the session while it has a connection. */
+  /**
+   * Upstream notifications not tied to a request reach the session while it has a connection:
+   * attached on open and on resume only, never per message (a message handled after its
+   * session closed or dropped would attach it again, for good).
+   */
   const attach = (peer: TunnelPeer, push: (text: string) => void) =>
     void pipeline.attachSession({ sid: peer.sid, did: peer.did, notify: (n) => push(JSON.stringify(n)) });
 
   const handle = async (peer: TunnelPeer, text: string, msgHash: string, push: (text: string) => void): Promise<string | TunnelReply | undefined> => {
     const root = spans.take(text);
-    attach(peer, push);
     let msg;
     try {
       msg = toRpcMessage(parseJson(text, { allowFloats: true }));
@@ -353,6 +356,12 @@ export async function startGatewayService(deps: GatewayDeps, fail: (error: unkno
               void deps.audit.append({ ts: now(), kind: 'session_close', from: peer.did, to: identity.did, msg_hash: sha256b64u(peer.sid) }).catch(() => {});
             },
             onRefused: (code) => actor.send({ type: 'gateway.handshake_refused', code }),
+            // A request refused over the in-flight limit is audited like every other refusal.
+            onOverloaded: async (peer, request, msgHash) => {
+              await deps.audit
+                .append({ ts: now(), kind: 'request', from: peer.did, to: identity.did, msg_hash: msgHash, method: request.method, decision: 'deny', reason: 'overloaded' })
+                .catch((err: unknown) => log(`audit: overloaded refusal not recorded: ${(err as Error).message}`));
+            },
             onMessage: handle,
           },
         });

@@ -56,14 +56,40 @@ export async function fetchOffer(url: string): Promise<Offer> {
   const res = await fetch(url, { signal: AbortSignal.timeout(CONNECT_TIMEOUT_MS) }).catch((err: unknown) => {
     throw new TunnelError('gateway_unreachable', `cannot fetch the gateway's offer: ${(err as Error).message}${(err as { cause?: Error }).cause ? ` (${(err as { cause: Error }).cause.message})` : ''}`);
   });
-  const text = await res.text();
-  if (!res.ok) throw new TunnelError('gateway_unreachable', `the gateway's offer answered HTTP ${res.status}`);
-  if (text.length > MAX_OFFER_BYTES) throw new TunnelError('bad_offer', 'the offer is too large');
+  if (!res.ok) {
+    await res.body?.cancel().catch(() => {});
+    throw new TunnelError('gateway_unreachable', `the gateway's offer answered HTTP ${res.status}`);
+  }
+  const text = await readLimited(res, MAX_OFFER_BYTES);
   try {
     return JSON.parse(text) as Offer;
   } catch {
     throw new TunnelError('bad_offer', 'the offer is not JSON');
   }
+}
+
+/** The body as UTF-8, read no further than `limit` bytes: a larger (or endless) one is refused as soon as it passes it. */
+async function readLimited(res: Response, limit: number): Promise<string> {
+  if (!res.body) return '';
+  const reader = res.body.getReader();
+  const chunks: Uint8Array[] = [];
+  let size = 0;
+  try {
+    for (;;) {
+      const { done, value } = await reader.read();
+      if (done) break;
+      size += value.byteLength;
+      if (size > limit) {
+        await reader.cancel().catch(() => {});
+        throw new TunnelError('bad_offer', `the offer is larger than ${limit} bytes`);
+      }
+      chunks.push(value);
+    }
+  } catch (err) {
+    if (err instanceof TunnelError) throw err;
+    throw new TunnelError('gateway_unreachable', `cannot read the gateway's offer: ${(err as Error).message}`);
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /**
@@ -82,7 +108,13 @@ export async function openGateway(options: Pick<TunnelClientOptions, 'url' | 'ex
 export async function connectTunnel(options: TunnelClientOptions): Promise<TunnelClient> {
   const now = options.now ?? Date.now;
   const { offer, url, ws } = await openGateway(options);
-  const session = initiateSession(options.crypto, options.identity, offer.opk ? { bundle: offer.bundle, opk: offer.opk } : { bundle: offer.bundle }, now());
+  let session;
+  try {
+    session = initiateSession(options.crypto, options.identity, offer.opk ? { bundle: offer.bundle, opk: offer.opk } : { bundle: offer.bundle }, now());
+  } catch (err) {
+    ws.terminate(); // a bundle refused (bad, expired): the socket opened for it is not left open
+    throw err;
+  }
   const channel = new SessionChannel(options.crypto, session);
   const socket = new ReconnectingSocket(url, ws, {
     frame: (frame) => {

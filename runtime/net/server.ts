@@ -10,6 +10,7 @@ import { SessionJournal, type SessionJournalStore } from './journal.ts';
 import type { GatewayResponder } from './responder.ts';
 import { sha256b64u } from '../mcp/pipeline.ts';
 import { RPC_ERRORS } from '../mcp/errors.ts';
+import { isRequest, toRpcMessage, type RequestId } from '../mcp/jsonrpc.ts';
 
 /**
  * The tunnel's network face: one HTTP server on which
@@ -25,8 +26,18 @@ import { RPC_ERRORS } from '../mcp/errors.ts';
  */
 export const OFFER_PATH = '/.well-known/talos/offer';
 export const TUNNEL_PATH = '/talos/v1/tunnel';
-/** Requests of one session being processed at once; more are refused until some finish. */
+/**
+ * Requests of one session being processed at once; more are refused (overloaded) until some
+ * finish. Only requests are refused: a notification (notifications/cancelled above all, which
+ * is needed exactly when the session is busy) always goes through.
+ */
 export const MAX_INFLIGHT_PER_SESSION = 256;
+/**
+ * Bytes queued on one connection for an agent that does not read them, at most (the default
+ * of the `maxSendBufferBytes` option). Past it the connection is closed (4429 send_buffer_full):
+ * the gateway's memory does not grow with a peer that sends requests but never reads.
+ */
+export const MAX_SEND_BUFFER_BYTES = 8 * 1024 * 1024;
 /** Connections served at once. */
 export const MAX_CONNECTIONS = 10_000;
 /** A connection that has not opened or resumed a session within this time is closed. */
@@ -36,7 +47,8 @@ export const MAX_BACKLOG_FRAMES = 256;
 /**
  * WebSocket close codes: 4400 bad frame, 4401 handshake refused, 4404 unknown session (nothing
  * to resume: the agent must open a new session), 4409 the session was resumed on another
- * connection, 4429 overloaded, 4500 the session store failed (the agent may resume later).
+ * connection, 4429 overloaded (too many frames before the session was accepted, or the agent
+ * does not read what it is sent), 4500 the session store failed (the agent may resume later).
  * The agent clients retry none of 4400-4499.
  */
 export const CLOSE_BAD_FRAME = 4400;
@@ -75,6 +87,11 @@ export interface TunnelHandlers {
   onClose?(peer: TunnelPeer, reason: 'closed' | 'detached'): void;
   /** A frame or handshake was refused (already answered by closing the connection). */
   onRefused?(code: string, message: string): void;
+  /**
+   * A request refused over MAX_INFLIGHT_PER_SESSION, to be recorded (audited) before its
+   * `overloaded` answer is sent. A rejection only loses the record: the answer is sent anyway.
+   */
+  onOverloaded?(peer: TunnelPeer, request: { id: RequestId; method: string }, msgHash: string): Promise<void>;
 }
 
 /** Where sessions live between connections: the handshake's store, read back on resume. */
@@ -107,9 +124,12 @@ export async function startTunnelServer(options: {
   /** Makes the channel of a resumed session (the gateway wraps it to trace decryptions). */
   channel?: (session: Session) => SessionChannel;
   now?: () => number;
+  /** Overrides MAX_SEND_BUFFER_BYTES (tests use a small one). */
+  maxSendBufferBytes?: number;
 }): Promise<TunnelServer> {
   const { responder, handlers, sessions } = options;
   const now = options.now ?? Date.now;
+  const maxSendBuffer = options.maxSendBufferBytes ?? MAX_SEND_BUFFER_BYTES;
   const channelOf = options.channel ?? ((s: Session) => new SessionChannel(responder.crypto, s));
   const http = createServer((req, res) => void serveHttp(req, res));
   const wss = new WebSocketServer({ noServer: true, maxPayload: MAX_FRAME_BYTES });
@@ -159,26 +179,60 @@ export async function startTunnelServer(options: {
     handlers.onClose?.(s.peer, 'detached');
   };
 
+  /**
+   * The agent does not read what it is sent: its connection is closed and the session leaves it
+   * at once (as on any drop; it may resume), so nothing more is queued on it. The close frame
+   * waits behind the unread bytes; ws cuts the socket if the close is not completed in time.
+   */
+  const sendBufferFull = (s: LiveSession, ws: WebSocket) => {
+    handlers.onRefused?.('send_buffer_full', `more than ${maxSendBuffer} bytes wait for the agent to read them`);
+    if (s.ws === ws) {
+      s.ws = undefined;
+      handlers.onClose?.(s.peer, 'detached');
+      release(s);
+    }
+    ws.close(CLOSE_OVERLOADED, 'send_buffer_full');
+  };
+
   /** Seals `text` and sends it on the session's connection once the sealing state is stored. */
   const send = async (s: LiveSession, text: string, beforeSend?: TunnelReply['beforeSend']): Promise<void> => {
-    if (!s.ws || s.channel.closed) return; // detached: the agent skips the lost frame's key
+    if (!s.ws || s.channel.closed) {
+      // Undeliverable (detached or ended), but the response is still audited: under the hash
+      // of its text, as a cancelled one is, since no envelope carries it. Then it is dropped.
+      if (beforeSend) await beforeSend(sha256b64u(text));
+      return;
+    }
     let frame = s.channel.seal(text);
     if (beforeSend) {
       const replacement = await beforeSend(sha256b64u(frame));
-      if (!s.ws || s.channel.closed) return;
+      if (!s.ws || s.channel.closed) return; // audited under the frame's hash; the agent skips its key
       if (replacement !== undefined) frame = s.channel.seal(replacement);
     }
     journal.write(s.channel.session, (err) => {
       if (err) return storeFailed(s, err);
-      s.ws?.send(frame);
+      const ws = s.ws;
+      if (!ws) return;
+      ws.send(frame);
+      if (ws.bufferedAmount > maxSendBuffer) sendBufferFull(s, ws);
     });
   };
 
+  /** A request over the in-flight limit: recorded, then answered `overloaded`. */
+  const refuseOverloaded = async (s: LiveSession, request: { id: RequestId; method: string }, msgHash: string) => {
+    await handlers.onOverloaded?.(s.peer, request, msgHash).catch(() => {});
+    await send(s, overloadedAnswer(request.id));
+  };
+
   const dispatch = (s: LiveSession, text: string, msgHash: string) => {
+    // The session ended (its close frame came in the same batch): nothing more runs on it.
+    if (s.channel.closed) return;
     if (s.inflight >= MAX_INFLIGHT_PER_SESSION) {
-      const answer = overloaded(text);
-      if (answer !== undefined) void send(s, answer);
-      return;
+      // Parsed only here, off the hot path: only requests are refused.
+      const request = requestOf(text);
+      if (request) {
+        void refuseOverloaded(s, request, msgHash).catch((err: unknown) => handlers.onRefused?.('handler_failed', (err as Error).message));
+        return;
+      }
     }
     s.inflight++;
     handlers
@@ -277,7 +331,11 @@ export async function startTunnelServer(options: {
       const s: LiveSession = { channel, peer: { did: channel.peer, sid: channel.sid }, ws: undefined, inflight: 0 };
       // The session is recorded (audited) before its first message is processed.
       await handlers.onOpen?.(s.peer, msgHash, (text) => void send(s, text));
-      if (closed) return; // stored: the agent may resume it
+      if (closed) {
+        // Dropped meanwhile: opened, so it is closed too (what onOpen set up is released). Stored: the agent may resume it.
+        handlers.onClose?.(s.peer, 'detached');
+        return;
+      }
       live.set(s.peer.sid, s);
       attach(s);
       dispatch(s, text, msgHash);
@@ -370,15 +428,17 @@ function codeOf(err: unknown): string {
   return err instanceof TalosError ? err.code : 'internal_error';
 }
 
-/** The JSON-RPC answer to a request over the in-flight limit (notifications get none). */
-function overloaded(text: string): string | undefined {
+/** The message's id and method when it is a JSON-RPC request (what the in-flight limit refuses). */
+function requestOf(text: string): { id: RequestId; method: string } | undefined {
   try {
-    const m = parseJson(text, { allowFloats: true }) as { id?: unknown };
-    if (m && typeof m === 'object' && (typeof m.id === 'string' || typeof m.id === 'number')) {
-      return JSON.stringify({ jsonrpc: '2.0', id: m.id, error: { code: RPC_ERRORS.overloaded, message: `talos: overloaded: more than ${MAX_INFLIGHT_PER_SESSION} requests in flight`, data: { talos: { reason: 'overloaded' } } } });
-    }
+    const m = toRpcMessage(parseJson(text, { allowFloats: true }));
+    return isRequest(m) ? { id: m.id, method: m.method } : undefined;
   } catch {
-    /* not JSON: nothing to answer */
+    return undefined; // not a request: the handler answers it as usual (invalid_request)
   }
-  return undefined;
+}
+
+/** The JSON-RPC answer to a request over the in-flight limit. */
+function overloadedAnswer(id: RequestId): string {
+  return JSON.stringify({ jsonrpc: '2.0', id, error: { code: RPC_ERRORS.overloaded, message: `talos: overloaded: more than ${MAX_INFLIGHT_PER_SESSION} requests in flight`, data: { talos: { reason: 'overloaded' } } } });
 }
