@@ -9,6 +9,10 @@ import type { Session } from '../runtime/session/session.ts';
  *   handshaking --start ok--> established --CLOSE / idle / peer close--> closing --> closed
  *        \--start error--> failed          \--store or internal error--> failed
  *
+ * A CLOSE during handshaking waits for `start` (which may already have committed the session):
+ * the session then closes as an established one does; a start that fails ends it closed.
+ * A start whose frame is the peer's close of a stored session ends closed, by the peer.
+ *
  * Owner -> session: SEND {plaintext}, DELIVER {frame}, CLOSE {reason?}.
  * Session -> owner (action `toOwner`): OUTBOUND {frame}, RECEIVED {plaintext}, REFUSED {code}
  * (a frame or send refused; the session goes on unchanged), CLOSED {reason, by}, FAILED {code}.
@@ -49,6 +53,8 @@ export interface StartOutput {
   session: Session;
   /** The responder's first plaintext. */
   plaintext?: Uint8Array;
+  /** Set when the frame was the peer's close of a stored session (already deleted): its reason. */
+  closeReason?: string;
 }
 
 /** What the `process` actor returns for one operation (refusals are results, not errors). */
@@ -144,6 +150,15 @@ export const sessionMachine = setup({
         input: ({ context }) => context.start,
         onDone: [
           {
+            guard: ({ event }) => event.output.closeReason !== undefined,
+            target: 'closed',
+            actions: [
+              assign({ closeReason: ({ event }) => event.output.closeReason! }),
+              { type: 'toOwner', params: ({ context }) => ({ type: 'CLOSED' as const, reason: context.closeReason, by: 'peer' as const }) },
+            ],
+          },
+          {
+            // A CLOSE that came meanwhile is acted on by established.ready, before any queued op.
             guard: ({ event }) => event.output.plaintext !== undefined,
             target: 'established',
             actions: [
@@ -153,19 +168,26 @@ export const sessionMachine = setup({
           },
           { target: 'established', actions: assign({ session: ({ event }) => event.output.session }) },
         ],
-        onError: {
-          target: 'failed',
-          actions: assign({ failure: ({ event }) => errorCode(event.error) }),
-        },
+        onError: [
+          {
+            // Closed before it started: nothing was committed, so nothing to delete.
+            guard: ({ context }) => context.closeRequested !== null,
+            target: 'closed',
+            actions: [
+              assign({ closeReason: ({ context }) => context.closeRequested! }),
+              { type: 'toOwner', params: ({ context }) => ({ type: 'CLOSED' as const, reason: context.closeReason, by: 'self' as const }) },
+            ],
+          },
+          {
+            target: 'failed',
+            actions: assign({ failure: ({ event }) => errorCode(event.error) }),
+          },
+        ],
       },
       on: {
-        CLOSE: {
-          target: 'closed',
-          actions: [
-            assign({ closeReason: ({ event }) => event.reason ?? 'closed' }),
-            { type: 'toOwner', params: ({ context }) => ({ type: 'CLOSED' as const, reason: context.closeReason, by: 'self' as const }) },
-          ],
-        },
+        // `start` may already have stored the session (initiate saves it, accept commits it with
+        // the one-time prekey): closing now would leave its keys in the store. Wait for it.
+        CLOSE: { actions: assign({ closeRequested: ({ event }) => event.reason ?? 'closed' }) },
       },
     },
     established: {

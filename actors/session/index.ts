@@ -60,6 +60,11 @@ export function createSessionActor(options: SessionActorOptions): SessionActor {
       const existing = await store.load(envelope.sid);
       if (existing && !existing.closed) {
         const opened = openMessage(crypto, existing, envelope, now());
+        if (opened.closeReason !== undefined) {
+          // The peer's close: the session ends here, and a closed session's keys are deleted.
+          await store.delete(existing.sid);
+          return { session: opened.session, closeReason: opened.closeReason };
+        }
         await store.save(opened.session);
         return { session: opened.session, plaintext: opened.plaintext };
       }

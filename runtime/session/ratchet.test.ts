@@ -3,7 +3,7 @@ import { providers } from '../crypto/index.ts';
 import { fromUtf8, utf8 } from '../encoding/bytes.ts';
 import { SessionError } from './errors.ts';
 import { MAX_SKIP, MAX_STORED_SKIPPED, SKIPPED_KEY_MAX_AGE_MS } from './limits.ts';
-import { decrypt, encrypt, type RatchetState } from './ratchet.ts';
+import { decrypt, encodeHeader, encrypt, type RatchetState } from './ratchet.ts';
 import { openMessage, sealMessage, type Session } from './session.ts';
 import { encodeSession } from './state-codec.ts';
 import { establishedPair } from './test-helpers.ts';
@@ -47,6 +47,27 @@ for (const crypto of providers()) {
     t.throws(() => decrypt(crypto, bob.ratchet, badKey, edge.ciphertext, NOW), code('bad_header'));
     t.throws(() => decrypt(crypto, bob.ratchet, edge.header.subarray(0, 39), edge.ciphertext, NOW), code('bad_header'));
     t.equal(encodeSession(bob), before);
+  });
+
+  t.test(`${crypto.name}: before the first reply, a header naming the responder's signed prekey is refused`, async (t) => {
+    // Alice has sent her first message and heard nothing back: DHr is Bob's signed prekey (public,
+    // in his bundle) and she has no receiving chain. Anyone who saw the sid can frame that key.
+    const { alice, bob } = establishedPair(crypto, NOW);
+    const spk = alice.ratchet.dhr!;
+    t.equal(alice.ratchet.ckr, null);
+    const before = encodeSession(alice);
+    for (const type of ['msg', 'close'] as const) {
+      for (const n of [0, 3, MAX_SKIP + 5]) {
+        const forged: Envelope = { type, from: bob.self, to: alice.self, sid: alice.sid, header: encodeHeader(spk, 0, n), ct: new Uint8Array(32) };
+        t.throws(() => openMessage(crypto, alice, forged, NOW), code('decrypt_failed'), `${type} n=${n}`);
+        t.equal(encodeSession(alice), before, 'state untouched');
+      }
+    }
+    t.throws(() => decrypt(crypto, alice.ratchet, encodeHeader(spk, 0, 0), new Uint8Array(32), NOW), code('decrypt_failed'));
+    t.equal(encodeSession(alice), before);
+    // The genuine reply still opens.
+    const r = sealMessage(crypto, bob, utf8('reply'));
+    t.equal(fromUtf8(openMessage(crypto, alice, r.envelope, NOW).plaintext), 'reply');
   });
 
   t.test(`${crypto.name}: PN skipping across a ratchet step is bounded too`, async (t) => {

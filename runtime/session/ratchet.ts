@@ -250,9 +250,12 @@ export function decrypt(
 
   if (!newChain) {
     // 2. The current receiving chain.
+    // The initiator holds DHr = the responder's signed prekey (public, in the bundle) and no
+    // receiving chain until the first reply: a header naming that key is a forgery.
+    if (state.ckr === null) throw sessionError('decrypt_failed', 'no receiving chain for this ratchet key');
     if (h.n < state.nr) throw sessionError('duplicate_message', 'message key already used or no longer held');
     if (h.n - state.nr > MAX_SKIP) throw sessionError('too_many_skipped', `more than ${MAX_SKIP} skipped keys in one chain`);
-    const ck = skipKeys(crypto, state.ckr!, state.nr, h.n, state.dhr!, now, added);
+    const ck = skipKeys(crypto, state.ckr, state.nr, h.n, state.dhr!, now, added);
     const step = kdfCk(crypto, ck);
     const plaintext = open(crypto, step.mk, ciphertext, aad);
     return {
