@@ -37,6 +37,7 @@ import {
 } from './sha256-small.ts';
 import { createNobleProvider } from './noble.ts';
 import { takePooledX25519Pair } from './x25519-pool.ts';
+import { wipingPoolAllocations } from './buffer-pool.mjs';
 
 /**
  * The accelerated provider on node:crypto (OpenSSL). Same inputs, same bytes and same verdicts
@@ -47,7 +48,8 @@ import { takePooledX25519Pair } from './x25519-pool.ts';
 // EVP_PKEY_new_raw_*_key, about ten times faster than parsing PKCS#8/SPKI DER through the
 // OpenSSL 3.0 decoder framework (measured: ~1 ms per DER private key under load). For a
 // private key Node reads only `d`; `x` must be present as a string, so it is left empty.
-// (The secret passes through a short-lived base64url string, as it would through DER bytes.)
+// (The secret passes through a short-lived base64url string, as it would through DER bytes;
+// the Buffers it passes through on either side of that string are wiped, see okpPrivateKey.)
 type OkpCurve = 'Ed25519' | 'X25519';
 
 /**
@@ -67,8 +69,25 @@ export const X25519_PUBLIC_KEY_CACHE_SIZE = 16;
 
 const AEAD_TAG_LENGTH = 16;
 
+/**
+ * Where a secret is encoded to base64url. toB64u would copy a small array into Node's shared
+ * Buffer pool (Buffer.from), where the copy stays until that memory is handed out again; a view
+ * of the caller's array would move it off V8's heap (a malloc per key). This Buffer.alloc is
+ * outside the pool, allocated once, and wiped after every use.
+ */
+const secretScratch = Buffer.alloc(32);
+
+/** `raw`: a 32-byte secret (its length checked by the callers). */
 function okpPrivateKey(crv: OkpCurve, raw: Uint8Array): KeyObject {
-  return createPrivateKey({ key: { kty: 'OKP', crv, d: toB64u(raw), x: '' }, format: 'jwk' });
+  secretScratch.set(raw);
+  let d: string;
+  try {
+    d = secretScratch.toString('base64url');
+  } finally {
+    secretScratch.fill(0);
+  }
+  // Node's JWK import leaves its own decoded copy of `d` in the Buffer pool: wiped (buffer-pool.mjs).
+  return wipingPoolAllocations(() => createPrivateKey({ key: { kty: 'OKP', crv, d, x: '' }, format: 'jwk' }));
 }
 
 function okpPublicKey(crv: OkpCurve, raw: Uint8Array): KeyObject {

@@ -166,6 +166,28 @@ t.test('a secret array changed in place is used with its new value (node remembe
   t.same(node!.ed25519PublicKey(seed), noble!.ed25519PublicKey(seed), 'public key after the change');
 });
 
+t.test("node: importing a private key leaves no copy of it in Node's shared Buffer pool", async (t) => {
+  const node = createCryptoProvider({ name: 'node' });
+  // A small Buffer.from(...) is a slice of the pool's current 8 KiB slab: this is that slab.
+  const poolSlab = () => Buffer.from([0]).buffer;
+  const inSlabs = (slabs: ArrayBuffer[], secret: Uint8Array) => slabs.some((slab) => Buffer.from(slab).indexOf(secret) !== -1);
+  // Control: the probe sees a secret that was copied into the pool.
+  const control = node.randomBytes(32);
+  Buffer.from(control);
+  t.ok(inSlabs([poolSlab()], control), 'the probe finds a pooled copy');
+  const imports: [string, (secret: Uint8Array) => unknown][] = [
+    ['X25519', (secret) => node.x25519PublicKey(secret)],
+    ['X25519 agreement', (secret) => node.x25519(secret, node.x25519PublicKey(node.randomBytes(32)))],
+    ['Ed25519', (secret) => node.ed25519Sign(secret, new Uint8Array(1))],
+  ];
+  for (const [name, use] of imports) {
+    const secret = node.randomBytes(32);
+    const before = poolSlab(); // the pool may move to a new slab meanwhile: both are searched
+    use(secret);
+    t.notOk(inSlabs([before, poolSlab()], secret), `${name}: the secret is not in the pool`);
+  }
+});
+
 t.test('outputs are plain Uint8Arrays that callers may keep', async (t) => {
   for (const crypto of providers()) {
     const key = new Uint8Array(32).fill(3);

@@ -8,6 +8,7 @@
 import { createPrivateKey, randomFillSync } from 'node:crypto';
 import { setPriority } from 'node:os';
 import { workerData } from 'node:worker_threads';
+import { wipingPoolAllocations } from './buffer-pool.mjs';
 
 // Lowest priority, so making keys ahead never takes a core from the thread that uses them (on
 // a busy machine the pool then runs dry and the caller makes its own, as without a pool). Only
@@ -25,7 +26,12 @@ const port = workerData.port;
 
 function makePair() {
   const d = randomFillSync(new Uint8Array(32));
-  const key = createPrivateKey({ key: { kty: 'OKP', crv: 'X25519', d: Buffer.from(d).toString('base64url'), x: '' }, format: 'jwk' });
+  // Encoded from a view of `d` itself (wiped below): Buffer.from(d) would copy the secret into
+  // Node's shared Buffer pool, where no one wipes it. The view may cost `d` a small malloc,
+  // which this background thread can afford.
+  const jwk = { kty: 'OKP', crv: 'X25519', d: Buffer.from(d.buffer, d.byteOffset, 32).toString('base64url'), x: '' };
+  // Node's JWK import leaves its own decoded copy of `d` in this thread's Buffer pool: wiped.
+  const key = wipingPoolAllocations(() => createPrivateKey({ key: jwk, format: 'jwk' }));
   const x = new Uint8Array(Buffer.from(key.export({ format: 'jwk' }).x ?? '', 'base64url'));
   return { key, d, x };
 }
@@ -35,5 +41,7 @@ port.on('message', (credits) => {
   const pairs = [];
   for (let i = 0; i < credits; i++) pairs.push(makePair());
   port.postMessage(pairs);
-  for (const pair of pairs) pair.d.fill(0); // the posted copies are the receiver's; this thread keeps nothing
+  // The posted copies are the receiver's; this thread keeps no secret bytes (only the JWK's
+  // short-lived base64url strings, until they are collected).
+  for (const pair of pairs) pair.d.fill(0);
 });

@@ -1,4 +1,5 @@
 import t from 'tap';
+import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { createNobleProvider } from './noble.ts';
 import { createNodeProvider } from './node.ts';
 import { seededRandom } from './seeded-random.ts';
@@ -44,4 +45,59 @@ t.test('a provider with an injected source never uses the pool: same draws as no
   const node = createNodeProvider({ random: seededRandom('pool-test') });
   const reference = createNobleProvider({ random: seededRandom('pool-test') });
   for (let i = 0; i < 4; i++) t.same(node.x25519KeyPair(), reference.x25519KeyPair());
+});
+
+// Runs the pool worker's module in a thread of its own, next to a probe of that thread's Buffer
+// pool: the probe marks the pool's current slab, the worker makes keys, then the probe searches
+// the marked and the current slab for the secrets (the worker's pool is not visible from here).
+const POOL_PROBE = `
+const { workerData } = require('node:worker_threads');
+const probe = workerData.probe;
+const slab = () => Buffer.allocUnsafe(1).buffer; // a small pooled allocation: the current slab
+const inSlabs = (slabs, secret) => slabs.some((s) => Buffer.from(s).indexOf(secret) !== -1);
+let marked = [];
+import(workerData.url).then(() => {
+  probe.on('message', (message) => {
+    if (message === 'mark') {
+      marked = [slab()];
+      probe.postMessage('marked');
+      return;
+    }
+    const slabs = [...marked, slab()];
+    const found = message.filter((secret) => inSlabs(slabs, secret)).length;
+    Buffer.from(message[0]); // control: a pooled copy the search must find
+    probe.postMessage({ found, control: inSlabs([slab()], message[0]) });
+  });
+  probe.postMessage('ready');
+});
+`;
+
+function nextMessage<T>(port: MessagePort): Promise<T> {
+  return new Promise((resolve) => port.once('message', resolve));
+}
+
+t.test("the pool worker leaves no copy of a secret in its thread's Buffer pool", async (t) => {
+  const keys = new MessageChannel();
+  const probe = new MessageChannel();
+  const url = new URL('./x25519-pool-worker.mjs', import.meta.url).href;
+  const worker = new Worker(POOL_PROBE, {
+    eval: true,
+    workerData: { port: keys.port2, probe: probe.port2, url },
+    transferList: [keys.port2, probe.port2],
+  });
+  t.teardown(async () => {
+    keys.port1.close();
+    probe.port1.close();
+    await worker.terminate();
+  });
+  t.equal(await nextMessage(probe.port1), 'ready');
+  probe.port1.postMessage('mark');
+  t.equal(await nextMessage(probe.port1), 'marked');
+  keys.port1.postMessage(8);
+  const pairs = await nextMessage<{ d: Uint8Array; x: Uint8Array }[]>(keys.port1);
+  t.equal(pairs.length, 8);
+  probe.port1.postMessage(pairs.map((p) => p.d));
+  const verdict = await nextMessage<{ found: number; control: boolean }>(probe.port1);
+  t.ok(verdict.control, 'the probe finds a pooled copy');
+  t.equal(verdict.found, 0, 'no secret left in the pool');
 });

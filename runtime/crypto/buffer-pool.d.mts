@@ -1,0 +1,2 @@
+/** See buffer-pool.mjs. */
+export function wipingPoolAllocations<T>(fn: () => T): T;
