@@ -27,6 +27,18 @@ t.test('canonical forms, exactly as PROTOCOL.md section 7', async (t) => {
     ['...', '...'], // only `.` and `..` are special
     ['.hidden/x', '.hidden/x'],
     ['*/**', '*/**'],
+    // What a URL parser resolves differently from the text is refused (SPEC 7.3).
+    ['src/%2e%2e/etc', null],
+    ['src/.%2E/etc', null],
+    ['src/%2E./etc', null],
+    ['src/%2e/x', null],
+    ['/repo/src/%2e%2e', null],
+    ['src/.\t./etc', null],
+    ['src/x\n', null],
+    ['src/\rx', null],
+    ['src/%2e%2e%2e/x', 'src/%2e%2e%2e/x'], // three dots: a plain segment, for URL parsers too
+    ['src/a%2eb/x', 'src/a%2eb/x'],
+    ['src/my%20file.txt', 'src/my%20file.txt'], // other escapes are plain text
   ];
   for (const [input, want] of cases) t.equal(canonicalizePath(input), want, JSON.stringify(input));
   t.equal(canonicalizePath('a'.repeat(MAX_PATH_LENGTH)), 'a'.repeat(MAX_PATH_LENGTH));
