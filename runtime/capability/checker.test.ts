@@ -156,6 +156,17 @@ for (const crypto of providers()) {
       t.equal(c.stats.cacheMisses, 4, 'the oldest was evicted');
     });
 
+    t.test('a flood of refused tokens does not push a verified token out of the cache', async (t) => {
+      const c = mkChecker({ cacheSize: 64 });
+      const good = encodeToken(child);
+      t.equal(c.check(good, read('repo/src/a'), did(BOB), NOW).ok, true);
+      for (let i = 0; i < 1000; i++) t.equal(c.check(toB64u(utf8(`"${i}"`)), read('repo/src/a'), did(BOB), NOW).ok, false);
+      t.ok(c.isCached(good), 'still cached');
+      const misses = c.stats.cacheMisses;
+      t.equal(c.check(good, read('repo/src/a'), did(BOB), NOW).ok, true);
+      t.equal(c.stats.cacheMisses, misses, 'verified nothing again');
+    });
+
     t.test('garbage never throws', async (t) => {
       const c = mkChecker();
       for (const junk of ['', '!!!', toB64u(utf8('{"v":1}')), toB64u(utf8('[]')), 'A'.repeat(70_000)]) {

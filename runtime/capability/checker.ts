@@ -38,6 +38,8 @@ export interface CheckerOptions {
 }
 
 export const DEFAULT_CACHE_SIZE = 4096;
+/** Refusals kept: one for every this many verified tokens kept. */
+export const REFUSED_CACHE_FRACTION = 4;
 const DID_KEY_PREFIX = 'did:key:';
 const DID_TALOS_PREFIX = 'did:talos:';
 
@@ -105,6 +107,11 @@ export class CapabilityChecker {
   readonly #audience: string;
   readonly #roots: ReadonlySet<string>;
   readonly #cache: BoundedLru<number, Entry>;
+  /**
+   * Refusals, kept apart: a peer can make them at will (a malformed string costs it nothing),
+   * so they must never push a verified token out of #cache and cost its chain a re-verification.
+   */
+  readonly #refused: BoundedLru<number, Entry>;
   /** token id -> issuers that revoked it (a revocation binds only chains where its issuer sits at or above the token) */
   readonly #revoked = new Map<string, Set<string>>();
   #epoch = 0;
@@ -117,6 +124,7 @@ export class CapabilityChecker {
     this.#audience = normalizeDid(o.audience);
     this.#roots = new Set([...o.trustedRoots].map((d) => normalizeDid(d)));
     this.#cache = new BoundedLru(o.cacheSize ?? DEFAULT_CACHE_SIZE);
+    this.#refused = new BoundedLru(Math.max(1, Math.ceil((o.cacheSize ?? DEFAULT_CACHE_SIZE) / REFUSED_CACHE_FRACTION)));
     if (o.revocations) this.#unsubscribe = o.revocations.subscribe((r) => this.applyRevocation(r));
   }
 
@@ -158,9 +166,9 @@ export class CapabilityChecker {
       }
     }
     const fp = fingerprint(key);
-    let e = this.#cache.get(fp);
-    if (e !== undefined && e.compact === key) this.stats.cacheHits++;
-    else e = this.#fill(fp, e, key, undefined);
+    let e = this.#lookup(fp, key);
+    if (e !== undefined) this.stats.cacheHits++;
+    else e = this.#fill(fp, key, undefined);
     if (e.refusal !== null) return e;
     // DIDs compare by key: did:key:z… names the same key as did:talos:z… (same identifier).
     if (e.sub !== sessionDid && !(sessionDid.startsWith(DID_KEY_PREFIX) && e.sub === DID_TALOS_PREFIX + sessionDid.slice(DID_KEY_PREFIX.length))) {
@@ -185,8 +193,15 @@ export class CapabilityChecker {
    * cache and verifies nothing: the same bucket look-up and whole-string compare as check.
    */
   isCached(compact: string): boolean {
-    const e = this.#cache.get(fingerprint(compact));
-    return e !== undefined && e.compact === compact;
+    return this.#lookup(fingerprint(compact), compact) !== undefined;
+  }
+
+  /** The cached verdict of exactly this compact string (a bucket holds one token per cache). */
+  #lookup(fp: number, compact: string): Entry | undefined {
+    const verified = this.#cache.get(fp);
+    if (verified !== undefined && verified.compact === compact) return verified;
+    const refused = this.#refused.get(fp);
+    return refused !== undefined && refused.compact === compact ? refused : undefined;
   }
 
   /**
@@ -198,17 +213,18 @@ export class CapabilityChecker {
    */
   admitVerified(compact: string, signatures: SignatureVerdict): void {
     const fp = fingerprint(compact);
-    const e = this.#cache.get(fp);
-    if (e === undefined || e.compact !== compact) this.#fill(fp, e, compact, signatures);
+    if (this.#lookup(fp, compact) === undefined) this.#fill(fp, compact, signatures);
   }
 
-  /** A cache miss: verifies the token and caches the verdict, unless it would displace a better one. */
-  #fill(fp: number, held: Entry | undefined, compact: string, signatures: SignatureVerdict | undefined): Entry {
+  /**
+   * A cache miss: verifies the token and caches the verdict. A verified token goes to #cache and
+   * a refusal to #refused, so forged look-alikes and floods of garbage can neither hit nor evict
+   * a verified entry.
+   */
+  #fill(fp: number, compact: string, signatures: SignatureVerdict | undefined): Entry {
     this.stats.cacheMisses++;
     const fresh = this.#verify(compact, signatures);
-    // A bucket held by another token is taken over only by a token that verifies, so
-    // forged look-alikes can neither hit nor evict a verified entry.
-    if (held === undefined || fresh.refusal === null || held.refusal !== null) this.#cache.set(fp, fresh);
+    (fresh.refusal === null ? this.#cache : this.#refused).set(fp, fresh);
     return fresh;
   }
 
