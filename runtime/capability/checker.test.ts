@@ -5,7 +5,7 @@ import { fromHex, utf8 } from '../encoding/bytes.ts';
 import { didFromPublicKey } from '../identity/did.ts';
 import { CapabilityChecker, fingerprint } from './checker.ts';
 import { CapabilityError } from './errors.ts';
-import type { Grant } from './grant.ts';
+import type { AccessRequest, Grant } from './grant.ts';
 import { MemoryRevocationSource, mintRevocation } from './revocation.ts';
 import { CAPABILITY_META_KEY, decodeToken, delegateToken, encodeToken, MAX_CHAIN_DEPTH, mintToken, type Token } from './token.ts';
 
@@ -169,6 +169,9 @@ for (const crypto of providers()) {
 
     t.test('garbage never throws', async (t) => {
       const c = mkChecker();
+      const good = encodeToken(child);
+      t.match(c.check(good, read('repo/src/a'), undefined as unknown as string, NOW), { ok: false, code: 'wrong_subject' }, 'no session DID');
+      t.match(c.check(good, null as unknown as AccessRequest, did(BOB), NOW), { ok: false, code: 'no_matching_grant' }, 'no request');
       for (const junk of ['', '!!!', toB64u(utf8('{"v":1}')), toB64u(utf8('[]')), 'A'.repeat(70_000)]) {
         t.match(c.check(junk, read('a'), did(BOB), NOW), { ok: false, code: 'malformed' });
       }

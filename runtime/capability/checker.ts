@@ -137,7 +137,8 @@ export class CapabilityChecker {
     const admitted = this.#admit(token, sessionDid, nowMs);
     if (admitted.refusal !== null) return admitted.refusal;
     const e = admitted as Entry;
-    const m = matchRequest(e.index!, request);
+    // A caller's bad request (not an object) matches nothing rather than throwing.
+    const m = request !== null && typeof request === 'object' ? matchRequest(e.index!, request) : null;
     if (typeof m === 'number') return e.okResults[m]!;
     if (m === null) return NO_MATCHING_GRANT;
     return { ok: false, code: 'arg_violation', message: `argument ${JSON.stringify(m)} is outside the grant`, arg: m };
@@ -170,6 +171,7 @@ export class CapabilityChecker {
     if (e !== undefined) this.stats.cacheHits++;
     else e = this.#fill(fp, key, undefined);
     if (e.refusal !== null) return e;
+    if (typeof sessionDid !== 'string') return REFUSED_WRONG_SUBJECT;
     // DIDs compare by key: did:key:z… names the same key as did:talos:z… (same identifier).
     if (e.sub !== sessionDid && !(sessionDid.startsWith(DID_KEY_PREFIX) && e.sub === DID_TALOS_PREFIX + sessionDid.slice(DID_KEY_PREFIX.length))) {
       return REFUSED_WRONG_SUBJECT;
