@@ -4,6 +4,7 @@ import { Frontier, nodeKey, type NodeRef } from '../runtime/audit/tree.ts';
 import {
   checkBatch,
   checkPage,
+  encodeFrontier,
   hashBatch,
   type AppendResult,
   type AuditStore,
@@ -87,6 +88,11 @@ export class SimAuditStore implements AuditStore {
 
   async head(): Promise<Head> {
     return { size: this.frontier.size, root: this.frontier.root() };
+  }
+
+  /** Durable state is the live frontier itself (a crash rebuilds it from the durable leaves). */
+  async storedFrontier(): Promise<Uint8Array | null> {
+    return encodeFrontier(this.frontier);
   }
 
   async getNodes(refs: NodeRef[]): Promise<Map<string, Uint8Array>> {

@@ -22,6 +22,14 @@ export interface ForkEvidence {
   proof?: string[];
 }
 
+/**
+ * Refuses a proof that is not a list of hashes before it reaches the verifier or the evidence
+ * builder (which would otherwise fail with a TypeError instead of a typed refusal).
+ */
+export function checkProofHashes(proof: unknown): asserts proof is Uint8Array[] {
+  if (!Array.isArray(proof) || proof.some((h) => !(h instanceof Uint8Array))) throw new AuditError('bad_proof', 'a proof is an array of hashes (byte arrays)');
+}
+
 export class ForkEvidenceBuilder {
   constructor(
     private readonly crypto: CryptoProvider,

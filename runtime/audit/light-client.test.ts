@@ -41,6 +41,12 @@ for (const crypto of providers()) {
     t.equal(c.storedState(), cpAt(tree, 100).note, 'stores only the newest note');
     const restored = new LightClient(crypto, { origin: ORIGIN, publicKey: logPub, trusted: c.storedState() });
     t.equal(restored.checkpoint!.size, 100);
+    // A proof that is not a list of hashes (JSON from the network) is a typed refusal, not a
+    // TypeError from the fork evidence builder; nothing changes.
+    for (const bad of [null, undefined, 'x', [null], [1], {}]) {
+      t.throws(() => c.update(cpAt(tree, 90).note, bad as never), { name: 'AuditError', code: 'bad_proof' }, `proof ${JSON.stringify(bad)}`);
+    }
+    t.equal(c.checkpoint!.size, 100, 'nothing changed on a bad proof');
     const otherSeed = new Uint8Array(32).fill(3);
     t.throws(() => c.update(signCheckpoint(crypto, { origin: ORIGIN, seed: otherSeed }, { size: 200, root: tree.root() }).note, []), { code: 'unknown_key' });
   });
@@ -89,6 +95,7 @@ for (const crypto of providers()) {
     t.throws(() => w.cosign(cpAt(tree, 60).note, ORIGIN, []), { code: 'stale_checkpoint' });
     const forked = build(100, 'fork');
     t.throws(() => w.cosign(cpAt(forked, 90).note, ORIGIN, forked.consistencyProof(80, 90)), { code: 'fork' });
+    t.throws(() => w.cosign(cpAt(tree, 90).note, ORIGIN, null as never), { name: 'AuditError', code: 'bad_proof' });
     t.equal(w.lastCosigned(ORIGIN)!.size, 80, 'state unchanged by refusals');
     const restored = new Witness(crypto, wKey, [{ origin: ORIGIN, publicKey: logPub }], w.state());
     t.throws(() => restored.cosign(cpAt(tree, 60).note, ORIGIN, []), { code: 'stale_checkpoint' }, 'persisted state is honoured');

@@ -3,7 +3,7 @@ import { bytesEqual } from '../encoding/bytes.ts';
 import { AuditError } from './errors.ts';
 import { createHasher, verifyConsistency, verifyInclusion, type Hasher } from './merkle.ts';
 import { openCheckpoint, type SignedCheckpoint } from './checkpoint.ts';
-import { ForkEvidenceBuilder, type ForkEvidence } from './fork.ts';
+import { checkProofHashes, ForkEvidenceBuilder, type ForkEvidence } from './fork.ts';
 import { verifyCosignature } from './cosignature.ts';
 import { leafBytes, type AuditEvent } from './event.ts';
 
@@ -66,6 +66,7 @@ export class LightClient {
    * Nothing changes on any refusal.
    */
   update(note: string, proof: Uint8Array[]): boolean {
+    checkProofHashes(proof);
     const next = this.open(note);
     const cur = this.current;
     if (!cur) {

@@ -5,13 +5,15 @@ import { fromUtf8 } from '../encoding/bytes.ts';
 import { parseJson } from '../encoding/json.ts';
 import { jcs } from '../encoding/jcs.ts';
 import { type Hasher } from './merkle.ts';
-import { Frontier, nodeKey, type NodeRef } from './tree.ts';
+import { Frontier, nodeKey, type Node, type NodeRef } from './tree.ts';
+import { encodeFrontier } from '../store/audit-store.ts';
 import { openCheckpoint } from './checkpoint.ts';
 import { checkEvent } from './event.ts';
 
 /**
  * Full audit of a stored log: recomputes the whole tree from the events alone (streamed in
- * pages), and checks every stored leaf hash, every stored checkpoint (signature, and root
+ * pages), and checks every stored complete node (all levels, since proofs are served from
+ * them), the head's stored frontier (appends continue from it), every stored checkpoint (signature, and root
  * equal to the recomputed root at its size) and the head. Reports the first bad index.
  */
 export const VERIFY_PAGE = 5_000;
@@ -77,11 +79,14 @@ export async function verifyStoredLog(store: AuditStore, options: VerifyOptions)
   checkCheckpointsAt(0);
   let expected = 0;
   let stop = false;
+  // Leaves already reported bad: the interior nodes above them are then not reported again.
+  const badLeaves: number[] = [];
   while (!stop) {
     const page = await store.readLeaves(expected, VERIFY_PAGE);
     if (page.length === 0) break;
     const refs: NodeRef[] = page.map((l) => ({ level: 0, index: l.index }));
     const stored = await store.getNodes(refs);
+    const completed: Node[] = [];
     for (const l of page) {
       if (l.index !== expected) {
         problems.push({ index: expected, what: `event ${expected} is missing (next stored index is ${l.index})` });
@@ -96,8 +101,11 @@ export async function verifyStoredLog(store: AuditStore, options: VerifyOptions)
       }
       const h = hasher.hashLeaf(l.leaf);
       const s = stored.get(nodeKey(0, l.index));
-      if (!s || !bytesEqual(s, h)) problems.push({ index: l.index, what: `event ${l.index} does not match its stored leaf hash` });
-      frontier.append(h);
+      if (!s || !bytesEqual(s, h)) {
+        problems.push({ index: l.index, what: `event ${l.index} does not match its stored leaf hash` });
+        badLeaves.push(l.index);
+      }
+      frontier.append(h, completed);
       expected++;
       checkCheckpointsAt(expected);
       if (problems.length >= maxProblems) {
@@ -105,12 +113,33 @@ export async function verifyStoredLog(store: AuditStore, options: VerifyOptions)
         break;
       }
     }
+    // Interior nodes this page completed: proofs and checkpoints are built from the stored
+    // ones, so each must equal the node recomputed from the events.
+    const interior = completed.filter((n) => n.level > 0);
+    const storedInterior = interior.length > 0 ? await store.getNodes(interior) : new Map<string, Uint8Array>();
+    for (const n of interior) {
+      if (problems.length >= maxProblems) {
+        stop = true;
+        break;
+      }
+      const lo = n.index * 2 ** n.level;
+      const hi = lo + 2 ** n.level;
+      if (badLeaves.some((i) => i >= lo && i < hi)) continue;
+      const s = storedInterior.get(nodeKey(n.level, n.index));
+      if (!s) problems.push({ index: null, what: `tree node ${n.level}/${n.index} (events [${lo}, ${hi})) is missing` });
+      else if (!bytesEqual(s, n.hash)) problems.push({ index: null, what: `stored tree node ${n.level}/${n.index} (events [${lo}, ${hi})) does not match the events` });
+    }
     options.onProgress?.(expected, head.size);
   }
   if (!stop) {
     if (expected < head.size) problems.push({ index: expected, what: `the head says ${head.size} events but only ${expected} are stored` });
     else if (expected > head.size) problems.push({ index: head.size, what: `${expected - head.size} events stored beyond the head (size ${head.size})` });
-    else if (!bytesEqual(frontier.root(), head.root)) problems.push({ index: null, what: 'the stored head root does not match the events' });
+    else {
+      if (!bytesEqual(frontier.root(), head.root)) problems.push({ index: null, what: 'the stored head root does not match the events' });
+      // The next append continues from the stored frontier, not from the root.
+      const blob = await store.storedFrontier();
+      if (blob === null ? expected > 0 : !bytesEqual(blob, encodeFrontier(frontier))) problems.push({ index: null, what: 'the stored head frontier does not match the events' });
+    }
     for (; ci < checkpoints.length; ci++) problems.push({ index: null, what: `checkpoint of size ${checkpoints[ci]!.size} is beyond the stored events (${expected})` });
   }
   const indexed = problems.filter((p) => p.index !== null).map((p) => p.index!);

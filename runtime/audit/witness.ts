@@ -5,7 +5,7 @@ import { AuditError } from './errors.ts';
 import { createHasher, verifyConsistency } from './merkle.ts';
 import { openCheckpoint, type SignedCheckpoint } from './checkpoint.ts';
 import { cosignatureLine, type WitnessKey } from './cosignature.ts';
-import { ForkEvidenceBuilder } from './fork.ts';
+import { checkProofHashes, ForkEvidenceBuilder } from './fork.ts';
 
 /**
  * A witness (C2SP tlog-cosignature): cosigns a log's checkpoint only after checking that it is
@@ -22,6 +22,24 @@ export interface WitnessState {
   [origin: string]: { size: number; root: string; note: string };
 }
 
+/**
+ * Checks a witness state read from disk. Anything but an object of { size, root, note } per
+ * origin is refused: a mistaken shape read as "no state" would let the witness cosign without
+ * the consistency check against what it cosigned before.
+ */
+export function checkWitnessState(value: unknown): WitnessState {
+  const bad = (why: string) => new AuditError('bad_config', `witness state ${why}`);
+  if (typeof value !== 'object' || value === null || Array.isArray(value)) throw bad('must be a JSON object keyed by log origin');
+  for (const [origin, s] of Object.entries(value)) {
+    if (typeof s !== 'object' || s === null || Array.isArray(s)) throw bad(`for ${origin} must be an object { size, root, note }`);
+    const e = s as Record<string, unknown>;
+    if (!Number.isSafeInteger(e.size) || (e.size as number) < 0 || typeof e.root !== 'string' || typeof e.note !== 'string') {
+      throw bad(`for ${origin} must hold a size (non-negative integer), a root and a note (strings)`);
+    }
+  }
+  return value as WitnessState;
+}
+
 export class Witness {
   private readonly logs = new Map<string, WitnessedLog>();
   private readonly last = new Map<string, SignedCheckpoint>();
@@ -34,7 +52,7 @@ export class Witness {
     private readonly now: () => number = () => Math.floor(Date.now() / 1000),
   ) {
     for (const l of logs) this.logs.set(l.origin, l);
-    for (const [origin, s] of Object.entries(state)) {
+    for (const [origin, s] of Object.entries(checkWitnessState(state))) {
       const log = this.logs.get(origin);
       if (!log) continue;
       const cp = openCheckpoint(crypto, s.note, origin, log.publicKey);
@@ -48,6 +66,7 @@ export class Witness {
    * then returns the cosignature line to append to the note. Nothing changes on refusal.
    */
   cosign(note: string, origin: string, proof: Uint8Array[]): { line: string; checkpoint: SignedCheckpoint } {
+    checkProofHashes(proof);
     const log = this.logs.get(origin);
     if (!log) throw new AuditError('unknown_key', `this witness does not follow ${origin}`);
     const cp = openCheckpoint(this.crypto, note, origin, log.publicKey);

@@ -4,19 +4,53 @@ import type { AuditStore } from './audit-store.ts';
 import { SqliteAuditStore } from './audit-sqlite.ts';
 import { PostgresAuditStore } from './audit-postgres.ts';
 
+export interface OpenAuditStoreOptions {
+  /**
+   * Open without creating or changing anything (verify, prove): a store without the audit
+   * tables is refused as not_found instead of being initialized.
+   */
+  readonly?: boolean;
+}
+
+/** How long the CLI waits for a PostgreSQL connection before refusing (an unreachable host). */
+const CONNECT_TIMEOUT_MS = 10_000;
+
 /**
  * Opens an audit store from a spec string: `memory` (SQLite in memory, not durable),
  * `sqlite:<path>`, or a `postgres://` URL whose optional `schema` query parameter names the
- * schema (default public).
+ * schema (default public). Open failures are AuditErrors whose messages never carry the URL's
+ * credentials.
  */
-export async function openAuditStoreSpec(spec: string, hasher: Hasher): Promise<AuditStore> {
-  if (spec === 'memory') return new SqliteAuditStore({ path: ':memory:', hasher });
-  if (spec.startsWith('sqlite:')) return new SqliteAuditStore({ path: spec.slice('sqlite:'.length), hasher });
+export async function openAuditStoreSpec(spec: string, hasher: Hasher, options: OpenAuditStoreOptions = {}): Promise<AuditStore> {
+  const readonly = options.readonly ?? false;
+  if (spec === 'memory') {
+    if (readonly) throw new AuditError('not_found', 'an in-memory audit store is always empty');
+    return new SqliteAuditStore({ path: ':memory:', hasher });
+  }
+  if (spec.startsWith('sqlite:')) return new SqliteAuditStore({ path: spec.slice('sqlite:'.length), hasher, readonly });
   if (/^postgres(ql)?:\/\//.test(spec)) {
-    const url = new URL(spec);
+    let url: URL;
+    try {
+      url = new URL(spec);
+    } catch {
+      // The spec itself is not echoed: it may hold a password.
+      throw new AuditError('bad_config', 'the audit store postgres:// URL is not a valid URL');
+    }
     const schema = url.searchParams.get('schema') ?? undefined;
     url.searchParams.delete('schema');
-    return PostgresAuditStore.open({ hasher, connectionString: url.href, ...(schema ? { schema } : {}) });
+    const where = `${url.protocol}//${url.host}${url.pathname}`;
+    try {
+      return await PostgresAuditStore.open({ hasher, connectionString: url.href, connectionTimeoutMillis: CONNECT_TIMEOUT_MS, readonly, ...(schema ? { schema } : {}) });
+    } catch (e) {
+      if (e instanceof AuditError) throw e;
+      const err = e as { code?: string; message?: string };
+      let reason = err.code ?? '';
+      // Server refusals (SQLSTATE codes: bad password, no such database) explain themselves;
+      // the password is cut out should a message ever quote it.
+      if (err.message && !/^E[A-Z]+$/.test(reason)) reason = `${reason ? `${reason} ` : ''}${err.message}`;
+      if (url.password) reason = reason.split(decodeURIComponent(url.password)).join('***').split(url.password).join('***');
+      throw new AuditError('bad_config', `cannot open the audit store at ${where}: ${reason || 'connection failed'}`, { cause: e });
+    }
   }
   throw new AuditError('bad_config', 'the audit store is memory, sqlite:<path> or a postgres:// URL');
 }

@@ -5,7 +5,7 @@ import { Frontier, nodeKey, type NodeRef } from '../audit/tree.ts';
 import {
   checkBatch,
   checkPage,
-  decodeFrontier,
+  decodeHeadFrontier,
   encodeFrontier,
   hashBatch,
   toBytes,
@@ -21,8 +21,9 @@ import {
  *
  * One transaction per batch. Appenders serialize on a transaction-scoped advisory lock (keyed by
  * the schema name) and then read the head row inside the lock, so indexes never conflict across
- * processes; the head row is also locked FOR UPDATE as a second line of defence. COMMIT with
- * the default synchronous_commit=on returns only after the WAL is flushed: acknowledged is durable.
+ * processes; the head row is also locked FOR UPDATE as a second line of defence. Writes set
+ * synchronous_commit=on for their transaction (not trusting the server or role default), so
+ * COMMIT returns only after the WAL is flushed: acknowledged is durable.
  * Events and nodes are written with one INSERT … SELECT unnest(…) each (a round trip per table).
  */
 const IDENT = /^[a-z_][a-z0-9_]{0,62}$/;
@@ -36,6 +37,10 @@ export interface PostgresAuditStoreOptions {
   schema?: string;
   /** Pool size when we create the pool. */
   maxConnections?: number;
+  /** Connection timeout when we create the pool (pg's default waits forever). */
+  connectionTimeoutMillis?: number;
+  /** Open without creating the schema or tables (verify, prove): missing tables are not_found. */
+  readonly?: boolean;
 }
 
 export class PostgresAuditStore implements AuditStore {
@@ -52,7 +57,11 @@ export class PostgresAuditStore implements AuditStore {
     this.schema = options.schema ?? 'public';
     if (!IDENT.test(this.schema)) throw new AuditError('bad_config', 'schema name must be a lower-case SQL identifier');
     this.ownsPool = !options.pool;
-    this.pool = options.pool ?? new pg.Pool({ connectionString: options.connectionString, max: options.maxConnections ?? 4 });
+    this.pool = options.pool ?? new pg.Pool({
+        connectionString: options.connectionString,
+        max: options.maxConnections ?? 4,
+        ...(options.connectionTimeoutMillis ? { connectionTimeoutMillis: options.connectionTimeoutMillis } : {}),
+      });
     const s = `"${this.schema}"`;
     this.t = { events: `${s}.audit_events`, nodes: `${s}.audit_nodes`, head: `${s}.audit_head`, checkpoints: `${s}.audit_checkpoints` };
     this.lockKey = `talos.audit.${this.schema}`;
@@ -61,12 +70,22 @@ export class PostgresAuditStore implements AuditStore {
   static async open(options: PostgresAuditStoreOptions): Promise<PostgresAuditStore> {
     const store = new PostgresAuditStore(options);
     try {
-      await store.migrate();
+      if (options.readonly) await store.checkTables();
+      else await store.migrate();
     } catch (e) {
       await store.close();
       throw e;
     }
     return store;
+  }
+
+  /** Read-only open: the tables must exist already (nothing is created). */
+  private async checkTables(): Promise<void> {
+    const r = await this.pool.query<{ n: number }>('SELECT count(*)::int AS n FROM pg_tables WHERE schemaname = $1 AND tablename = ANY($2)', [
+      this.schema,
+      ['audit_events', 'audit_nodes', 'audit_head', 'audit_checkpoints'],
+    ]);
+    if (r.rows[0]?.n !== 4) throw new AuditError('not_found', `no audit log in schema ${this.schema} (the audit tables are missing)`);
   }
 
   private async migrate(): Promise<void> {
@@ -97,9 +116,12 @@ export class PostgresAuditStore implements AuditStore {
     const c = await this.pool.connect();
     try {
       await c.query('BEGIN');
+      // Acknowledged must mean durable whatever the server, role or session default says.
+      await c.query('SET LOCAL synchronous_commit = on');
       await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [this.lockKey]);
-      const row = await c.query<{ size: string; frontier: Buffer }>(`SELECT size, frontier FROM ${t.head} WHERE id = 0 FOR UPDATE`);
-      const frontier = row.rows[0] ? decodeFrontier(this.hasher, Number(row.rows[0].size), toBytes(row.rows[0].frontier)) : Frontier.empty(this.hasher);
+      const row = await c.query<{ size: string; frontier: Buffer; root: Buffer }>(`SELECT size, frontier, root FROM ${t.head} WHERE id = 0 FOR UPDATE`);
+      const h = row.rows[0];
+      const frontier = h ? decodeHeadFrontier(this.hasher, Number(h.size), toBytes(h.frontier), toBytes(h.root)) : Frontier.empty(this.hasher);
       const first = frontier.size;
       const { nodes, leafHashes } = hashBatch(this.hasher, frontier, leaves, precomputed);
       await c.query(`INSERT INTO ${t.events} (idx, leaf) SELECT * FROM unnest($1::bigint[], $2::bytea[])`, [
@@ -133,6 +155,11 @@ export class PostgresAuditStore implements AuditStore {
     return row ? { size: Number(row.size), root: toBytes(row.root) } : { size: 0, root: this.hasher.emptyRoot() };
   }
 
+  async storedFrontier(): Promise<Uint8Array | null> {
+    const r = await this.pool.query<{ frontier: Buffer }>(`SELECT frontier FROM ${this.t.head} WHERE id = 0`);
+    return r.rows[0] ? toBytes(r.rows[0].frontier) : null;
+  }
+
   async getNodes(refs: NodeRef[]): Promise<Map<string, Uint8Array>> {
     const out = new Map<string, Uint8Array>();
     if (refs.length === 0) return out;
@@ -156,7 +183,19 @@ export class PostgresAuditStore implements AuditStore {
   }
 
   async putCheckpoint(cp: StoredCheckpoint): Promise<void> {
-    await this.pool.query(`INSERT INTO ${this.t.checkpoints} (size, note) VALUES ($1, $2)`, [String(cp.size), cp.note]);
+    const c = await this.pool.connect();
+    try {
+      // A transaction only so that SET LOCAL applies: a returned signed checkpoint is durable.
+      await c.query('BEGIN');
+      await c.query('SET LOCAL synchronous_commit = on');
+      await c.query(`INSERT INTO ${this.t.checkpoints} (size, note) VALUES ($1, $2)`, [String(cp.size), cp.note]);
+      await c.query('COMMIT');
+    } catch (e) {
+      await c.query('ROLLBACK').catch(() => {});
+      throw e;
+    } finally {
+      c.release();
+    }
   }
 
   async latestCheckpoint(): Promise<StoredCheckpoint | null> {

@@ -7,7 +7,7 @@ import { bytesEqual } from '../encoding/bytes.ts';
 import {
   checkBatch,
   checkPage,
-  decodeFrontier,
+  decodeHeadFrontier,
   encodeFrontier,
   hashBatch,
   toBytes,
@@ -58,6 +58,42 @@ export interface SqliteAuditStoreOptions {
   readonly?: boolean;
 }
 
+const AUDIT_TABLES = ['audit_events', 'audit_nodes', 'audit_head', 'audit_checkpoints'];
+
+/**
+ * Opens the file, turning SQLite's open errors into typed refusals. Read-only opens (verify,
+ * prove) must leave the file as they found it: no tables created, no switch to WAL, so a file
+ * without the audit tables (a missing or empty one, too) is refused as not_found.
+ */
+function openDatabase(path: string, readonly: boolean): Database.Database {
+  let db: Database.Database | undefined;
+  // SQLite opens a directory read-only and fails later with an I/O error: refuse it here.
+  if (path !== ':memory:' && statSync(path, { throwIfNoEntry: false })?.isDirectory()) throw new AuditError('not_found', `no audit log at ${path} (it is a directory)`);
+  try {
+    db = new Database(path, { readonly, fileMustExist: readonly });
+    db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
+    db.pragma(`mmap_size = ${MMAP_BYTES}`);
+    db.pragma(`cache_size = -${CACHE_KIB}`);
+    if (readonly) {
+      const found = db.prepare<string[], string>(`SELECT name FROM sqlite_master WHERE type = 'table' AND name IN (${AUDIT_TABLES.map(() => '?').join(', ')})`).pluck().all(...AUDIT_TABLES);
+      if (found.length !== AUDIT_TABLES.length) throw new AuditError('not_found', `no audit log in ${path} (the audit tables are missing)`);
+    } else {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.exec(SCHEMA);
+    }
+    return db;
+  } catch (e) {
+    if (db?.open) db.close();
+    if (e instanceof AuditError) throw e;
+    const code = (e as { code?: string }).code;
+    if (code === 'SQLITE_NOTADB') throw new AuditError('bad_config', `${path} is not an SQLite database`, { cause: e });
+    if (code === 'SQLITE_CANTOPEN') throw new AuditError('not_found', `cannot open an audit log at ${path} (missing, a directory, or not readable)`, { cause: e });
+    if (code === 'SQLITE_CORRUPT') throw new AuditError('store_corrupt', `${path} is a damaged SQLite database`, { cause: e });
+    throw e;
+  }
+}
+
 export class SqliteAuditStore implements AuditStore {
   readonly kind = 'sqlite' as const;
   readonly db: Database.Database;
@@ -79,15 +115,7 @@ export class SqliteAuditStore implements AuditStore {
   constructor(options: SqliteAuditStoreOptions) {
     this.hasher = options.hasher;
     this.path = options.path;
-    this.db = new Database(options.path, { readonly: options.readonly ?? false, fileMustExist: options.readonly ?? false });
-    this.db.pragma(`busy_timeout = ${BUSY_TIMEOUT_MS}`);
-    this.db.pragma(`mmap_size = ${MMAP_BYTES}`);
-    this.db.pragma(`cache_size = -${CACHE_KIB}`);
-    if (!options.readonly) {
-      this.db.pragma('journal_mode = WAL');
-      this.db.pragma('synchronous = FULL');
-      this.db.exec(SCHEMA);
-    }
+    this.db = openDatabase(options.path, options.readonly ?? false);
     const db = this.db;
     this.stmt = {
       head: db.prepare<[], { size: number; frontier: Buffer; root: Buffer }>('SELECT size, frontier, root FROM audit_head WHERE id = 0'),
@@ -130,7 +158,7 @@ export class SqliteAuditStore implements AuditStore {
   private readFrontier(): Frontier {
     const row = this.stmt.head.get();
     if (!row) return Frontier.empty(this.hasher);
-    return decodeFrontier(this.hasher, row.size, toBytes(row.frontier));
+    return decodeHeadFrontier(this.hasher, row.size, toBytes(row.frontier), toBytes(row.root));
   }
 
   async append(leaves: Uint8Array[], leafHashes?: readonly Uint8Array[]): Promise<AppendResult> {
@@ -147,6 +175,11 @@ export class SqliteAuditStore implements AuditStore {
   async head(): Promise<Head> {
     const row = this.stmt.head.get();
     return row ? { size: row.size, root: toBytes(row.root) } : { size: 0, root: this.hasher.emptyRoot() };
+  }
+
+  async storedFrontier(): Promise<Uint8Array | null> {
+    const row = this.stmt.head.get();
+    return row ? toBytes(row.frontier) : null;
   }
 
   async getNodes(refs: NodeRef[]): Promise<Map<string, Uint8Array>> {

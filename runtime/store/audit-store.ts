@@ -1,6 +1,7 @@
 import { AuditError } from '../audit/errors.ts';
 import { HASH_SIZE, type Hasher } from '../audit/merkle.ts';
 import { Frontier, rangeNodes, type Node, type NodeRef } from '../audit/tree.ts';
+import { bytesEqual } from '../encoding/bytes.ts';
 
 /**
  * The AuditStore port: where the Merkle log lives. Adapters: SQLite (embedded default,
@@ -47,6 +48,8 @@ export interface AuditStore {
    */
   append(leaves: Uint8Array[], leafHashes?: readonly Uint8Array[]): Promise<AppendResult>;
   head(): Promise<Head>;
+  /** The stored frontier appends continue from (null when nothing is stored yet), for verify. */
+  storedFrontier(): Promise<Uint8Array | null>;
   /** The requested complete nodes, keyed by nodeKey; missing ones are absent. */
   getNodes(refs: NodeRef[]): Promise<Map<string, Uint8Array>>;
   /**
@@ -105,6 +108,17 @@ export function decodeFrontier(hasher: Hasher, size: number, blob: Uint8Array): 
     size,
     refs.map((r, i) => ({ ...r, hash: blob.slice(i * HASH_SIZE, (i + 1) * HASH_SIZE) })),
   );
+}
+
+/**
+ * The frontier an append continues from. Its root must equal the stored head root: a frontier
+ * changed behind the root's back would make every later checkpoint sign a root that is not
+ * the hash tree of the events, so the append is refused (nothing written) instead.
+ */
+export function decodeHeadFrontier(hasher: Hasher, size: number, blob: Uint8Array, root: Uint8Array): Frontier {
+  const f = decodeFrontier(hasher, size, blob);
+  if (!bytesEqual(f.root(), root)) throw new AuditError('store_corrupt', 'the stored head frontier does not match the head root; run `talos audit verify`');
+  return f;
 }
 
 /** The pure part of an append: hashes the batch onto the frontier, returning what to write. */

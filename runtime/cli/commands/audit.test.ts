@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createNodeProvider } from '../../crypto/node.ts';
@@ -8,11 +8,12 @@ import { createHasher, verifyInclusion, verifyConsistency } from '../../audit/me
 import { AuditLog } from '../../audit/log.ts';
 import { openCheckpoint } from '../../audit/checkpoint.ts';
 import { verifyCosignature } from '../../audit/cosignature.ts';
-import { parseVerifierKey } from '../../audit/note.ts';
+import { parseVerifierKey, verifierKeyString } from '../../audit/note.ts';
 import { sampleEvent } from '../../audit/testing.ts';
 import { SqliteAuditStore } from '../../store/audit-sqlite.ts';
 import type { CliContext } from '../command.ts';
 import { auditCommands } from './audit.ts';
+import { runCli } from '../main.ts';
 
 const crypto = createNodeProvider();
 const hasher = createHasher((d) => crypto.sha256(d));
@@ -88,4 +89,62 @@ t.test('keygen, checkpoint, prove, witness, verify on a real SQLite log', async 
   await store.close();
   await t.rejects(run('verify', { store: `sqlite:${join(dir, 'missing.db')}`, vkey }), { code: 'not_found' });
   await t.rejects(run('verify', { vkey }), { code: 'usage' });
+});
+
+// verify/prove open the store read-only and turn open failures into typed refusals (exit 1,
+// a message without the URL's password), leaving the file byte for byte as it was.
+t.test('verify and prove refuse bad stores without changing them', async (t) => {
+  const vkey = verifierKeyString(crypto, 'audit.test/log', crypto.ed25519PublicKey(new Uint8Array(32).fill(1)));
+  writeFileSync(join(dir, 'notes.txt'), 'just some text, not a database\n');
+  writeFileSync(join(dir, 'zero.db'), '');
+  mkdirSync(join(dir, 'adir.db'));
+  const cli = async (argv: string[]) => {
+    let out = '';
+    const code = await runCli(argv, { stdout: (x) => (out += x), stderr: (x) => (out += x), env: {}, cwd: dir, json: false, interactive: false });
+    return { code, out };
+  };
+  const cases: [string, string, RegExp][] = [
+    ['sqlite:notes.txt', 'bad_config', /notes\.txt is not an SQLite database/],
+    ['sqlite:zero.db', 'not_found', /no audit log in .*zero\.db/],
+    ['sqlite:adir.db', 'not_found', /no audit log at .*adir\.db \(it is a directory\)/],
+    ['postgres://[::1', 'bad_config', /not a valid URL/],
+    ['postgres://talos:s3cret-pw@127.0.0.1:1/x', 'bad_config', /cannot open the audit store at postgres:\/\/127\.0\.0\.1:1\/x: ECONNREFUSED/],
+  ];
+  const snapshot = () => ['notes.txt', 'zero.db'].map((f) => readFileSync(join(dir, f)).toString('hex')).join('/') + readdirSync(dir).sort().join(',');
+  for (const [store, code, message] of cases) {
+    for (const argv of [
+      ['audit', 'verify', '--store', store, '--vkey', vkey],
+      ['audit', 'prove', '0', '--store', store],
+    ]) {
+      const before = snapshot();
+      const r = await cli(argv);
+      t.equal(r.code, 1, `${argv[1]} ${store}: exit 1`);
+      t.match(r.out, new RegExp(`error \\[${code}\\]: .*${message.source}`), `${argv[1]} ${store}: message`);
+      t.notMatch(r.out, /s3cret/, 'no password in the message');
+      t.equal(snapshot(), before, `${argv[1]} ${store}: files unchanged`);
+    }
+  }
+  t.equal(statSync(join(dir, 'zero.db')).size, 0, 'the empty file stays empty');
+});
+
+// A state file of the wrong shape must not be read as "no state" (cosigning with no
+// consistency check) nor crash: refused, with the state file and the store unchanged.
+t.test('witness refuses a malformed state file', async (t) => {
+  const logKey = await run('keygen', { name: 'audit.test/ws', out: 'ws-log.key' });
+  await run('keygen', { name: 'witness.test/ws', out: 'ws-w.key', witness: true });
+  const vkey = logKey.json.vkey as string;
+  const path = join(dir, 'ws.db');
+  const store = new SqliteAuditStore({ path, hasher });
+  t.teardown(() => store.close());
+  await new AuditLog(store, hasher).appendEvents([sampleEvent(0), sampleEvent(1)]);
+  const spec = `sqlite:${path}`;
+  await run('checkpoint', { store: spec, 'signer-key': 'ws-log.key' });
+  const rows = () => store.db.prepare('SELECT count(*) FROM audit_checkpoints').pluck().get();
+  for (const text of ['null', '[1]', '"x"', '{"audit.test/ws": null}', '{"audit.test/ws": [1]}', '{"audit.test/ws": {"note": 5}}', '{"other.test/log": {"size": -1, "root": "", "note": ""}}']) {
+    writeFileSync(join(dir, 'ws.state'), text);
+    const before = rows();
+    await t.rejects(run('witness', { store: spec, vkey, 'witness-key': 'ws-w.key', state: 'ws.state' }), { name: 'AuditError', code: 'bad_config', message: /^witness state / }, text);
+    t.equal(readFileSync(join(dir, 'ws.state'), 'utf8'), text, `${text}: state file unchanged`);
+    t.equal(rows(), before, `${text}: no cosigned checkpoint stored`);
+  }
 });

@@ -9,7 +9,7 @@ import { AuditError } from '../../audit/errors.ts';
 import { AuditLog } from '../../audit/log.ts';
 import { createHasher, verifyInclusion, type Hasher } from '../../audit/merkle.ts';
 import { openCheckpoint } from '../../audit/checkpoint.ts';
-import { Witness, type WitnessState } from '../../audit/witness.ts';
+import { checkWitnessState, Witness, type WitnessState } from '../../audit/witness.ts';
 import { parseSignerKey, parseVerifierKey, signerKeyString, typedVerifierKeyString, SIG_TYPE_COSIGNATURE, SIG_TYPE_ED25519 } from '../../audit/note.ts';
 import { verifyStoredLog } from '../../audit/verify.ts';
 import { openAuditStoreSpec } from '../../store/audit-open.ts';
@@ -36,14 +36,15 @@ function env(): Env {
   return { crypto, hasher: createHasher((d) => crypto.sha256(d)) };
 }
 
-async function withStore<T>(options: OptionValues, ctx: CliContext, e: Env, fn: (store: AuditStore) => Promise<T>): Promise<T> {
+/** `readonly`: verify and prove only read, and must leave the store exactly as it was. */
+async function withStore<T>(options: OptionValues, ctx: CliContext, e: Env, fn: (store: AuditStore) => Promise<T>, readonly = false): Promise<T> {
   const spec = optionalString(options, 'store') ?? ctx.env.TALOS_AUDIT_STORE;
   if (!spec) throw new UsageError('--store is required (or set TALOS_AUDIT_STORE)');
   const s = spec.startsWith('sqlite:') ? `sqlite:${resolve(ctx.cwd, spec.slice('sqlite:'.length))}` : spec;
   if (s.startsWith('sqlite:') && !existsSync(s.slice('sqlite:'.length)) && !options['create']) {
     throw new AuditError('not_found', `no audit log at ${spec}`);
   }
-  const store = await openAuditStoreSpec(s, e.hasher);
+  const store = await openAuditStoreSpec(s, e.hasher, { readonly });
   try {
     return await fn(store);
   } finally {
@@ -90,7 +91,7 @@ export const auditCommands: CliCommand[] = [
         const r = await verifyStoredLog(store, { crypto: e.crypto, hasher: e.hasher, origin: vkey.name, publicKey: vkey.publicKey, onProgress: (done) => bar.update(done) });
         bar.finish();
         return r;
-      });
+      }, true);
       output(ctx, report, () =>
         report.ok
           ? `ok: ${report.size} events and ${report.checkpoints} signed checkpoints verified`
@@ -141,7 +142,7 @@ export const auditCommands: CliCommand[] = [
           ...(latest && latest.size === size ? { checkpoint: latest.note } : {}),
           ...(verified === undefined ? {} : { verified }),
         };
-      });
+      }, true);
       output(ctx, result, () =>
         [
           `event ${index} of ${result.proof.size}: ${JSON.stringify(result.event)}`,
@@ -191,7 +192,8 @@ export const auditCommands: CliCommand[] = [
       const vkey = logVkey(options, ctx, e);
       const wk = readSigner(requireString(options, 'witness-key'), ctx, e, SIG_TYPE_COSIGNATURE);
       const statePath = resolve(ctx.cwd, requireString(options, 'state'));
-      const state = existsSync(statePath) ? (parseJson(readFileSync(statePath, 'utf8')) as unknown as WitnessState) : {};
+      // Checked before the store is opened: a bad state file refuses with nothing changed.
+      const state: WitnessState = existsSync(statePath) ? checkWitnessState(parseJson(readFileSync(statePath, 'utf8'))) : {};
       const result = await withStore(options, ctx, e, async (store) => {
         const witness = new Witness(e.crypto, { name: wk.name, seed: wk.seed }, [{ origin: vkey.name, publicKey: vkey.publicKey }], state);
         const latest = await store.latestCheckpoint();
