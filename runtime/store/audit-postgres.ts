@@ -90,10 +90,8 @@ export class PostgresAuditStore implements AuditStore {
 
   private async migrate(): Promise<void> {
     const { t } = this;
-    const c = await this.pool.connect();
-    try {
+    await this.inTransaction(async (c) => {
       // Serialize concurrent migrations of the same schema (several gateways starting at once).
-      await c.query('BEGIN');
       await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [this.lockKey]);
       await c.query(`CREATE SCHEMA IF NOT EXISTS "${this.schema}"`);
       await c.query(`CREATE TABLE IF NOT EXISTS ${t.events} (idx BIGINT PRIMARY KEY, leaf BYTEA NOT NULL)`);
@@ -101,7 +99,22 @@ export class PostgresAuditStore implements AuditStore {
       await c.query(`CREATE TABLE IF NOT EXISTS ${t.head} (id SMALLINT PRIMARY KEY CHECK (id = 0), size BIGINT NOT NULL, frontier BYTEA NOT NULL, root BYTEA NOT NULL)`);
       await c.query(`CREATE TABLE IF NOT EXISTS ${t.checkpoints} (id BIGSERIAL PRIMARY KEY, size BIGINT NOT NULL, note TEXT NOT NULL)`);
       await c.query(`CREATE INDEX IF NOT EXISTS audit_checkpoints_size ON ${t.checkpoints} (size)`);
+    });
+  }
+
+  /**
+   * Runs `body` in one transaction on one pooled connection, rolled back if it throws. `durable`:
+   * the commit waits for the WAL flush (synchronous_commit on), whatever the server, role or
+   * session default says, so that an acknowledged append or checkpoint survives a crash.
+   */
+  private async inTransaction<T>(body: (c: pg.PoolClient) => Promise<T>, durable = false): Promise<T> {
+    const c = await this.pool.connect();
+    try {
+      await c.query('BEGIN');
+      if (durable) await c.query('SET LOCAL synchronous_commit = on');
+      const out = await body(c);
       await c.query('COMMIT');
+      return out;
     } catch (e) {
       await c.query('ROLLBACK').catch(() => {});
       throw e;
@@ -113,39 +126,33 @@ export class PostgresAuditStore implements AuditStore {
   async append(leaves: Uint8Array[], precomputed?: readonly Uint8Array[]): Promise<AppendResult> {
     checkBatch(leaves, precomputed);
     const { t } = this;
-    const c = await this.pool.connect();
     try {
-      await c.query('BEGIN');
-      // Acknowledged must mean durable whatever the server, role or session default says.
-      await c.query('SET LOCAL synchronous_commit = on');
-      await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [this.lockKey]);
-      const row = await c.query<{ size: string; frontier: Buffer; root: Buffer }>(`SELECT size, frontier, root FROM ${t.head} WHERE id = 0 FOR UPDATE`);
-      const h = row.rows[0];
-      const frontier = h ? decodeHeadFrontier(this.hasher, Number(h.size), toBytes(h.frontier), toBytes(h.root)) : Frontier.empty(this.hasher);
-      const first = frontier.size;
-      const { nodes, leafHashes } = hashBatch(this.hasher, frontier, leaves, precomputed);
-      await c.query(`INSERT INTO ${t.events} (idx, leaf) SELECT * FROM unnest($1::bigint[], $2::bytea[])`, [
-        leaves.map((_, i) => String(first + i)),
-        leaves.map((l) => Buffer.from(l.buffer, l.byteOffset, l.byteLength)),
-      ]);
-      await c.query(`INSERT INTO ${t.nodes} (level, idx, hash) SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])`, [
-        nodes.map((n) => n.level),
-        nodes.map((n) => String(n.index)),
-        nodes.map((n) => Buffer.from(n.hash)),
-      ]);
-      const root = frontier.root();
-      await c.query(
-        `INSERT INTO ${t.head} (id, size, frontier, root) VALUES (0, $1, $2, $3) ON CONFLICT (id) DO UPDATE SET size = excluded.size, frontier = excluded.frontier, root = excluded.root`,
-        [String(frontier.size), Buffer.from(encodeFrontier(frontier)), Buffer.from(root)],
-      );
-      await c.query('COMMIT');
-      return { first, size: frontier.size, root, leafHashes };
+      return await this.inTransaction(async (c) => {
+        await c.query('SELECT pg_advisory_xact_lock(hashtext($1))', [this.lockKey]);
+        const row = await c.query<{ size: string; frontier: Buffer; root: Buffer }>(`SELECT size, frontier, root FROM ${t.head} WHERE id = 0 FOR UPDATE`);
+        const h = row.rows[0];
+        const frontier = h ? decodeHeadFrontier(this.hasher, Number(h.size), toBytes(h.frontier), toBytes(h.root)) : Frontier.empty(this.hasher);
+        const first = frontier.size;
+        const { nodes, leafHashes } = hashBatch(this.hasher, frontier, leaves, precomputed);
+        await c.query(`INSERT INTO ${t.events} (idx, leaf) SELECT * FROM unnest($1::bigint[], $2::bytea[])`, [
+          leaves.map((_, i) => String(first + i)),
+          leaves.map((l) => Buffer.from(l.buffer, l.byteOffset, l.byteLength)),
+        ]);
+        await c.query(`INSERT INTO ${t.nodes} (level, idx, hash) SELECT * FROM unnest($1::smallint[], $2::bigint[], $3::bytea[])`, [
+          nodes.map((n) => n.level),
+          nodes.map((n) => String(n.index)),
+          nodes.map((n) => Buffer.from(n.hash)),
+        ]);
+        const root = frontier.root();
+        await c.query(
+          `INSERT INTO ${t.head} (id, size, frontier, root) VALUES (0, $1, $2, $3) ON CONFLICT (id) DO UPDATE SET size = excluded.size, frontier = excluded.frontier, root = excluded.root`,
+          [String(frontier.size), Buffer.from(encodeFrontier(frontier)), Buffer.from(root)],
+        );
+        return { first, size: frontier.size, root, leafHashes };
+      }, true);
     } catch (e) {
-      await c.query('ROLLBACK').catch(() => {});
       if ((e as { code?: string }).code === '23505') throw new AuditError('store_conflict', 'an index or node already exists: the store is inconsistent');
       throw e;
-    } finally {
-      c.release();
     }
   }
 
@@ -183,19 +190,10 @@ export class PostgresAuditStore implements AuditStore {
   }
 
   async putCheckpoint(cp: StoredCheckpoint): Promise<void> {
-    const c = await this.pool.connect();
-    try {
-      // A transaction only so that SET LOCAL applies: a returned signed checkpoint is durable.
-      await c.query('BEGIN');
-      await c.query('SET LOCAL synchronous_commit = on');
+    // A transaction only so that the durable commit applies: a returned signed checkpoint is kept.
+    await this.inTransaction(async (c) => {
       await c.query(`INSERT INTO ${this.t.checkpoints} (size, note) VALUES ($1, $2)`, [String(cp.size), cp.note]);
-      await c.query('COMMIT');
-    } catch (e) {
-      await c.query('ROLLBACK').catch(() => {});
-      throw e;
-    } finally {
-      c.release();
-    }
+    }, true);
   }
 
   async latestCheckpoint(): Promise<StoredCheckpoint | null> {
