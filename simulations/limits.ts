@@ -54,9 +54,9 @@ export class SimBudgetLedger implements BudgetLedger {
     this.redis.guard();
     return this.inner.reserve(agent, amount, limit);
   }
-  async settle(agent: string, reserved: number, actual: number): Promise<number> {
+  async settle(agent: string, reserved: number, actual: number, window: string): Promise<number> {
     this.redis.guard();
-    return this.inner.settle(agent, reserved, actual);
+    return this.inner.settle(agent, reserved, actual, window);
   }
   async remaining(agent: string, limit: number): Promise<number> {
     this.redis.guard();

@@ -47,7 +47,7 @@ t.test('local policy: this process\'s limits stand in while Redis is unavailable
   t.equal(first.allowed, true);
   const second = await g.rate.take('did:a', 'echo', { capacity: 1, refillPerSecond: 0.001 });
   t.equal(second.allowed, false, 'the local bucket still limits');
-  t.same(await g.budget.reserve('did:a', 3, 5), { ok: true, remaining: 2 });
+  t.match(await g.budget.reserve('did:a', 3, 5), { ok: true, remaining: 2 });
   t.equal((await g.budget.reserve('did:a', 3, 5)).ok, false, 'the local budget still holds');
 });
 

@@ -119,7 +119,7 @@ export function guardedLimits(
   const budget: BudgetLedger = {
     kind: 'redis',
     reserve: (agent, amount, limit) => run(() => redis.budget.reserve(agent, amount, limit), local && (() => local.budget.reserve(agent, amount, limit))),
-    settle: (agent, reserved, actual) => run(() => redis.budget.settle(agent, reserved, actual), local && (() => local.budget.settle(agent, reserved, actual))),
+    settle: (agent, reserved, actual, window) => run(() => redis.budget.settle(agent, reserved, actual, window), local && (() => local.budget.settle(agent, reserved, actual, window))),
     remaining: (agent, limit) => run(() => redis.budget.remaining(agent, limit), local && (() => local.budget.remaining(agent, limit))),
     reset: (agent) => run(() => redis.budget.reset(agent), local && (() => local.budget.reset(agent))),
     close: () => redis.budget.close(),

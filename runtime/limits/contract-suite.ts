@@ -93,22 +93,22 @@ export function limitsContract(
     t.teardown(l.close);
     const a = agent();
     t.equal(await l.budget.remaining(a, 10), 10, 'a new agent starts at its limit');
-    t.same(await l.budget.reserve(a, 4, 10), { ok: true, remaining: 6 });
-    t.same(await l.budget.reserve(a, 4, 10), { ok: true, remaining: 2 });
-    t.same(await l.budget.reserve(a, 4, 10), { ok: false, remaining: 2 }, 'refused, unchanged');
-    t.same(await l.budget.reserve(a, 2, 10), { ok: true, remaining: 0 });
-    t.same(await l.budget.reserve(a, 1, 10), { ok: false, remaining: 0 });
-    t.same(await l.budget.reserve(a, 0, 10), { ok: true, remaining: 0 }, 'a free call passes');
+    t.match(await l.budget.reserve(a, 4, 10), { ok: true, remaining: 6 });
+    t.match(await l.budget.reserve(a, 4, 10), { ok: true, remaining: 2 });
+    t.match(await l.budget.reserve(a, 4, 10), { ok: false, remaining: 2 }, 'refused, unchanged');
+    t.match(await l.budget.reserve(a, 2, 10), { ok: true, remaining: 0 });
+    t.match(await l.budget.reserve(a, 1, 10), { ok: false, remaining: 0 });
+    t.match(await l.budget.reserve(a, 0, 10), { ok: true, remaining: 0 }, 'a free call passes');
   });
 
   t.test(`${name}: settle refunds the unused part, never above the limit`, async (t) => {
     const l = await make();
     t.teardown(l.close);
     const a = agent();
-    await l.budget.reserve(a, 5, 10);
-    t.equal(await l.budget.settle(a, 5, 2), 8, 'refunds 3');
-    t.equal(await l.budget.settle(a, 5, 9), 8, 'actual above reserved refunds nothing');
-    t.equal(await l.budget.settle(a, 5, 0), 10, 'clamped to the limit');
+    const { window } = await l.budget.reserve(a, 5, 10);
+    t.equal(await l.budget.settle(a, 5, 2, window), 8, 'refunds 3');
+    t.equal(await l.budget.settle(a, 5, 9, window), 8, 'actual above reserved refunds nothing');
+    t.equal(await l.budget.settle(a, 5, 0, window), 10, 'clamped to the limit');
     t.equal(await l.budget.remaining(a, 10), 10);
   });
 
@@ -126,12 +126,18 @@ export function limitsContract(
     t.teardown(l.close);
     const [a, b] = [agent(), agent()];
     await l.budget.reserve(a, 10, 10);
-    await l.budget.reserve(b, 10, 10);
+    const old = await l.budget.reserve(b, 10, 10);
     await l.budget.reset(a);
     t.equal(await l.budget.remaining(a, 10), 10);
     t.equal(await l.budget.remaining(b, 10), 0);
     await l.budget.reset();
     t.equal(await l.budget.remaining(b, 10), 10);
-    t.equal(await l.budget.settle(b, 5, 0), 0, 'a settle after a reset refunds nothing');
+    t.equal(await l.budget.settle(b, 10, 0, old.window), 0, 'a settle after a reset refunds nothing');
+    // A call in flight across the reset: its refund must not land in the new window.
+    const fresh = await l.budget.reserve(b, 10, 10);
+    t.not(fresh.window, old.window, 'a new window');
+    t.equal(await l.budget.settle(b, 10, 0, old.window), 0, 'the old reservation refunds nothing into the new window');
+    t.match(await l.budget.reserve(b, 10, 10), { ok: false, remaining: 0 }, 'so the new window is not spent twice');
+    t.equal(await l.budget.settle(b, 10, 0, fresh.window), 10, 'its own reservation still refunds');
   });
 }

@@ -2,7 +2,7 @@ import t from 'tap';
 import { randomBytes } from 'node:crypto';
 import { startTestRedis } from '../redis/test-server.ts';
 import { limitsContract } from './contract-suite.ts';
-import { MemoryBudgetLedger, MemoryRateLimiter } from './memory.ts';
+import { MAX_MEMORY_BUDGETS, MemoryBudgetLedger, MemoryRateLimiter } from './memory.ts';
 import { RedisBudgetLedger, RedisRateLimiter, connectRedis } from './redis.ts';
 import { createLimits } from './index.ts';
 
@@ -64,4 +64,16 @@ t.test('the budget window job resets only on the first run of a window', async (
   t.equal(await ledger.remaining('a', 10), 0);
   await run(3600_000 * 6); // the first minute of the next window
   t.equal(await ledger.remaining('a', 10), 10);
+});
+
+t.test('the in-process budgets forget the least recently used agent, never an active one', async (t) => {
+  const budget = new MemoryBudgetLedger();
+  t.teardown(() => budget.close());
+  await budget.reserve('did:hot', 10, 10);
+  for (let i = 0; i < MAX_MEMORY_BUDGETS; i++) {
+    await budget.reserve(`did:other-${i}`, 1, 10);
+    if (i % 1000 === 0) await budget.reserve('did:hot', 0, 10); // still in use
+  }
+  t.equal(await budget.remaining('did:hot', 10), 0, 'the active agent is still charged');
+  t.equal(await budget.remaining('did:other-0', 10), 10, 'the least recently used one was forgotten');
 });

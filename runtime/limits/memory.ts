@@ -69,19 +69,25 @@ export class MemoryRateLimiter implements RateLimiter {
 interface Budget {
   remaining: number;
   limit: number;
+  window: string;
 }
 
 export class MemoryBudgetLedger implements BudgetLedger {
   readonly kind = 'memory' as const;
   private readonly budgets = new Map<string, Budget>();
+  /** Windows started so far: each new budget entry (first sight, or after a reset) gets the next. */
+  private windows = 0;
 
   private entry(agent: string, limit: number): Budget {
     let b = this.budgets.get(agent);
-    if (!b) {
-      b = { remaining: limit, limit };
-      this.budgets.set(agent, b);
-      if (this.budgets.size > MAX_MEMORY_BUDGETS) this.budgets.delete(this.budgets.keys().next().value!);
+    if (b) {
+      // Most recently used last: the eviction below drops the least recently used agent.
+      this.budgets.delete(agent);
+    } else {
+      b = { remaining: limit, limit, window: String(++this.windows) };
     }
+    this.budgets.set(agent, b);
+    if (this.budgets.size > MAX_MEMORY_BUDGETS) this.budgets.delete(this.budgets.keys().next().value!);
     b.limit = limit;
     return b;
   }
@@ -91,18 +97,18 @@ export class MemoryBudgetLedger implements BudgetLedger {
     checkAmount('amount', amount);
     checkAmount('limit', limit);
     const b = this.entry(agent, limit);
-    if (b.remaining < amount) return { ok: false, remaining: b.remaining };
+    if (b.remaining < amount) return { ok: false, remaining: b.remaining, window: b.window };
     b.remaining -= amount;
-    return { ok: true, remaining: b.remaining };
+    return { ok: true, remaining: b.remaining, window: b.window };
   }
 
-  async settle(agent: string, reserved: number, actual: number): Promise<number> {
+  async settle(agent: string, reserved: number, actual: number, window: string): Promise<number> {
     checkKeyPart('agent', agent);
     checkAmount('reserved', reserved);
     checkAmount('actual', actual);
     const b = this.budgets.get(agent);
-    // No entry: the window was reset since the reservation, so there is nothing to refund into.
-    if (!b) return 0;
+    // Another window (or none): a reset came since the reservation; nothing to refund into.
+    if (!b || b.window !== window) return b?.remaining ?? 0;
     const refund = reserved - Math.min(actual, reserved);
     b.remaining = Math.min(b.limit, b.remaining + refund);
     return b.remaining;

@@ -48,23 +48,33 @@ if allowed == 1 then remaining = math.floor(tokens) end
 return {allowed, remaining, retry}
 `;
 
-/** KEYS[1] budget; ARGV amount, limit. Returns {ok, remaining}. */
+/**
+ * KEYS[1] budget; ARGV amount, limit. Returns {ok, remaining, window}. A budget created (first
+ * sight, or after a reset deleted it) gets a window id from Redis's clock, in microseconds.
+ */
 const RESERVE_SCRIPT = `
 local amount = tonumber(ARGV[1])
 local limit = tonumber(ARGV[2])
-local rem = tonumber(redis.call('HGET', KEYS[1], 'rem'))
-if rem == nil then rem = limit end
-redis.call('HSET', KEYS[1], 'rem', string.format('%d', rem), 'lim', string.format('%d', limit))
-if rem < amount then return {0, rem} end
+local state = redis.call('HMGET', KEYS[1], 'rem', 'win')
+local rem = tonumber(state[1])
+local win = state[2]
+if rem == nil then
+  local t = redis.call('TIME')
+  rem = limit
+  win = t[1] .. string.format('%06d', tonumber(t[2]))
+end
+redis.call('HSET', KEYS[1], 'rem', string.format('%d', rem), 'lim', string.format('%d', limit), 'win', win)
+if rem < amount then return {0, rem, win} end
 rem = redis.call('HINCRBY', KEYS[1], 'rem', string.format('%d', 0 - amount))
-return {1, rem}
+return {1, rem, win}
 `;
 
-/** KEYS[1] budget; ARGV refund. Returns the new remaining (0 when the window was reset meanwhile). */
+/** KEYS[1] budget; ARGV refund, window. Refunds only into the reservation's window; returns the remaining. */
 const SETTLE_SCRIPT = `
 local refund = tonumber(ARGV[1])
-local state = redis.call('HMGET', KEYS[1], 'rem', 'lim')
+local state = redis.call('HMGET', KEYS[1], 'rem', 'lim', 'win')
 if not state[1] then return 0 end
+if state[3] ~= ARGV[2] then return tonumber(state[1]) end
 local rem = math.min(tonumber(state[2]), tonumber(state[1]) + refund)
 redis.call('HSET', KEYS[1], 'rem', string.format('%d', rem))
 return rem
@@ -75,8 +85,8 @@ const RESET_SCAN_COUNT = 500;
 
 type ScriptClient = Redis & {
   talosTake(key: string, capacity: number, rate: number, cost: number): Promise<[number, number, number]>;
-  talosReserve(key: string, amount: number, limit: number): Promise<[number, number]>;
-  talosSettle(key: string, refund: number): Promise<number>;
+  talosReserve(key: string, amount: number, limit: number): Promise<[number, number, string]>;
+  talosSettle(key: string, refund: number, window: string): Promise<number>;
 };
 
 export interface RedisLimitsOptions {
@@ -147,16 +157,16 @@ export class RedisBudgetLedger extends RedisLimitsBase implements BudgetLedger {
     checkKeyPart('agent', agent);
     checkAmount('amount', amount);
     checkAmount('limit', limit);
-    const [ok, remaining] = await guarded(() => this.client.talosReserve(this.key(agent), amount, limit));
-    return { ok: ok === 1, remaining };
+    const [ok, remaining, window] = await guarded(() => this.client.talosReserve(this.key(agent), amount, limit));
+    return { ok: ok === 1, remaining, window };
   }
 
-  async settle(agent: string, reserved: number, actual: number): Promise<number> {
+  async settle(agent: string, reserved: number, actual: number, window: string): Promise<number> {
     checkKeyPart('agent', agent);
     checkAmount('reserved', reserved);
     checkAmount('actual', actual);
     const refund = reserved - Math.min(actual, reserved);
-    return guarded(() => this.client.talosSettle(this.key(agent), refund));
+    return guarded(() => this.client.talosSettle(this.key(agent), refund, window));
   }
 
   async remaining(agent: string, limit: number): Promise<number> {

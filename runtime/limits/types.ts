@@ -31,6 +31,11 @@ export interface BudgetReservation {
   ok: boolean;
   /** Units left in the agent's budget after the reservation (or unchanged when refused). */
   remaining: number;
+  /**
+   * The budget window the reservation was made in (opaque), handed back to `settle`: a refund
+   * lands only in the same window, never in one a reset has started since.
+   */
+  window: string;
 }
 
 /**
@@ -41,8 +46,11 @@ export interface BudgetReservation {
 export interface BudgetLedger {
   readonly kind: 'redis' | 'memory';
   reserve(agent: string, amount: number, limit: number): Promise<BudgetReservation>;
-  /** Refunds `reserved - actual` (actual is clamped to 0..reserved). Returns the new remaining. */
-  settle(agent: string, reserved: number, actual: number): Promise<number>;
+  /**
+   * Refunds `reserved - actual` (actual is clamped to 0..reserved) into `window`, the window of
+   * the reservation; after a reset it refunds nothing. Returns the agent's remaining.
+   */
+  settle(agent: string, reserved: number, actual: number, window: string): Promise<number>;
   remaining(agent: string, limit: number): Promise<number>;
   /** Starts a new window: every agent's budget goes back to its limit (run by the jobs actor). */
   reset(agent?: string): Promise<void>;

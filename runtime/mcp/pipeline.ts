@@ -548,6 +548,7 @@ export class GatewayPipeline {
 
     const budget = this.ports.limits.budget;
     let reserved = 0;
+    let window = '';
     if (budget && f.cost > 0) {
       let r;
       try {
@@ -559,12 +560,13 @@ export class GatewayPipeline {
         return this.wrap(this.deny(ctx, req, tool, tokenId, refuse('budget_exhausted', `the agent's budget has ${r.remaining} left and this call costs ${f.cost}`, RPC_ERRORS.budget_exhausted, { remaining: r.remaining, cost: f.cost })));
       }
       reserved = f.cost;
+      window = r.window;
     }
 
     try {
       await this.ports.audit.append(this.event(ctx, req, tool, 'allow', 'granted', tokenId));
     } catch (err) {
-      await this.refund(ctx.did, reserved);
+      await this.settle(ctx.did, reserved, 0, window);
       return { response: this.auditFailed(req, err) };
     }
     this.stats.allowed++;
@@ -592,7 +594,7 @@ export class GatewayPipeline {
         outcome = reason;
       }
     }
-    if (reserved > 0) await this.settle(ctx.did, reserved, actual);
+    await this.settle(ctx.did, reserved, actual, window);
     const audit = async (msgHash: string): Promise<RpcResponse | undefined> => {
       try {
         await this.ports.audit.append({
@@ -611,13 +613,11 @@ export class GatewayPipeline {
     return { response: await p };
   }
 
-  private async refund(agent: string, reserved: number): Promise<void> {
-    if (reserved > 0) await this.settle(agent, reserved, 0);
-  }
-
-  private async settle(agent: string, reserved: number, actual: number): Promise<void> {
+  /** Settles a reservation (nothing when none was made) in the window it was made in. */
+  private async settle(agent: string, reserved: number, actual: number, window: string): Promise<void> {
+    if (reserved === 0) return;
     try {
-      await this.ports.budget.settle(agent, reserved, actual);
+      await this.ports.budget.settle(agent, reserved, actual, window);
     } catch (err) {
       // A failed refund only leaves the agent charged for this call; it never lets more through.
       if (!(err instanceof LimitError)) throw err;
