@@ -80,6 +80,9 @@ for (const crypto of providers()) {
     const v2 = Uint8Array.from(bytes);
     v2[0] = 2;
     t.equal(code(() => wrappedFromBytes(v2)), 'secret_malformed', 'unknown version');
+    const badId = Uint8Array.from(bytes);
+    badId[2] = 0xff; // not UTF-8
+    t.equal(code(() => wrappedFromBytes(badId)), 'secret_malformed', 'a KEK id that is not UTF-8');
   });
 }
 

@@ -83,7 +83,13 @@ export function wrappedFromBytes(bytes: Uint8Array): WrappedSecret {
   const dekStart = 2 + idLength;
   const ctStart = dekStart + WRAPPED_DEK_BYTES;
   if (bytes.length < ctStart + NONCE_BYTES + TAG_BYTES) throw new SecretsError('secret_malformed', 'wrapped secret is truncated');
-  const kek = fromUtf8(bytes.subarray(2, dekStart));
+  let kek: string;
+  try {
+    kek = fromUtf8(bytes.subarray(2, dekStart));
+  } catch (err) {
+    if (err instanceof EncodingError) throw new SecretsError('secret_malformed', 'the KEK id is not UTF-8');
+    throw err;
+  }
   if (!KEK_ID_PATTERN.test(kek)) throw new SecretsError('secret_malformed', 'bad KEK id');
   return { v: 1, kek, dek: toB64u(bytes.subarray(dekStart, ctStart)), ct: toB64u(bytes.subarray(ctStart)) };
 }
