@@ -40,6 +40,12 @@ function checkKek(kek: Kek): void {
 export class Keyring {
   readonly #keys = new Map<string, Uint8Array>();
   #primary: string;
+  /**
+   * KEKs that were this ring's primary and no longer are: the only ones a rotation retires. A
+   * KEK learned as non-primary may be staged for a coming rotation (SPEC 10, step 1), so it is
+   * never retired until it has served as the primary.
+   */
+  readonly #formerPrimaries = new Set<string>();
 
   constructor(keks: readonly Kek[], primaryId?: string) {
     if (keks.length === 0) throw new SecretsError('kek_malformed', 'a keyring needs at least one KEK');
@@ -88,12 +94,24 @@ export class Keyring {
       if (this.#keys.size >= MAX_LIVE_KEKS) throw new SecretsError('kek_malformed', `at most ${MAX_LIVE_KEKS} live KEKs`);
       this.#keys.set(kek.id, Uint8Array.from(kek.key));
     }
-    if (options.primary) this.#primary = kek.id;
+    if (options.primary) this.#switchPrimary(kek.id);
   }
 
   setPrimary(id: string): void {
     this.key(id);
+    this.#switchPrimary(id);
+  }
+
+  #switchPrimary(id: string): void {
+    if (id === this.#primary) return;
+    this.#formerPrimaries.add(this.#primary);
+    this.#formerPrimaries.delete(id);
     this.#primary = id;
+  }
+
+  /** KEKs that served as the primary and have been replaced (see #formerPrimaries). */
+  formerPrimaries(): string[] {
+    return [...this.#formerPrimaries];
   }
 
   /** Removes a KEK and wipes its bytes. Callers check first that no record still needs it. */
@@ -102,6 +120,7 @@ export class Keyring {
     const key = this.key(id);
     key.fill(0);
     this.#keys.delete(id);
+    this.#formerPrimaries.delete(id);
   }
 }
 

@@ -189,3 +189,18 @@ t.test('a secret read again is served from memory only while its stored record i
   vault2.keyring.retire('a');
   await t.rejects(vault2.get(ref), { code: 'kek_unknown' }, 'the KEK is gone: no answer from memory');
 });
+
+t.test('a KEK staged for a coming rotation is not retired before it has been the primary', async (t) => {
+  const [crypto] = providers();
+  const store = new MemorySecretStore();
+  const vault = new SecretVault(crypto!, new Keyring([generateKek(crypto!, 'old')]), store);
+  await vault.put(refOf(1), utf8('x'));
+  vault.keyring.add(generateKek(crypto!, 'next')); // step 1: learned as non-primary
+  await vault.rewrapAll();
+  t.same(await vault.retireUnused(), { retired: [], kept: [] }, 'the hourly job leaves the staged KEK alone');
+  t.same(vault.keyring.ids().sort(), ['next', 'old']);
+  vault.keyring.setPrimary('next'); // step 2
+  await vault.rewrapAll(); // step 3
+  t.same(await vault.retireUnused(), { retired: ['old'], kept: [] }, 'step 4 retires the former primary');
+  t.same(await vault.get(refOf(1)), utf8('x'));
+});

@@ -129,15 +129,15 @@ export class SecretVault {
   }
 
   /**
-   * Retires every non-primary KEK that no stored record names any more. A KEK still in use is
-   * kept (returned in `kept`), never retired.
+   * Retires every former primary KEK that no stored record names any more. A KEK still in use
+   * is kept (returned in `kept`), never retired; one that has not been the primary yet (staged
+   * for a coming rotation) is not considered at all.
    */
   async retireUnused(): Promise<{ retired: string[]; kept: string[] }> {
     const counts = await this.store.countByKek();
     const retired: string[] = [];
     const kept: string[] = [];
-    for (const id of this.keyring.ids()) {
-      if (id === this.keyring.primaryId) continue;
+    for (const id of this.keyring.formerPrimaries()) {
       if ((counts.get(id) ?? 0) > 0) kept.push(id);
       else {
         this.keyring.retire(id);
