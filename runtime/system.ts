@@ -768,14 +768,8 @@ function kekRotation(
   const vaultJob = vault ? kekRotationJob(vault) : undefined;
   return async (run: Parameters<ReturnType<typeof kekRotationJob>>[0]) => {
     rewrapSessions();
-    if (box && keyFile) {
-      try {
-        rotateKeyFile(crypto, keyFile, box);
-      } catch (err) {
-        // A plaintext key file has nothing to re-seal.
-        if ((err as { code?: unknown }).code !== 'key_file_protection') throw err;
-      }
-    }
+    // A key file that does not open fails the job here, before the vault retires any KEK.
+    if (box && keyFile) rotateKeyFile(crypto, keyFile, box);
     await vaultJob?.(run);
   };
 }

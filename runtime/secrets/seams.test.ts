@@ -76,3 +76,24 @@ for (const crypto of providers()) {
     t.ok(found.opk && bytesEqual(found.opk.secretKey, opk.secretKey));
   });
 }
+
+t.test('rotateKeyFile: a plaintext key file is left alone; one that does not open or parse stops the rotation', async (t) => {
+  const [crypto] = providers();
+  const dir = mkdtempSync(join(tmpdir(), 'talos-keyfile-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  const box = new SecretBox(crypto!, new Keyring([generateKek(crypto!, 'k1')]));
+  const plain = join(dir, 'plain.json');
+  saveKeyFile(plain, generateIdentity(crypto!), { created: 1_700_000_000_000 });
+  const before = readFileSync(plain, 'utf8');
+  t.equal(rotateKeyFile(crypto!, plain, box), false, 'nothing to re-seal');
+  t.equal(readFileSync(plain, 'utf8'), before, 'unchanged');
+  // Sealed under a KEK this ring does not hold: an error, not a silent skip.
+  const sealed = join(dir, 'sealed.json');
+  const otherBox = new SecretBox(crypto!, new Keyring([generateKek(crypto!, 'elsewhere')]));
+  saveKeyFile(sealed, generateIdentity(crypto!), { created: 1_700_000_000_000, cipher: keyFileCipher(otherBox) });
+  t.throws(() => rotateKeyFile(crypto!, sealed, box));
+  const truncated = join(dir, 'truncated.json');
+  writeFileSync(truncated, before.slice(0, 40), { mode: 0o600 });
+  t.throws(() => rotateKeyFile(crypto!, truncated, box), { code: 'key_file_malformed' });
+  t.throws(() => rotateKeyFile(crypto!, join(dir, 'missing.json'), box), { code: 'key_file_io' });
+});

@@ -1,6 +1,7 @@
 import { readFileSync } from 'node:fs';
 import type { CryptoProvider } from '../crypto/provider.ts';
-import { toB64u } from '../encoding/base64url.ts';
+import { fromB64u, toB64u } from '../encoding/base64url.ts';
+import { IdentityError } from '../errors.ts';
 import { loadKeyFile, saveKeyFile, type KeyFileCipher } from '../identity/key-file.ts';
 import type { AtRestCipher } from '../session/ports.ts';
 import { SecretsError } from './errors.ts';
@@ -47,14 +48,28 @@ export function keyFileCipher(box: SecretBox): KeyFileCipher & RewrappingCipher 
 
 /**
  * Re-seals a key file under the primary KEK (load with the ring that still holds the old KEK,
- * save atomically with the same creation time). Returns false when it already was.
+ * save atomically with the same creation time). Returns false when it already was, or when the
+ * file is in plaintext (protection 'none': nothing to re-seal). Any other failure is an error:
+ * a key file that does not open must stop the rotation before its KEK is retired.
  */
 export function rotateKeyFile(crypto: CryptoProvider, path: string, box: SecretBox): boolean {
   const cipher = keyFileCipher(box);
-  const file = JSON.parse(readFileSync(path, 'utf8')) as { created: number; secrets: unknown };
-  if (typeof file.secrets === 'string' && cipher.kekOf(Buffer.from(file.secrets, 'base64url')) === box.keyring.primaryId) return false;
-  const identity = loadKeyFile(crypto, path, { cipher });
-  saveKeyFile(path, identity, { created: file.created, cipher });
+  let text: string;
+  try {
+    text = readFileSync(path, 'utf8');
+  } catch (err) {
+    throw new IdentityError('key_file_io', `could not read the key file: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, { cause: err });
+  }
+  let file: { created?: unknown; secrets?: unknown; protection?: { alg?: unknown } };
+  try {
+    file = JSON.parse(text) as typeof file;
+  } catch (err) {
+    throw new IdentityError('key_file_malformed', 'the key file is not JSON', { cause: err });
+  }
+  if (file?.protection?.alg === 'none') return false;
+  if (typeof file.secrets === 'string' && cipher.kekOf(fromB64u(file.secrets)) === box.keyring.primaryId) return false;
+  const identity = loadKeyFile(crypto, path, { cipher }); // checks the whole file
+  saveKeyFile(path, identity, { created: file.created as number, cipher });
   return true;
 }
 
