@@ -48,9 +48,19 @@ export async function openAuditStoreSpec(spec: string, hasher: Hasher, options: 
       // Server refusals (SQLSTATE codes: bad password, no such database) explain themselves;
       // the password is cut out should a message ever quote it.
       if (err.message && !/^E[A-Z]+$/.test(reason)) reason = `${reason ? `${reason} ` : ''}${err.message}`;
-      if (url.password) reason = reason.split(decodeURIComponent(url.password)).join('***').split(url.password).join('***');
+      for (const secret of passwordForms(url.password)) reason = reason.split(secret).join('***');
       throw new AuditError('bad_config', `cannot open the audit store at ${where}: ${reason || 'connection failed'}`, { cause: e });
     }
   }
   throw new AuditError('bad_config', 'the audit store is memory, sqlite:<path> or a postgres:// URL');
+}
+
+/** The password as written in the URL and, when it decodes, as the driver sees it. */
+function passwordForms(password: string): string[] {
+  if (!password) return [];
+  try {
+    return [decodeURIComponent(password), password];
+  } catch {
+    return [password]; // a stray '%' is taken literally
+  }
 }

@@ -109,6 +109,7 @@ t.test('verify and prove refuse bad stores without changing them', async (t) => 
     ['sqlite:adir.db', 'not_found', /no audit log at .*adir\.db \(it is a directory\)/],
     ['postgres://[::1', 'bad_config', /not a valid URL/],
     ['postgres://talos:s3cret-pw@127.0.0.1:1/x', 'bad_config', /cannot open the audit store at postgres:\/\/127\.0\.0\.1:1\/x: ECONNREFUSED/],
+    ['postgres://talos:s3cret%zz@127.0.0.1:1/x', 'bad_config', /cannot open the audit store at postgres:\/\/127\.0\.0\.1:1\/x/], // a '%' that does not decode
   ];
   const snapshot = () => ['notes.txt', 'zero.db'].map((f) => readFileSync(join(dir, f)).toString('hex')).join('/') + readdirSync(dir).sort().join(',');
   for (const [store, code, message] of cases) {
