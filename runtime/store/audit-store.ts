@@ -100,7 +100,7 @@ export function encodeFrontier(f: Frontier): Uint8Array {
   return out;
 }
 
-export function decodeFrontier(hasher: Hasher, size: number, blob: Uint8Array): Frontier {
+function decodeFrontier(hasher: Hasher, size: number, blob: Uint8Array): Frontier {
   const refs = rangeNodes(0, size);
   if (blob.length !== refs.length * HASH_SIZE) throw new AuditError('store_corrupt', 'head frontier does not match the tree size');
   return Frontier.fromNodes(
