@@ -12,6 +12,7 @@ export const INVARIANTS = {
   progressAfterHeal: 'progress-after-heal',
   forwardSecrecy: 'forward-secrecy',
   limitsHold: 'limits-hold',
+  limitsIsolated: 'limits-isolated',
   secretsReadable: 'secrets-readable',
 } as const;
 

@@ -19,6 +19,7 @@ const cases: { broken: BrokenVariant; scenario: string; invariant: string }[] = 
   { broken: 'skip-sub-check', scenario: 'swarm', invariant: 'oracle-agrees' },
   { broken: 'non-transactional-decrypt', scenario: 'replay-tamper', invariant: 'progress-after-heal' },
   { broken: 'plaintext-frames', scenario: 'partition', invariant: 'no-secrets-leak' },
+  { broken: 'shared-limits', scenario: 'load-spike', invariant: 'limits-isolated' },
 ];
 
 function capture(cwd: string) {

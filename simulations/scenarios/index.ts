@@ -6,9 +6,9 @@ import { generateKek } from '../../runtime/secrets/keyring.ts';
 import { TalosError } from '../../runtime/errors.ts';
 import { INVARIANTS } from '../invariants.ts';
 import type { Packet } from '../network.ts';
-import { buildSystem, type SimSystem, type SystemOptions } from '../system/compose.ts';
+import { buildSystem, QUIET_PREFIX, type SimSystem, type SystemOptions } from '../system/compose.ts';
 import { AUDITOR } from '../system/auditor.ts';
-import { GATEWAY } from '../system/gateway.ts';
+import { CALL_COST, GATEWAY } from '../system/gateway.ts';
 import { UPSTREAM, type UpstreamHealth } from '../system/upstream.ts';
 import type { World } from '../world.ts';
 
@@ -280,13 +280,20 @@ const clockSkew: Scenario = {
   },
 };
 
+/** Refusals that come from the limits, not from the request. */
+const LIMIT_REASONS = new Set(['rate_limited', 'budget_exhausted']);
+
 const loadSpike: Scenario = {
   name: 'load-spike',
-  summary: 'a burst of calls against tight rate limits and budgets: never more than the limits allow',
+  summary: 'a burst of calls against tight rate limits and budgets: never more than the limits allow, and quiet agents keep their own allowance',
   async setup(world) {
     const rule = { capacity: 3, refillPerSecond: 4 };
     const budget = 5;
-    const sys = await buildSystem(world, base({ agents: 4, callMeanMs: 25, loadUntil: 500, rateRule: rule, budgetLimit: budget }));
+    // Two quiet agents call through the spike, too slowly to empty a bucket (a gap refills at
+    // least one token) and too few times to spend their budget: no limit may ever refuse them.
+    const quiet = { agents: 2, gapMs: 300, calls: budget - 1 };
+    if ((quiet.gapMs * rule.refillPerSecond) / 1000 < CALL_COST) throw new Error('load-spike: quiet agents would drain their buckets');
+    const sys = await buildSystem(world, base({ agents: 4, callMeanMs: 25, loadUntil: 500, rateRule: rule, budgetLimit: budget, quiet }));
     return {
       sys,
       final() {
@@ -304,6 +311,10 @@ const loadSpike: Scenario = {
           const span = (times[times.length - 1]! - times[0]!) / 1000;
           const bound = rule.capacity + Math.ceil(span * rule.refillPerSecond) + 1;
           world.invariants.check(INVARIANTS.limitsHold, times.length <= bound, () => `${k}: ${times.length} allowed in ${span}s (bound ${bound})`);
+        }
+        for (const c of sys.truth.calls.values()) {
+          if (!c.agent.startsWith(QUIET_PREFIX)) continue;
+          world.invariants.check(INVARIANTS.limitsIsolated, !LIMIT_REASONS.has(c.reason ?? ''), () => `${c.agent} was refused (${c.reason}) by limits it never reached`);
         }
       },
     };

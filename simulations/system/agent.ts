@@ -31,12 +31,18 @@ export const callIdOfAttempt = (requestId: string): string => requestId.slice(0,
 /** Gateway refusals that are about the moment, not the request: the agent tries again. */
 export const TRANSIENT_REASONS = new Set(['limits_unavailable', 'upstream_unavailable', 'audit_unavailable']);
 
+/** The gateway's reason for a refusal (error.data.talos.reason), if it gave one. */
+export function refusalReason(response: RpcResponse): string | undefined {
+  if ('result' in response) return undefined;
+  const reason = (response.error.data as { talos?: { reason?: unknown } } | undefined)?.talos?.reason;
+  return typeof reason === 'string' ? reason : undefined;
+}
+
 /** ok: a result; denied: a refusal that stands; retry: a transient refusal. */
 export function classify(response: RpcResponse): 'ok' | 'denied' | 'retry' {
   if ('result' in response) return 'ok';
-  const data = response.error.data as { talos?: { reason?: unknown } } | undefined;
-  const reason = data?.talos?.reason;
-  return typeof reason === 'string' && TRANSIENT_REASONS.has(reason) ? 'retry' : 'denied';
+  const reason = refusalReason(response);
+  return reason !== undefined && TRANSIENT_REASONS.has(reason) ? 'retry' : 'denied';
 }
 
 interface Pending {
@@ -159,7 +165,7 @@ export class SimAgent implements SimNode {
       return;
     }
     this.pending.delete(callId);
-    this.truth.settle(callId, status);
+    this.truth.settle(callId, status, refusalReason(reply));
   }
 
   get inFlight(): number {

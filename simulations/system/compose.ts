@@ -33,6 +33,11 @@ export interface SystemOptions {
   budgetLimit?: number;
   /** Lifetime of the agents' tokens (ms); default: longer than any run. */
   tokenTtlMs?: number;
+  /**
+   * Quiet agents besides the others (named quiet-<i>, after them): each makes `calls` calls,
+   * the first within `gapMs` of the start of the load, then `gapMs` to 2 * `gapMs` apart.
+   */
+  quiet?: { agents: number; gapMs: number; calls: number };
 }
 
 export const TOOLS = ['read_text_file', 'search'] as const;
@@ -41,6 +46,7 @@ export const PATH_PREFIX = 'repo/src';
 export const PATHS = ['repo/src/main.ts', 'repo/src/lib/util.ts', 'repo/src/a/b/c.ts', 'repo/README.md', 'etc/passwd', 'repo/src/../../etc/passwd'];
 export const DEFAULT_RATE: RateRule = { capacity: 50, refillPerSecond: 50 };
 export const DEFAULT_BUDGET = 1_000_000;
+export const QUIET_PREFIX = 'quiet-';
 const CREDENTIAL_REF = { purpose: 'upstream', id: 'files' };
 
 export interface SimSystem {
@@ -101,8 +107,9 @@ export async function buildSystem(world: World, options: SystemOptions): Promise
   const expSec = Math.floor((world.clock('issuer') + ttl) / 1000);
   const agents: SimAgent[] = [];
   const tokens = new Map<string, Token>();
-  for (let i = 0; i < options.agents; i++) {
-    const name = `agent-${i}`;
+  const names = Array.from({ length: options.agents }, (_, i) => `agent-${i}`);
+  for (let i = 0; i < (options.quiet?.agents ?? 0); i++) names.push(`${QUIET_PREFIX}${i}`);
+  for (const name of names) {
     const id = generateIdentity(crypto);
     const token = mintToken(crypto, {
       issuerKey: issuer.sig.secretKey,
@@ -134,11 +141,15 @@ export async function buildSystem(world: World, options: SystemOptions): Promise
       // A token's compact form is a pure function of the token: encoded once, not per call.
       const compact = new Map([...tokens].map(([name, token]) => [name, encodeToken(token)]));
       for (const [name, token] of tokens) truth.tokenIds.set(compact.get(name)!, token.id);
+      const busy = agents.filter((a) => !a.name.startsWith(QUIET_PREFIX));
       agents.forEach((agent, i) => {
-        const insider = i >= agents.length - insiders;
+        const insider = i < busy.length && i >= busy.length - insiders;
+        const quiet = i < busy.length ? undefined : options.quiet;
+        let made = 0;
         const next = () => {
-          const wait = Math.max(1, Math.round(agent.rng.exponential(options.callMeanMs)));
-          if (world.scheduler.now + wait > options.loadUntil) return;
+          if (quiet && made++ === quiet.calls) return;
+          const wait = quiet ? (made > 1 ? quiet.gapMs : 0) + agent.rng.int(quiet.gapMs) : Math.max(1, Math.round(agent.rng.exponential(options.callMeanMs)));
+          if (!quiet && world.scheduler.now + wait > options.loadUntil) return;
           world.scheduler.after(wait, `${agent.name} call`, () => {
             const tool = agent.rng.chance(0.1) ? 'delete_file' : agent.rng.pick(['read_text_file', 'read_text_file', 'search']);
             const args: Record<string, unknown> = tool === 'search' ? { query: `q${agent.rng.int(100)}` } : { path: agent.rng.pick(PATHS) };

@@ -8,7 +8,7 @@ import { GatewayPipeline, type AuditSink, type Authorizer, type ToolRouter } fro
 import { toB64u } from '../../runtime/encoding/base64url.ts';
 import { bytesEqual, fromUtf8, utf8 } from '../../runtime/encoding/bytes.ts';
 import { TalosError } from '../../runtime/errors.ts';
-import type { RateRule } from '../../runtime/limits/types.ts';
+import type { BudgetLedger, RateLimiter, RateRule } from '../../runtime/limits/types.ts';
 import type { SecretVault } from '../../runtime/secrets/vault.ts';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from '../../runtime/session/envelope.ts';
 import type { LocalIdentity } from '../../runtime/session/handshake.ts';
@@ -263,8 +263,7 @@ export class SimGateway implements SimNode {
     const pipeline = new GatewayPipeline({
       authorizer,
       audit,
-      rate: this.redis.rate,
-      budget: this.redis.budget,
+      ...(world.broken === 'shared-limits' ? sharedLimits(this.redis) : { rate: this.redis.rate, budget: this.redis.budget }),
       limits: { rate: this.config.rateRule, budget: { perAgent: this.config.budgetLimit, windowSeconds: 3600 }, defaultCost: CALL_COST, tools: {} },
       router,
       gatewayDid: this.identity.did,
@@ -390,4 +389,24 @@ function consumeKeyAnyway(world: World, s: Session, env: Envelope, now: number):
   }
   ck = kdfCk(world.crypto, ck).ck;
   return { ...s, ratchet: { ...r, ckr: ck, nr: h.n + 1, skipped } };
+}
+
+/**
+ * BROKEN (test-only): every agent draws on one rate bucket per tool and one budget, as if the
+ * limits were keyed without the agent: a noisy agent spends a quiet one's allowance.
+ */
+function sharedLimits(redis: SimRedis): { rate: RateLimiter; budget: BudgetLedger } {
+  const everyone = 'everyone';
+  const { rate, budget } = redis;
+  return {
+    rate: { kind: rate.kind, take: (_agent, tool, rule, cost) => rate.take(everyone, tool, rule, cost), close: () => rate.close() },
+    budget: {
+      kind: budget.kind,
+      close: () => budget.close(),
+      reserve: (_agent, amount, limit) => budget.reserve(everyone, amount, limit),
+      settle: (_agent, reserved, actual, window) => budget.settle(everyone, reserved, actual, window),
+      remaining: (_agent, limit) => budget.remaining(everyone, limit),
+      reset: () => budget.reset(everyone),
+    },
+  };
 }

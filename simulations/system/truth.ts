@@ -30,6 +30,8 @@ export interface CallRecord {
   issuedAt: number;
   settledAt?: number;
   outcome?: 'ok' | 'denied';
+  /** The gateway's reason for a refusal that stands. */
+  reason?: string;
 }
 
 export class Truth {
@@ -50,11 +52,12 @@ export class Truth {
     this.calls.set(call.callId, call);
   }
 
-  settle(callId: string, outcome: 'ok' | 'denied'): void {
+  settle(callId: string, outcome: 'ok' | 'denied', reason?: string): void {
     const c = this.calls.get(callId);
     if (!c || c.settledAt !== undefined) return;
     c.settledAt = this.world.scheduler.now;
     c.outcome = outcome;
+    if (reason !== undefined) c.reason = reason;
   }
 
   /** An application (gateway or agent) received message `msgId`: it must be the first time. */
