@@ -11,7 +11,7 @@ import { SqliteSessionStore } from '../store/session-sqlite.ts';
 import { SessionChannel } from './channel.ts';
 import { connectTunnel, fetchOffer, MAX_OFFER_BYTES, tunnelUrls } from './client.ts';
 import { GatewayResponder } from './responder.ts';
-import { CLOSE_OVERLOADED, MAX_INFLIGHT_PER_SESSION, OFFER_PATH, startTunnelServer, type TunnelHandlers, type TunnelPeer } from './server.ts';
+import { CLOSE_OVERLOADED, MAX_INFLIGHT_PER_SESSION, OFFER_PATH, SEND_BUFFER_CLOSE_GRACE_MS, startTunnelServer, type TunnelHandlers, type TunnelPeer } from './server.ts';
 
 // The tunnel's limits and lifecycle edges, on real servers, real sessions and the real SQLite
 // session store: a peer that does not read, a session at its in-flight limit, a connection that
@@ -84,6 +84,23 @@ t.test('a peer that sends but never reads is closed once its send buffer passes 
   ws.resume(); // reading again, the agent finds the close code behind what was queued
   t.equal(await Promise.race([closed, new Promise((r) => setTimeout(() => r('still open'), 10_000))]), CLOSE_OVERLOADED);
   t.ok(await until(() => server.connections() === 0), 'the connection is gone');
+});
+
+t.test('a peer closed for send_buffer_full that never reads again is cut after the grace period', async (t) => {
+  const refused: string[] = [];
+  const server = await startGw({ onRefused: (code) => void refused.push(code), onMessage: async (_p, text) => text }, { maxSendBufferBytes: 64 * 1024 });
+  const { ws, channel } = await openSession(server.url);
+  ws.pause(); // and never resumes: the close handshake cannot complete
+  const pad = 'p'.repeat(32 * 1024);
+  for (let i = 0; i < 2000 && !refused.includes('send_buffer_full'); i++) {
+    ws.send(channel.seal(JSON.stringify({ jsonrpc: '2.0', id: i, method: 'ping', params: { pad } })));
+    if (i % 50 === 49) await new Promise((r) => setTimeout(r, 5));
+  }
+  t.ok(await until(() => refused.includes('send_buffer_full')), 'refused as send_buffer_full');
+  t.equal(server.connections(), 1, 'the close is still waiting for the peer');
+  // ws itself would keep the socket (and what is queued on it) for 30 s.
+  t.ok(await until(() => server.connections() === 0, SEND_BUFFER_CLOSE_GRACE_MS + 8000), 'the socket is cut');
+  ws.terminate();
 });
 
 t.test('at the in-flight limit requests are refused (and recorded); a cancellation still goes through', async (t) => {

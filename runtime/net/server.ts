@@ -38,6 +38,12 @@ export const MAX_INFLIGHT_PER_SESSION = 256;
  * the gateway's memory does not grow with a peer that sends requests but never reads.
  */
 export const MAX_SEND_BUFFER_BYTES = 8 * 1024 * 1024;
+/**
+ * How long a connection closed for send_buffer_full may take to complete the close: its close
+ * frame waits behind bytes the agent is not reading, so past this the socket is cut (else ws
+ * keeps it, and those bytes, for 30 s).
+ */
+export const SEND_BUFFER_CLOSE_GRACE_MS = 2000;
 /** Connections served at once. */
 export const MAX_CONNECTIONS = 10_000;
 /** A connection that has not opened or resumed a session within this time is closed. */
@@ -182,7 +188,7 @@ export async function startTunnelServer(options: {
   /**
    * The agent does not read what it is sent: its connection is closed and the session leaves it
    * at once (as on any drop; it may resume), so nothing more is queued on it. The close frame
-   * waits behind the unread bytes; ws cuts the socket if the close is not completed in time.
+   * waits behind the unread bytes; the socket is cut if the close is not completed in time.
    */
   const sendBufferFull = (s: LiveSession, ws: WebSocket) => {
     handlers.onRefused?.('send_buffer_full', `more than ${maxSendBuffer} bytes wait for the agent to read them`);
@@ -192,6 +198,8 @@ export async function startTunnelServer(options: {
       release(s);
     }
     ws.close(CLOSE_OVERLOADED, 'send_buffer_full');
+    const cut = setTimeout(() => ws.terminate(), SEND_BUFFER_CLOSE_GRACE_MS).unref();
+    ws.once('close', () => clearTimeout(cut));
   };
 
   /** Seals `text` and sends it on the session's connection once the sealing state is stored. */
