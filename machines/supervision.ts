@@ -18,3 +18,16 @@ export function recentRestarts(history: readonly number[], now: number, policy: 
 export function mayRestart(history: readonly number[], now: number, policy: RestartPolicy): boolean {
   return recentRestarts(history, now, policy).length < policy.maxRestarts;
 }
+
+/**
+ * The wait before a restart: 100 ms doubled for each restart already in the window, at most
+ * 10 s. A dependency away for a moment (a store failing over) gets time to come back instead
+ * of the budget being spent in a few milliseconds.
+ */
+export const RESTART_BACKOFF_BASE_MS = 100;
+export const RESTART_BACKOFF_MAX_MS = 10_000;
+
+/** The delay before the `n`th restart within the window (n >= 1). */
+export function restartDelay(n: number): number {
+  return Math.min(RESTART_BACKOFF_BASE_MS * 2 ** Math.max(0, n - 1), RESTART_BACKOFF_MAX_MS);
+}

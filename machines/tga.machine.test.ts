@@ -1,7 +1,7 @@
 import t from 'tap';
-import { assign, createActor, fromCallback, setup, type AnyActorRef } from 'xstate';
+import { assign, createActor, fromCallback, setup, SimulatedClock, type AnyActorRef } from 'xstate';
 import { acceptsSessions, isReady, tgaMachine, type TgaInput } from './tga.machine.ts';
-import { mayRestart, recentRestarts } from './supervision.ts';
+import { mayRestart, recentRestarts, RESTART_BACKOFF_BASE_MS, RESTART_BACKOFF_MAX_MS, restartDelay } from './supervision.ts';
 
 // A child that counts what it has seen and crashes on 'boom' (throws inside its own action).
 const worker = setup({ types: { context: {} as { seen: number } } }).createMachine({
@@ -16,17 +16,19 @@ const worker = setup({ types: { context: {} as { seen: number } } }).createMachi
   },
 });
 
-function start(input: TgaInput) {
+// Time is a SimulatedClock: it fires the TGA's delayed restarts and is the TGA's `now`.
+function start(input: TgaInput, actors: Record<string, unknown> = {}) {
   const escalations: Array<[string, string]> = [];
+  const clock = new SimulatedClock();
   const tga = createActor(
     tgaMachine.provide({
-      actors: { auditor: worker, gateway: worker },
+      actors: { auditor: worker, gateway: worker, ...actors },
       actions: { reportEscalation: (_, p) => escalations.push([p.child, p.code]) },
     }),
-    { input },
+    { input: { now: () => clock.now(), ...input }, clock },
   ).start();
   const child = (id: string) => tga.system.get(id) as AnyActorRef;
-  return { tga, child, escalations };
+  return { tga, child, escalations, clock };
 }
 
 t.test('restart budget arithmetic', async (t) => {
@@ -38,27 +40,34 @@ t.test('restart budget arithmetic', async (t) => {
   t.same(recentRestarts([100, 200, 900], 1150, policy), [200, 900]);
 });
 
-t.test('a crashed child is restarted one-for-one, fresh, under the same systemId', async (t) => {
-  let now = 0;
-  const { tga, child } = start({
+t.test('a crashed child is restarted one-for-one, fresh, under the same systemId, after a backoff', async (t) => {
+  const { tga, child, clock } = start({
     children: [
       { id: 'auditor', kind: 'auditor', src: 'auditor' },
       { id: 'gateway-1', kind: 'gateway', src: 'gateway' },
     ],
     policy: { maxRestarts: 3, windowMs: 10_000 },
-    now: () => now,
   });
   child('auditor').send({ type: 'ping' });
   child('gateway-1').send({ type: 'ping' });
   const gatewayBefore = child('gateway-1');
   t.equal(child('auditor').getSnapshot().context.seen, 1);
-  now = 50;
+  clock.increment(50);
   child('auditor').send({ type: 'boom' });
   const snap = tga.getSnapshot();
   t.equal(snap.value, 'running');
   t.equal(snap.context.children.auditor!.restarts, 1);
   t.equal(snap.context.children.auditor!.lastFault, 'store_unavailable');
+  t.equal(snap.context.children.auditor!.status, 'starting', 'restarting: not ready');
+  t.equal(snap.context.children.auditor!.restartAt, 50 + RESTART_BACKOFF_BASE_MS);
+  t.notOk(isReady(snap));
+  t.equal(child('auditor'), undefined, 'the crashed auditor is stopped; its successor waits out the backoff');
+  clock.increment(RESTART_BACKOFF_BASE_MS - 1);
+  t.equal(child('auditor'), undefined, 'not before the backoff is over');
+  clock.increment(1);
   t.equal(child('auditor').getSnapshot().status, 'active', 'the new auditor runs');
+  t.equal(tga.getSnapshot().context.children.auditor!.status, 'up');
+  t.equal(tga.getSnapshot().context.children.auditor!.restartAt, undefined);
   t.equal(child('auditor').getSnapshot().context.seen, 0, 'it starts fresh (state comes back from its stores)');
   t.equal(child('gateway-1'), gatewayBefore, 'the sibling was not restarted');
   t.equal(child('gateway-1').getSnapshot().context.seen, 1);
@@ -67,17 +76,15 @@ t.test('a crashed child is restarted one-for-one, fresh, under the same systemId
 });
 
 t.test('past the restart budget the TGA escalates and the runtime is not ready', async (t) => {
-  let now = 0;
-  const { tga, child, escalations } = start({
+  const { tga, child, escalations, clock } = start({
     children: [{ id: 'auditor', kind: 'auditor', src: 'auditor' }],
     policy: { maxRestarts: 2, windowMs: 1000 },
-    now: () => now,
   });
   child('auditor').send({ type: 'boom' });
-  now = 10;
+  clock.increment(restartDelay(1));
   child('auditor').send({ type: 'boom' });
+  clock.increment(restartDelay(2));
   t.equal(tga.getSnapshot().value, 'running', 'two restarts fit the budget');
-  now = 20;
   child('auditor').send({ type: 'boom' });
   const snap = tga.getSnapshot();
   t.equal(snap.value, 'escalated');
@@ -89,15 +96,13 @@ t.test('past the restart budget the TGA escalates and the runtime is not ready',
 });
 
 t.test('restarts spread out over time stay within the budget', async (t) => {
-  let now = 0;
-  const { tga, child } = start({
+  const { tga, child, clock } = start({
     children: [{ id: 'auditor', kind: 'auditor', src: 'auditor' }],
     policy: { maxRestarts: 2, windowMs: 1000 },
-    now: () => now,
   });
   for (let i = 0; i < 10; i++) {
-    now += 600;
     child('auditor').send({ type: 'boom' });
+    clock.increment(600);
   }
   t.equal(tga.getSnapshot().value, 'running');
   t.equal(tga.getSnapshot().context.children.auditor!.restarts, 10);
@@ -124,13 +129,14 @@ t.test('children that report up themselves start as starting (not ready) until c
 });
 
 t.test('child.add spawns a supervised child; child.remove stops it and forgets it', async (t) => {
-  const { tga, child } = start({ children: [] });
+  const { tga, child, clock } = start({ children: [] });
   tga.send({ type: 'child.add', spec: { id: 'session:1', kind: 'session', src: 'auditor' } });
   t.equal(child('session:1').getSnapshot().status, 'active');
   tga.send({ type: 'child.add', spec: { id: 'session:1', kind: 'session', src: 'gateway' } });
   t.equal(Object.keys(tga.getSnapshot().context.specs).length, 1, 'an id in use is not added twice');
   child('session:1').send({ type: 'boom' });
   t.equal(tga.getSnapshot().context.children['session:1']!.restarts, 1, 'an added child is supervised');
+  clock.increment(RESTART_BACKOFF_BASE_MS);
   const ref = child('session:1');
   tga.send({ type: 'child.remove', id: 'session:1' });
   t.equal(ref.getSnapshot().status, 'stopped');
@@ -197,24 +203,22 @@ t.test('the drift monitor is asked on drift.check and its report reaches the TGA
 });
 
 t.test('escalated: further crashes keep children down; tga.resume clears the budget and restarts them', async (t) => {
-  let now = 0;
-  const { tga, child, escalations } = start({
+  const { tga, child, escalations, clock } = start({
     children: [
       { id: 'auditor', kind: 'auditor', src: 'auditor' },
       { id: 'gateway', kind: 'gateway', src: 'gateway' },
     ],
     policy: { maxRestarts: 0, windowMs: 1000 },
-    now: () => now,
   });
   child('auditor').send({ type: 'boom' });
-  t.equal(tga.getSnapshot().value, 'escalated');
+  t.equal(tga.getSnapshot().value, 'escalated', 'the crash past the budget escalates at once (no backoff)');
   t.notOk(acceptsSessions(tga.getSnapshot()), 'no new sessions');
   child('gateway').send({ type: 'boom' });
   t.equal(tga.getSnapshot().context.children.gateway!.status, 'down');
   t.equal(escalations.length, 1, 'escalation is reported once');
   tga.send({ type: 'child.add', spec: { id: 'session:x', kind: 'session', src: 'auditor' } });
   t.notOk('session:x' in tga.getSnapshot().context.specs, 'no children are added while escalated');
-  now = 5000;
+  clock.increment(5000);
   tga.send({ type: 'tga.resume' });
   const s = tga.getSnapshot();
   t.equal(s.value, 'running');
@@ -223,5 +227,80 @@ t.test('escalated: further crashes keep children down; tga.resume clears the bud
   t.ok(isReady(s), 'both children are up again');
   t.equal(child('auditor').getSnapshot().status, 'active');
   t.ok(acceptsSessions(s));
+  tga.stop();
+});
+
+t.test('the backoff doubles with each restart in the window, up to its cap', async (t) => {
+  t.same([1, 2, 3, 4, 5].map(restartDelay), [100, 200, 400, 800, 1600]);
+  t.equal(restartDelay(40), RESTART_BACKOFF_MAX_MS);
+  t.equal(restartDelay(10_000), RESTART_BACKOFF_MAX_MS, 'no overflow past the cap');
+  const { tga, child, clock } = start({ children: [{ id: 'auditor', kind: 'auditor', src: 'auditor' }], policy: { maxRestarts: 5, windowMs: 10_000 } });
+  const waits: number[] = [];
+  for (let i = 0; i < 3; i++) {
+    child('auditor').send({ type: 'boom' });
+    let waited = 0;
+    while (!child('auditor')) {
+      clock.increment(50);
+      waited += 50;
+    }
+    waits.push(waited);
+  }
+  t.same(waits, [100, 200, 400]);
+  clock.increment(10_000);
+  child('auditor').send({ type: 'boom' });
+  t.equal(tga.getSnapshot().context.children.auditor!.restartAt, clock.now() + 100, 'restarts out of the window no longer count');
+  tga.stop();
+});
+
+t.test('a dependency away for 300 ms: the backoff outlasts it within the budget, no operator needed', async (t) => {
+  // A child whose start fails while its store is away (an audit store failing over).
+  let storeUp = true;
+  const starts: number[] = [];
+  let now = () => 0; // the clock, once start() has returned it
+  const { tga, child, clock } = start(
+    { children: [{ id: 'auditor', kind: 'auditor', src: 'auditor' }] },
+    {
+      auditor: fromCallback(() => {
+        starts.push(now());
+        if (!storeUp) throw Object.assign(new Error('ECONNREFUSED'), { code: 'audit_store_failed' });
+      }),
+    },
+  );
+  now = () => clock.now();
+  clock.increment(1000);
+  // The child's service fails (its actor errors) and its store is away for 350 ms.
+  storeUp = false;
+  tga.send({ type: 'xstate.error.actor.auditor', error: Object.assign(new Error('breaker open'), { code: 'audit_store_failed' }) } as never);
+  for (let ms = 0; ms < 5000; ms += 10) {
+    if (ms === 350) storeUp = true;
+    clock.increment(10);
+  }
+  const s = tga.getSnapshot();
+  t.equal(s.value, 'running', 'not escalated');
+  t.same(starts, [0, 1100, 1300, 1700], 'attempts spaced 100, 200, 400 ms apart');
+  t.equal(s.context.children.auditor!.restarts, 3);
+  t.ok(isReady(s));
+  t.equal(child('auditor').getSnapshot().status, 'active');
+  tga.stop();
+});
+
+t.test('a reload or a removal during a backoff cancels the pending restart', async (t) => {
+  const { tga, child, clock } = start({
+    children: [
+      { id: 'auditor', kind: 'auditor', src: 'auditor' },
+      { id: 'gateway', kind: 'gateway', src: 'gateway' },
+    ],
+  });
+  child('auditor').send({ type: 'boom' });
+  child('gateway').send({ type: 'boom' });
+  tga.send({ type: 'child.restart', id: 'auditor' });
+  const reloaded = child('auditor');
+  t.equal(reloaded.getSnapshot().status, 'active', 'a reload starts the child now');
+  tga.send({ type: 'child.remove', id: 'gateway' });
+  clock.increment(1000);
+  t.equal(child('auditor'), reloaded, 'started once: the pending restart did not start another');
+  t.equal(child('gateway'), undefined, 'a removed child is not started again');
+  t.same(Object.keys(tga.getSnapshot().context.children), ['auditor']);
+  t.ok(isReady(tga.getSnapshot()));
   tga.stop();
 });

@@ -1,18 +1,18 @@
 import { assign, enqueueActions, fromCallback, sendTo, setup, type AnyActorLogic } from 'xstate';
 import type { BreakerState, ChildKind, TgaEvent } from '../actors/messages.ts';
 import type { DriftFinding } from '../runtime/drift/index.ts';
-import { DEFAULT_RESTART_POLICY, mayRestart, recentRestarts, type RestartPolicy } from './supervision.ts';
+import { DEFAULT_RESTART_POLICY, mayRestart, recentRestarts, restartDelay, type RestartPolicy } from './supervision.ts';
 
 /**
  * The Talos Governance Agent: the root of every runtime's actor tree and its supervisor.
  * It starts the children it is given (and those added later: sessions, reconciled upstreams),
- * restarts a crashed child one-for-one while the restart budget allows, and escalates past it:
+ * restarts a crashed child one-for-one, after a backoff, while the restart budget allows, and escalates past it:
  * the runtime turns not-ready (and the gateways stop taking new sessions) until an operator
  * resumes it. It records every circuit breaker's state and the findings of the drift monitor.
  * Pure: the children's logic, the drift monitor and the reporting effects are bound in
  * actors/tga; time comes from the injected `now`.
  *
- *   running --crash within budget--> running (child restarted)
+ *   running --crash within budget--> running (child restarted after restartDelay(n))
  *   running --crash past budget--> escalated --tga.resume--> running
  *   any --tga.stop--> stopped
  */
@@ -34,6 +34,8 @@ export interface ChildStatus {
   status: 'starting' | 'up' | 'down';
   restarts: number;
   lastFault?: string;
+  /** Set while a restart waits out its backoff: when it is due (`now` time). */
+  restartAt?: number;
 }
 
 export interface TgaInput {
@@ -63,6 +65,8 @@ export interface TgaContext {
 export type ChildControl = { type: 'child.add'; spec: ChildSpec } | { type: 'child.remove'; id: string } | { type: 'child.restart'; id: string };
 
 type CrashEvent = { type: `xstate.error.actor.${string}`; error: unknown };
+/** Internal: a restart's backoff is over (a delayed event the TGA sends itself). */
+type RespawnEvent = { type: 'child.respawn'; id: string };
 
 const ERROR_PREFIX = 'xstate.error.actor.';
 /** Most children one TGA supervises (sessions included); more are refused by `child.add`. */
@@ -81,12 +85,15 @@ function faultCode(error: unknown): string {
   return typeof code === 'string' ? code : 'crashed';
 }
 
+/** The id of a child's delayed respawn (explicit: it is cancelled by id). */
+const respawnId = (id: string) => `respawn:${id}`;
+
 const initialStatus = (spec: ChildSpec): ChildStatus => ({ kind: spec.kind, status: spec.reportsUp ? 'starting' : 'up', restarts: 0 });
 
 export const tgaMachine = setup({
   types: {
     context: {} as TgaContext,
-    events: {} as TgaEvent | ChildControl | CrashEvent,
+    events: {} as TgaEvent | ChildControl | CrashEvent | RespawnEvent,
     input: {} as TgaInput,
   },
   actors: {
@@ -154,6 +161,7 @@ export const tgaMachine = setup({
         const { [event.id]: _spec, ...specs } = context.specs;
         const { [event.id]: _status, ...children } = context.children;
         enqueue.assign({ specs, children });
+        enqueue.cancel(respawnId(event.id));
         enqueue.stopChild(event.id);
       }),
     },
@@ -161,10 +169,23 @@ export const tgaMachine = setup({
       guard: ({ context, event }) => event.id in context.specs && context.children[event.id]?.status !== 'down',
       actions: enqueueActions(({ context, event, enqueue }) => {
         const spec = context.specs[event.id]!;
+        const { restartAt: _pending, ...status } = context.children[spec.id]!;
         enqueue.assign({
-          children: { ...context.children, [spec.id]: { ...context.children[spec.id]!, status: spec.reportsUp ? 'starting' : 'up' } },
+          children: { ...context.children, [spec.id]: { ...status, status: spec.reportsUp ? 'starting' : 'up' } },
         });
+        // A reload during a backoff starts the child now, once.
+        enqueue.cancel(respawnId(spec.id));
         enqueue.stopChild(spec.id);
+        enqueue.spawnChild(spec.src, { id: spec.id, systemId: spec.id, input: spec.input });
+      }),
+    },
+    'child.respawn': {
+      // Only a restart still waiting (not one cancelled by a removal or a reload).
+      guard: ({ context, event }) => event.id in context.specs && context.children[event.id]?.restartAt !== undefined,
+      actions: enqueueActions(({ context, event, enqueue }) => {
+        const spec = context.specs[event.id]!;
+        const { restartAt: _due, ...status } = context.children[spec.id]!;
+        enqueue.assign({ children: { ...context.children, [spec.id]: { ...status, status: spec.reportsUp ? 'starting' : 'up' } } });
         enqueue.spawnChild(spec.src, { id: spec.id, systemId: spec.id, input: spec.input });
       }),
     },
@@ -205,23 +226,26 @@ export const tgaMachine = setup({
         },
         'xstate.error.actor.*': [
           {
-            // One-for-one: only the crashed child is stopped and started again, with its spec.
+            // One-for-one: only the crashed child is stopped and, after its backoff, started again with its spec.
             guard: ({ context, event }) => isSupervisedCrash(context, event) && mayRestart(context.restartTimes, context.now(), context.policy),
             actions: enqueueActions(({ context, event, enqueue }) => {
               const id = event.type.slice(ERROR_PREFIX.length);
-              const spec = context.specs[id]!;
               const now = context.now();
               const previous = context.children[id]!;
               const code = faultCode((event as CrashEvent).error);
+              const restartTimes = [...recentRestarts(context.restartTimes, now, context.policy), now];
+              // Back off (longer for each restart in the window): a dependency away for a moment
+              // must not spend the whole budget in a few milliseconds.
+              const delay = restartDelay(restartTimes.length);
               enqueue.assign({
-                restartTimes: [...recentRestarts(context.restartTimes, now, context.policy), now],
+                restartTimes,
                 children: {
                   ...context.children,
-                  [id]: { ...previous, status: spec.reportsUp ? 'starting' : 'up', restarts: previous.restarts + 1, lastFault: code },
+                  [id]: { ...previous, status: 'starting', restarts: previous.restarts + 1, lastFault: code, restartAt: now + delay },
                 },
               });
               enqueue.stopChild(id);
-              enqueue.spawnChild(spec.src, { id: spec.id, systemId: spec.id, input: spec.input });
+              enqueue.raise({ type: 'child.respawn', id }, { id: respawnId(id), delay });
               enqueue({ type: 'reportRestart', params: { child: id, code } });
             }),
           },

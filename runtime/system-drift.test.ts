@@ -2,6 +2,7 @@ import t from 'tap';
 import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { MAX_DRIFT_INTERVAL_MS } from '../actors/tga/index.ts';
 import { loadConfig } from './config/config.ts';
 import { createCryptoProvider } from './crypto/index.ts';
 import { configDigest } from './drift/index.ts';
@@ -118,4 +119,46 @@ t.test('reconcile policy: trusted issuers, limits and the re-pinned tool are bro
   t.match(text(await client.callTool({ name: 'read_graph', arguments: {} })), /entities/, 'the new upstream serves');
   const again = await runtime.checkDrift();
   t.same(again.map((f) => [f.subject, f.action]), [['gateway', 'restart_required']], 'only what needs a restart is left');
+});
+
+t.test('reconcile policy while the TGA is escalated: the upstream is reported, kept, and reconciled after tga.resume', async (t) => {
+  // The declared file changes only the upstream (an environment variable more).
+  const changedFile = join(dir, 'talos.changed-upstream.json');
+  writeFileSync(changedFile, JSON.stringify({ ...declared, upstreams: [{ ...everythingUpstream(), env: { EXTRA: '1' } }] }));
+  const runtime = await createRuntime({
+    talos: original,
+    crypto,
+    declared: changedFile,
+    jobs: false,
+    supervision: { maxRestarts: 0, windowMs: 60_000 },
+    // The longest interval accepted (SPEC 10.7); no timer fires during the test.
+    drift: { intervalMs: MAX_DRIFT_INTERVAL_MS, policy: { config: 'reconcile' } },
+  });
+  t.teardown(() => runtime.stop());
+  const runningEnv = () => {
+    const u = runtime.config()!.upstreams[0]!;
+    return u.transport === 'stdio' ? u.env?.EXTRA : undefined;
+  };
+  const upstreamFinding = (findings: Awaited<ReturnType<typeof runtime.checkDrift>>) => findings.find((f) => f.subject === 'upstreams.everything')?.action;
+
+  // A crash past the budget (what XState delivers when a child's actor errors) escalates the TGA.
+  runtime.tga.send({ type: 'xstate.error.actor.auditor', error: Object.assign(new Error('store failed'), { code: 'audit_store_failed' }) } as never);
+  t.equal(runtime.tga.getSnapshot().value, 'escalated');
+  t.equal(upstreamFinding(await runtime.checkDrift()), 'reported', 'escalated, the TGA adds no child: nothing is reconciled');
+  t.equal(runtime.tga.getSnapshot().context.children['upstream:everything']?.status, 'up', 'the upstream child is kept');
+  t.ok(runtime.upstream('everything'), 'and still serves');
+  t.equal(runningEnv(), undefined, 'the running configuration is unchanged');
+
+  runtime.tga.send({ type: 'tga.resume' });
+  t.ok(await eventually(() => (runtime.ready() ? true : undefined)), 'resumed and ready');
+  t.equal(upstreamFinding(await runtime.checkDrift()), 'reconciled', 'the next check reconciles the upstream');
+  t.ok(await eventually(() => (runtime.ready() && runtime.upstream('everything') ? true : undefined)), 'the upstream runs again under the TGA, with its declared spec');
+  t.equal(runningEnv(), '1');
+  t.equal(upstreamFinding(await runtime.checkDrift()), undefined, 'and no longer differs');
+});
+
+t.test('drift.intervalMs past what a timer can wait (2^31-1 ms) is refused with config_invalid', async (t) => {
+  for (const intervalMs of [MAX_DRIFT_INTERVAL_MS + 1, 30 * 24 * 3600 * 1000]) {
+    await t.rejects(createRuntime({ talos: original, crypto, jobs: false, drift: { intervalMs } }), { code: 'config_invalid', message: /drift\.intervalMs/ }, `${intervalMs} ms`);
+  }
 });

@@ -4,7 +4,7 @@ import { allMachines } from '../actors/machines.ts';
 import type { BreakerState } from '../actors/messages.ts';
 import { guardedAudit, guardedLimits, type RedisPolicy } from '../actors/tga/breakers.ts';
 import { supervisedRouter, startGatewayService, type RunningGateway } from '../actors/tga/gateway-service.ts';
-import { startTga, type TgaActor } from '../actors/tga/index.ts';
+import { MAX_DRIFT_INTERVAL_MS, startTga, type TgaActor } from '../actors/tga/index.ts';
 import { serviceChild, StopTracker } from '../actors/tga/service-child.ts';
 import { SessionHandle, sessionChild, type SupervisedSessionOptions } from '../actors/tga/session-child.ts';
 import { UpstreamActor } from '../actors/upstream/index.ts';
@@ -20,7 +20,8 @@ import { generateIdentity, loadKeyFile, normalizeDid, type Identity } from './id
 import type { KeyFileCipher } from './identity/key-file.ts';
 import { createRecorder, type Recorder } from './inspect/recorder.ts';
 import { startInspector, type Inspector } from './inspect/server.ts';
-import { createScheduler, kekRotationJob, scheduleTgaJobs, type Scheduler, type TgaJobId } from './jobs/index.ts';
+import { createScheduler, kekRotationJob, scheduleTgaJobs, TGA_JOBS, type Scheduler, type TgaJobId } from './jobs/index.ts';
+import { budgetWindowResetJob, type BudgetResetState } from './limits/budget-job.ts';
 import { connectRedis, MemoryBudgetLedger, MemoryRateLimiter, RedisBudgetLedger, RedisRateLimiter, type BudgetLedger, type RateLimiter } from './limits/index.ts';
 import { FilePinStore } from './mcp/pinning.ts';
 import { sha256b64u, type Authorizer } from './mcp/pipeline.ts';
@@ -401,8 +402,8 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
   if (!config.identity && !initial.gateway.keyFile) log('identity: no gateway.keyFile configured, generated a fresh identity');
   const policy: DriftPolicy = { ...DEFAULT_DRIFT_POLICY, ...(config.drift?.policy ?? {}) };
   const interval = config.drift?.intervalMs;
-  if (interval !== undefined && interval !== 0 && (!Number.isInteger(interval) || interval < MIN_DRIFT_INTERVAL_MS)) {
-    throw new TalosError('config_invalid', `drift.intervalMs must be 0 or an integer >= ${MIN_DRIFT_INTERVAL_MS}`);
+  if (interval !== undefined && interval !== 0 && (!Number.isInteger(interval) || interval < MIN_DRIFT_INTERVAL_MS || interval > MAX_DRIFT_INTERVAL_MS)) {
+    throw new TalosError('config_invalid', `drift.intervalMs must be 0 or an integer from ${MIN_DRIFT_INTERVAL_MS} to ${MAX_DRIFT_INTERVAL_MS}`);
   }
 
   // Redis (limits) behind its breaker, or this process's limits.
@@ -576,7 +577,8 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
 
   // The job runner.
   let scheduler: Scheduler | undefined;
-  let lastBudgetReset = -1;
+  // Outlives a restart of the jobs child: a window this process reset is not reset again.
+  const budgetResets: BudgetResetState = { lastWindowStart: -1 };
   const jobsChild = serviceChild<{ id: string }>(
     'jobs',
     async () => {
@@ -586,20 +588,16 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
         ...(jobs.queueName ? { queueName: jobs.queueName } : {}),
       });
       const budgetWindow = running.limits.budget;
+      // The reset job runs every minute (every window when shorter) and resets on the first slot
+      // of each epoch-aligned window (SPEC 9.6): a window of up to 366 days fits the scheduler's
+      // 30-day interval bound.
+      const windowMs = budgetWindow ? budgetWindow.windowSeconds * 1000 : 0;
+      const resetEveryMs = Math.min(TGA_JOBS.budgetWindowReset.everyMs, windowMs);
       const handlers = {
         checkpointPublish: () => audit?.auditor.checkpointNow(),
         signedPrekeyRotation: async () => void (await gateway?.responder.rotateSignedPrekey()),
         oneTimePrekeyReplenish: async () => void (await gateway?.responder.replenishOneTimePrekeys()),
-        // One reset per slot in this process (a retried or re-delivered run of a slot already reset is skipped).
-        ...(budgetWindow
-          ? {
-              budgetWindowReset: async (run: { slot: number }) => {
-                if (run.slot <= lastBudgetReset) return;
-                await budget.reset();
-                lastBudgetReset = run.slot;
-              },
-            }
-          : {}),
+        ...(budgetWindow ? { budgetWindowReset: budgetWindowResetJob(budget, budgetWindow.windowSeconds, resetEveryMs, budgetResets) } : {}),
         ...(config.vault || box
           ? {
               kekRotation: kekRotation(config.vault, box, initial.gateway.keyFile, crypto, () => {
@@ -608,9 +606,16 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
             }
           : {}),
       };
-      const everyMs = { ...(budgetWindow ? { budgetWindowReset: budgetWindow.windowSeconds * 1000 } : {}), ...(jobs.everyMs ?? {}) };
-      await scheduleTgaJobs(s, handlers, everyMs);
-      await s.start();
+      const everyMs = { ...(jobs.everyMs ?? {}), ...(budgetWindow ? { budgetWindowReset: resetEveryMs } : {}) };
+      try {
+        await scheduleTgaJobs(s, handlers, everyMs);
+        await s.start();
+      } catch (err) {
+        // A failed start must release the scheduler: BullMQ's Redis connection would stay open
+        // (one more at every restart) and keep the process alive.
+        await s.stop().catch(() => {});
+        throw err;
+      }
       scheduler = s;
       return {
         stop: async () => {
@@ -648,7 +653,7 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
     await Promise.all([...upstreams.values()].map((u) => u.refreshTools().catch(() => {})));
     const toolDrift = [...upstreams.values()].flatMap((u) => u.drift());
     const findings = planDrift(diffConfig(running, want), toolDrift, policy);
-    for (const f of findings) {
+    for (const [i, f] of findings.entries()) {
       if (f.action !== 'reconciled') continue;
       if (f.kind === 'tool') {
         const [name, tool] = [f.subject.slice(0, f.subject.indexOf('/')), f.subject.slice(f.subject.indexOf('/') + 1)];
@@ -661,16 +666,30 @@ async function buildTunnel(config: RuntimeConfig, initial: TalosConfig, ctx: Tun
       } else if (f.subject === 'limits') {
         running = { ...running, limits: structuredClone(want.limits) };
       } else if (f.subject.startsWith('upstreams.')) {
+        // Not while the TGA takes no new child (escalated): the upstream would be removed for
+        // good. Reported instead; the first check after tga.resume reconciles it.
+        if (!tga || !acceptsSessions(tga.getSnapshot())) {
+          findings[i] = { ...f, action: 'reported' };
+          continue;
+        }
         const name = f.subject.slice('upstreams.'.length);
         const id = upstreamChildId(name);
-        if (tga && id in tga.getSnapshot().context.specs) {
+        if (id in tga.getSnapshot().context.specs) {
           tga.send({ type: 'child.remove', id });
           await stops.settled(id);
         }
         const next = want.upstreams.find((u) => u.name === name);
+        if (next) {
+          tga.send({ type: 'child.add', spec: { id, kind: 'upstream', src: 'upstream', input: { id, config: next }, reportsUp: true } });
+          // Escalated meanwhile: the child was not added; `running` keeps the old entry, so the
+          // next check sees the difference and reconciles again.
+          if (!(id in tga.getSnapshot().context.specs)) {
+            findings[i] = { ...f, action: 'reported' };
+            continue;
+          }
+        }
         const others = running.upstreams.filter((u) => u.name !== name);
         running = { ...running, upstreams: next ? [...others, next] : others };
-        if (next) tga?.send({ type: 'child.add', spec: { id, kind: 'upstream', src: 'upstream', input: { id, config: next }, reportsUp: true } });
       }
     }
     return { findings, digest: configDigest(running) };

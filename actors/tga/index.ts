@@ -23,6 +23,12 @@ export interface TgaServices {
 }
 
 /**
+ * The longest drift interval: Node's timers take at most 2^31-1 ms and run a longer delay after
+ * 1 ms instead (drift checks back to back). The runtime refuses more with `config_invalid`.
+ */
+export const MAX_DRIFT_INTERVAL_MS = 2 ** 31 - 1;
+
+/**
  * The drift monitor: checks on its interval and on `drift.check`, one check at a time, and
  * sends each result to the TGA. A check that throws is reported as a finding (never silent).
  */

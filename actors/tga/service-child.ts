@@ -7,8 +7,10 @@ import type { ChildKind } from '../messages.ts';
  *   - the service calls `fail(err)` when it breaks for good: the service is stopped, then the
  *     child rejects, and the TGA (its parent) decides: restart or escalate;
  *   - the TGA stops the child (restart, removal, shutdown): the service is stopped.
- * A restarted child's start waits until its predecessor's stop has finished (a listening port,
- * a SQLite file, a child process are released before they are taken again).
+ * A restarted child's start waits until its predecessor has released what it held (a listening
+ * port, a SQLite file, a child process are released before they are taken again): each child
+ * holds its id in the StopTracker from before its start until its service has stopped or its
+ * start failed, so a predecessor still inside start() is waited for too.
  */
 export interface RunningService {
   stop(): Promise<void>;
@@ -20,7 +22,10 @@ export interface ServiceInput {
   id: string;
 }
 
-/** Stops in flight, by child id: restarts wait for them, the runtime's stop drains them. */
+/**
+ * What children hold, by child id (from before their start until released): restarts wait for
+ * their predecessors, the runtime's stop drains them.
+ */
 export class StopTracker {
   readonly #pending = new Map<string, Promise<void>>();
 
@@ -32,6 +37,17 @@ export class StopTracker {
       if (this.#pending.get(id) === chained) this.#pending.delete(id);
     });
     return chained;
+  }
+
+  /**
+   * Takes `id` for a new holder: `predecessors` settles once every earlier holder has released;
+   * this one holds until `release()`.
+   */
+  hold(id: string): { predecessors: Promise<void>; release: () => void } {
+    const predecessors = this.settled(id);
+    let release!: () => void;
+    void this.track(id, new Promise<void>((resolve) => (release = resolve)));
+    return { predecessors, release };
   }
 
   settled(id: string): Promise<void> {
@@ -49,17 +65,25 @@ export function serviceChild<I extends ServiceInput>(
   stops: StopTracker,
 ): PromiseActorLogic<void, I> {
   return fromPromise<void, I>(async ({ input, signal, system }) => {
-    await stops.settled(input.id);
-    if (signal.aborted) return;
+    // Held before the start: a successor started while this one is still starting waits for it.
+    const { predecessors, release } = stops.hold(input.id);
+    let service: RunningService;
     let reportFault: (error: unknown) => void = () => {};
     let faulted: unknown;
     const fail = (error: unknown) => {
       faulted ??= error ?? new Error('service failed');
       reportFault(faulted);
     };
-    const service = await start(input, fail);
+    try {
+      await predecessors;
+      if (signal.aborted) return release();
+      service = await start(input, fail);
+    } catch (err) {
+      release();
+      throw err;
+    }
     let stopping: Promise<void> | undefined;
-    const stop = () => (stopping ??= stops.track(input.id, service.stop()));
+    const stop = () => (stopping ??= service.stop().catch(() => {}).finally(release));
     if (signal.aborted) {
       void stop();
       return;

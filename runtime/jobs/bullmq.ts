@@ -117,8 +117,15 @@ export class BullmqScheduler implements Scheduler {
     checkKey(key);
     const clean = checkData(data);
     if (!this.#worker) throw new JobError('scheduler_stopped', 'the scheduler is not running');
+    const jobId = onceRunId(name, key);
+    // A run that failed for good is kept (removeOnFail) under its id, and add() would then do
+    // nothing: remove it so the key runs again (SPEC 10.2 refuses only pending, running and
+    // completed ids, as the in-process adapter does).
+    const previous = await this.#queue.getJob(jobId);
+    // A remove refused (the job re-added and taken by a concurrent enqueue) leaves add() a no-op.
+    if (previous && (await previous.isFailed())) await previous.remove().catch(() => {});
     // A custom job id makes the add idempotent: Redis keeps one job per id.
-    await this.#queue.add(name, clean, { ...this.#jobOptions(), jobId: onceRunId(name, key) });
+    await this.#queue.add(name, clean, { ...this.#jobOptions(), jobId });
   }
 
   onJob<D = unknown>(name: string, handler: JobHandler<D>): void {

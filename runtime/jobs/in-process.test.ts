@@ -4,7 +4,7 @@ import { SPANS, startTelemetry } from '../telemetry/tracing.ts';
 import { ManualClock } from './clock.ts';
 import { InProcessScheduler } from './in-process.ts';
 import { schedulerContract } from './scheduler.contract.ts';
-import type { JobRun } from './scheduler.ts';
+import { MAX_INTERVAL_MS, type JobRun } from './scheduler.ts';
 
 t.test('contract', async (t) => {
   schedulerContract(t, async (options) => new InProcessScheduler(options));
@@ -48,6 +48,34 @@ t.test('driven by a manual clock: slots on the interval grid, retries after back
   await s.start();
   await clock.advance(0);
   t.same(runs.slice(before).map((r) => r.slot), [1_014_000]);
+  await s.stop();
+});
+
+t.test('an interval past the longest Node timer: waited out in steps, one run per slot', async (t) => {
+  // As Node does: a delay above 2^31-1 ms fires after 1 ms. Arms are capped so a scheduler that
+  // re-arms without end stops here instead of looping.
+  const NODE_MAX = 2 ** 31 - 1;
+  const base = new ManualClock(0);
+  let armed = 0;
+  const clock = {
+    now: () => base.now(),
+    setTimeout: (fn: () => void, ms: number) => (++armed > 100 ? undefined : base.setTimeout(fn, ms > NODE_MAX ? 1 : ms)),
+    clearTimeout: (handle: unknown) => base.clearTimeout(handle),
+  };
+  const slots: number[] = [];
+  const s = new InProcessScheduler({ clock });
+  s.onJob('rotate', (run) => {
+    slots.push(run.slot);
+  });
+  await s.schedule('rotate', MAX_INTERVAL_MS);
+  await s.start();
+  await base.advance(24 * 3600_000); // one day: the next slot is 29 days away
+  t.same(slots, [0], 'only the current slot ran');
+  await base.advance(MAX_INTERVAL_MS - 24 * 3600_000 - 1);
+  t.same(slots, [0], 'nothing before the next slot');
+  await base.advance(1);
+  t.same(slots, [0, MAX_INTERVAL_MS], 'the next slot ran at its time');
+  t.ok(armed <= 6, `a few timers per slot (${armed})`);
   await s.stop();
 });
 

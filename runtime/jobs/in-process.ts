@@ -22,6 +22,8 @@ import {
 
 /** Most runs waiting at once; past it `enqueue` refuses instead of growing without bound. */
 export const MAX_PENDING_RUNS = 10_000;
+/** Node's setTimeout fires at once (after 1 ms) for a delay above 2^31-1 ms (~24.8 days). */
+export const MAX_TIMER_MS = 2 ** 31 - 1;
 
 export interface InProcessOptions extends SchedulerEvents {
   clock?: Clock;
@@ -127,12 +129,18 @@ export class InProcessScheduler implements Scheduler {
   #arm(name: string, schedule: Schedule, now: boolean): void {
     const t = this.#clock.now();
     if (now) this.#push({ name, runId: repeatRunId(name, t - (t % schedule.everyMs)), data: schedule.data, slot: t - (t % schedule.everyMs), attempt: 1 });
-    const slot = nextSlot(t, schedule.everyMs);
+    this.#wait(name, schedule, nextSlot(t, schedule.everyMs));
+  }
+
+  /** Arms the timer of `slot`, in steps of at most MAX_TIMER_MS (intervals go up to 30 days). */
+  #wait(name: string, schedule: Schedule, slot: number): void {
+    const delay = slot - this.#clock.now();
     schedule.timer = this.#clock.setTimeout(() => {
       if (!this.#started || this.#schedules.get(name) !== schedule) return;
+      if (this.#clock.now() < slot) return this.#wait(name, schedule, slot); // a step, or a timer that fired early
       this.#push({ name, runId: repeatRunId(name, slot), data: schedule.data, slot, attempt: 1 });
       this.#arm(name, schedule, false);
-    }, slot - t);
+    }, Math.min(delay, MAX_TIMER_MS));
   }
 
   /** Queues a run; false when the queue is full (a scheduled slot is then skipped, as a missed one). */

@@ -111,6 +111,28 @@ export function schedulerContract(t: Test, make: SchedulerFactory): void {
     t.equal((await s.depth()).failed, 2, 'two runs failed for good');
   });
 
+  t.test('a one-off run that failed for good runs again when its key is enqueued again', async (t) => {
+    const finals: boolean[] = [];
+    let attempts = 0;
+    let fail = true;
+    const s = await make({ backoffMs: 10, onRunSettled: (_run, o) => void (o.final && finals.push(o.ok)) });
+    t.teardown(() => s.stop());
+    s.onJob('publish', () => {
+      attempts++;
+      if (fail) throw new Error('upstream down');
+    });
+    await s.start();
+    await s.enqueue('publish', null, 'k1');
+    await waitUntil('the run failed for good', () => finals.length >= 1);
+    t.same(finals, [false]);
+    fail = false;
+    // Neither pending, running nor completed: SPEC 10.2 queues it again.
+    await s.enqueue('publish', null, 'k1');
+    await waitUntil('the run enqueued again settled', () => finals.length >= 2);
+    t.same(finals, [false, true], 'the second enqueue ran and succeeded');
+    t.equal(attempts, JOB_ATTEMPTS + 1);
+  });
+
   t.test('unschedule and stop end the runs; refusals are typed', async (t) => {
     let runs = 0;
     const s = await make({ backoffMs: 50 });

@@ -66,6 +66,29 @@ t.test('the budget window job resets only on the first run of a window', async (
   t.equal(await ledger.remaining('a', 10), 10);
 });
 
+t.test('the budget window job: once per window in a process, never mid-window after a restart, windows up to 366 days', async (t) => {
+  const { budgetWindowResetJob } = await import('./budget-job.ts');
+  const { TGA_JOBS } = await import('../jobs/tga-jobs.ts');
+  const everyMs = TGA_JOBS.budgetWindowReset.everyMs;
+  const windowMs = 31_622_400_000; // the config's largest window: 366 days
+  const ledger = new MemoryBudgetLedger();
+  const state = { lastWindowStart: -1 };
+  const job = budgetWindowResetJob(ledger, windowMs / 1000, everyMs, state);
+  const run = (handler: typeof job, slot: number) => handler({ name: 'budget-window-reset', runId: `repeat:budget-window-reset:${slot}`, data: null, slot, attempt: 1 });
+  const spend = () => ledger.reserve('a', 10, 10);
+  await spend();
+  await run(job, windowMs * 3); // the first minute of a window
+  t.equal(await ledger.remaining('a', 10), 10, 'reset on the first slot');
+  await spend();
+  await run(job, windowMs * 3); // retried or re-delivered to this process
+  t.equal(await ledger.remaining('a', 10), 0, 'a window this process reset is not reset again');
+  // A restarted process (a new handler, nothing remembered) runs the current minute first.
+  await run(budgetWindowResetJob(ledger, windowMs / 1000, everyMs), windowMs * 3 + 40 * 86_400_000);
+  t.equal(await ledger.remaining('a', 10), 0, 'a restart mid-window does not reset');
+  await run(job, windowMs * 4);
+  t.equal(await ledger.remaining('a', 10), 10, 'the next window resets');
+});
+
 t.test('the in-process budgets forget the least recently used agent, never an active one', async (t) => {
   const budget = new MemoryBudgetLedger();
   t.teardown(() => budget.close());
