@@ -103,3 +103,50 @@ for (const crypto of providers()) {
     t.match(check(b, third), { code: 'revoked' });
   });
 }
+
+t.test('only well-formed revocations are kept, and at most maxKnown of them', async (t) => {
+  const crypto = providers()[0]!;
+  const key = `${DEFAULT_REVOCATIONS_KEY}:bounds`;
+  const raw = new Redis(redis.url, { maxRetriesPerRequest: null });
+  raw.on('error', () => {});
+  const source = new RedisRevocationSource({ url: redis.url, key, maxKnown: 2 });
+  t.teardown(async () => {
+    await source.close();
+    raw.disconnect();
+  });
+  await source.ready();
+  const seen: unknown[] = [];
+  source.subscribe((r) => seen.push(r));
+
+  // JSON that is not a revocation, announced and stored: dropped and counted, never replayed.
+  await raw.publish(key, JSON.stringify({ junk: 'x'.repeat(1000) }));
+  await raw.hset(key, 'junk', '[1,2,3]');
+  await until(() => source.unreadable === 1, 'the announced junk to be counted');
+  // Well-formed (signatures are the checker's business): kept up to maxKnown, then refused.
+  const revs = [1, 2, 3].map((n) => mintRevocation(crypto, seed(n), 'A'.repeat(22), NOW + n));
+  for (const r of revs) await raw.publish(key, jcs(r));
+  await until(() => source.refused === 1, 'the third revocation to be refused');
+  t.equal(seen.length, 2, 'listeners got the two kept revocations only');
+  await t.rejects(source.publish(mintRevocation(crypto, seed(4), 'A'.repeat(22), NOW)), { code: 'revocations_full' });
+  t.equal(await raw.hexists(key, mintRevocation(crypto, seed(4), 'A'.repeat(22), NOW).sig), 0, 'a refused publish writes nothing');
+  await source.publish(revs[0]!); // one it already keeps is still published
+
+  const late: unknown[] = [];
+  const fresh = new RedisRevocationSource({ url: redis.url, key });
+  t.teardown(() => fresh.close());
+  await fresh.ready();
+  fresh.subscribe((r) => late.push(r));
+  t.equal(fresh.unreadable, 1, 'the stored junk is counted on load');
+  t.same(late, [revs[0]], 'a new subscriber is replayed revocations only');
+});
+
+t.test('ready() refuses with redis_unreachable when Redis does not answer in time (and the source closes)', async (t) => {
+  const { createServer } = await import('node:net');
+  const probe = createServer();
+  await new Promise<void>((r) => probe.listen(0, '127.0.0.1', () => r()));
+  const port = (probe.address() as { port: number }).port;
+  await new Promise((r) => probe.close(r)); // nothing listens there now
+  const source = new RedisRevocationSource({ url: `redis://127.0.0.1:${port}` });
+  await t.rejects(source.ready(300), { code: 'redis_unreachable' });
+  await source.close();
+});

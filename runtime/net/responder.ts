@@ -1,6 +1,8 @@
 import type { CryptoProvider } from '../crypto/provider.ts';
 import { fromUtf8 } from '../encoding/bytes.ts';
 import { createOneTimePrekeys, createPrekeyBundle, type Identity, type OneTimePrekey, type PrekeyBundle } from '../identity/index.ts';
+import { MAX_STORED_SIGNED_PREKEYS } from '../identity/prekey-store.ts';
+import { IdentityError } from '../errors.ts';
 import { acceptFirstMessage, type Envelope } from '../session/index.ts';
 import type { KeyAgreement } from '../session/responder.ts';
 import type { HandshakeStore, PrekeySecretsWriter } from '../session/ports.ts';
@@ -33,7 +35,8 @@ export interface Offer {
   opk?: OneTimePrekey;
 }
 
-export type ResponderStore = HandshakeStore & Pick<PrekeySecretsWriter, 'putSignedPrekey' | 'putOneTimePrekeys'>;
+export type ResponderStore = HandshakeStore &
+  Pick<PrekeySecretsWriter, 'putSignedPrekey' | 'putOneTimePrekeys' | 'deleteSignedPrekey' | 'deleteOldestOneTimePrekeys'>;
 
 export class GatewayResponder {
   private bundle: PrekeyBundle | undefined;
@@ -71,14 +74,18 @@ export class GatewayResponder {
       withPq: this.options.pq ?? true,
       pqspkId: PQ_ID_BASE + this.spkId,
     });
+    // The store holds MAX_STORED_SIGNED_PREKEYS (SPEC 4.6): the key that many rotations old is
+    // retired first. At the daily rotation that is 16 days, past any bundle's 7-day lifetime.
+    const retired = this.spkId - MAX_STORED_SIGNED_PREKEYS;
+    if (retired > 0) await this.store.deleteSignedPrekey(retired);
     await this.store.putSignedPrekey(secrets);
     this.bundle = bundle;
     return bundle;
   }
 
   /**
-   * The scheduled signed-prekey rotation (TGA job): a new signed prekey now; earlier ones stay
-   * in the store for handshakes already under way. Returns the new id.
+   * The scheduled signed-prekey rotation (TGA job): a new signed prekey now; the 15 before it
+   * stay in the store for handshakes already under way. Returns the new id.
    */
   async rotateSignedPrekey(): Promise<number> {
     await this.newBundle(this.now());
@@ -92,11 +99,27 @@ export class GatewayResponder {
   async replenishOneTimePrekeys(): Promise<number> {
     if (this.pool.length >= ONE_TIME_PREKEY_BATCH / 2) return 0;
     if (this.outstanding + this.pool.length + ONE_TIME_PREKEY_BATCH > MAX_OUTSTANDING_ONE_TIME_PREKEYS) return 0;
-    const { prekeys, secrets } = createOneTimePrekeys(this.crypto, { startId: this.nextOpkId, count: ONE_TIME_PREKEY_BATCH });
-    this.nextOpkId += ONE_TIME_PREKEY_BATCH;
-    await this.store.putOneTimePrekeys(secrets);
+    const prekeys = await this.mintOneTimePrekeys();
     this.pool = [...prekeys, ...this.pool];
     return prekeys.length;
+  }
+
+  /**
+   * Makes and stores a batch of one-time prekeys. A store at its bound (SPEC 4.6: unused keys
+   * pile up across restarts, as a restarted responder cannot tell which it had handed out)
+   * first retires its oldest batch, the keys an initiator is least likely still to hold.
+   */
+  private async mintOneTimePrekeys(): Promise<OneTimePrekey[]> {
+    const { prekeys, secrets } = createOneTimePrekeys(this.crypto, { startId: this.nextOpkId, count: ONE_TIME_PREKEY_BATCH });
+    this.nextOpkId += ONE_TIME_PREKEY_BATCH;
+    try {
+      await this.store.putOneTimePrekeys(secrets);
+    } catch (err) {
+      if (!(err instanceof IdentityError && err.code === 'prekey_store_full')) throw err;
+      await this.store.deleteOldestOneTimePrekeys(ONE_TIME_PREKEY_BATCH);
+      await this.store.putOneTimePrekeys(secrets);
+    }
+    return prekeys;
   }
 
   /** The bundle plus a fresh one-time prekey (each handed out once). */
@@ -105,10 +128,7 @@ export class GatewayResponder {
     if (!this.bundle || this.bundle.exp - BUNDLE_RENEW_MARGIN_MS <= now) await this.newBundle(now);
     if (this.pool.length === 0) {
       if (this.outstanding + ONE_TIME_PREKEY_BATCH > MAX_OUTSTANDING_ONE_TIME_PREKEYS) return { bundle: this.bundle! };
-      const { prekeys, secrets } = createOneTimePrekeys(this.crypto, { startId: this.nextOpkId, count: ONE_TIME_PREKEY_BATCH });
-      this.nextOpkId += ONE_TIME_PREKEY_BATCH;
-      await this.store.putOneTimePrekeys(secrets);
-      this.pool = prekeys;
+      this.pool = await this.mintOneTimePrekeys();
     }
     const opk = this.pool.pop()!;
     this.outstanding++;

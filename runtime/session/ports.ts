@@ -40,6 +40,8 @@ export interface PrekeySecretsWriter {
   putPqOneTimePrekeys(secrets: readonly MlKemPrekeySecret[]): Promise<void>;
   /** Retires a signed prekey: its secret, its pqspk and its recorded EKs go together. */
   deleteSignedPrekey(id: number): Promise<void>;
+  /** Retires the `count` one-time prekeys with the lowest ids (the oldest). */
+  deleteOldestOneTimePrekeys(count: number): Promise<void>;
 }
 
 /**

@@ -10,7 +10,7 @@ import { atRestCipher } from '../secrets/seams.ts';
 import { publishPrekeys } from '../session/fixtures.ts';
 import { openMessage, sealMessage } from '../session/session.ts';
 import { establishedPair } from '../session/test-helpers.ts';
-import { REWRAP_BATCH, SqliteSessionStore } from './session-sqlite.ts';
+import { RewrapIncompleteError, REWRAP_BATCH, SqliteSessionStore } from './session-sqlite.ts';
 
 // KEK rotation over a real SQLite session store: more rows than one re-wrap batch, every read
 // works before, during and after, and nothing opens with the retired KEK alone.
@@ -50,8 +50,9 @@ t.test('rewrapAll moves every sealed session state and prekey secret to the new 
   t.same(openMessage(crypto, live.bob, sent.envelope, 1_000_010).plaintext, utf8('during rotation'));
 
   const rewritten = store.rewrapAll(cipher.rewrap);
-  t.equal(rewritten, total, 'every sealed value was rewritten once');
+  t.equal(rewritten, total - 1, 'every sealed value was rewritten once, except the one already under the new primary');
   t.ok(sealedValues().every((v) => cipher.kekOf(v) === 'new'), 'all under the new primary');
+  t.equal(store.rewrapAll(cipher.rewrap), 0, 'a second run rewrites nothing');
 
   box.keyring.retire('old');
   for (const p of pairs.slice(0, 10)) {
@@ -65,4 +66,43 @@ t.test('rewrapAll moves every sealed session state and prekey secret to the new 
   const oldOnly = new SqliteSessionStore({ path, cipher: atRestCipher(new SecretBox(crypto, new Keyring([copyOf(oldKek)]))) });
   t.teardown(() => oldOnly.close());
   await t.rejects(oldOnly.load(pairs[0]!.alice.sid), { code: 'kek_unknown' }, 'the retired KEK alone opens nothing');
+});
+
+t.test('a record that does not open is reported; every other record is still re-wrapped', async (t) => {
+  const box = new SecretBox(crypto, new Keyring([generateKek(crypto, 'old')]));
+  const cipher = atRestCipher(box);
+  const store = new SqliteSessionStore({ path: ':memory:', cipher });
+  t.teardown(() => store.close());
+  for (let i = 0; i < REWRAP_BATCH + 10; i++) await store.save(establishedPair(crypto, 1_000_000 + i).alice);
+  const published = publishPrekeys(crypto, establishedPair(crypto).bobId, { opks: 3, pq: true, pqOpks: 2 });
+  await store.putSignedPrekey(published.secrets);
+  await store.putOneTimePrekeys(published.opks.map((o) => o.secret));
+  await store.putPqOneTimePrekeys(published.pqOpks.map((o) => o.secret));
+  // Damage the first session row (in sid order) and one prekey: a flipped bit in the wrapped data key.
+  const damage = (table: string, key: string, column: string) => {
+    const row = store.db.prepare(`SELECT ${key} AS k, ${column} AS v FROM ${table} ORDER BY ${key} LIMIT 1`).get() as { k: string | number; v: Buffer };
+    const bad = Buffer.from(row.v);
+    bad[10]! ^= 1;
+    store.db.prepare(`UPDATE ${table} SET ${column} = ? WHERE ${key} = ?`).run(bad, row.k);
+    return row.k;
+  };
+  const badSid = damage('session', 'sid', 'state');
+  const badOpk = damage('prekey_one_time', 'id', 'secret');
+
+  box.keyring.add(generateKek(crypto, 'new'), { primary: true });
+  const err = t.throws(() => store.rewrapAll(cipher.rewrap)) as RewrapIncompleteError;
+  t.ok(err instanceof RewrapIncompleteError);
+  t.match(err, { code: 'rewrap_incomplete', message: `session:${badSid}` });
+  const sealedTotal = REWRAP_BATCH + 10 + 1 + 3 + 3;
+  t.same(err.failed, [
+    { context: `session:${badSid}`, code: 'secret_auth_failed' },
+    { context: `opk:${badOpk}`, code: 'secret_auth_failed' },
+  ]);
+  t.equal(err.rewritten, sealedTotal - 2, 'every other record was rewritten');
+  const keks = ['state FROM session', 'secret FROM prekey_signed', 'secret FROM prekey_one_time', 'seed FROM prekey_pq'].flatMap((from) =>
+    (store.db.prepare(`SELECT ${from}`).pluck().all() as Buffer[]).map((v) => cipher.kekOf(new Uint8Array(v))),
+  );
+  t.equal(keks.length, sealedTotal);
+  t.same(keks.filter((k) => k !== 'new'), ['old', 'old'], 'only the two damaged records still name the old KEK');
+  t.throws(() => store.rewrapAll(cipher.rewrap), { code: 'rewrap_incomplete', rewritten: 0 }, 'a second run still reports them');
 });

@@ -1,11 +1,13 @@
 import t from 'tap';
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createInterface } from 'node:readline';
 import { providers, createCryptoProvider } from '../crypto/index.ts';
+import { createOneTimePrekeys, type MlKemPrekeySecret, type X25519PrekeySecret } from '../identity/prekeys.ts';
+import { MAX_STORED_ONE_TIME_PREKEYS, MAX_STORED_SIGNED_PREKEYS } from '../identity/prekey-store.ts';
 import { fromUtf8, toHex, utf8 } from '../encoding/bytes.ts';
 import { toB64u } from '../encoding/base64url.ts';
 import { decodeEnvelope, encodeEnvelope } from '../session/envelope.ts';
@@ -14,8 +16,9 @@ import { acceptFirstMessage } from '../session/responder.ts';
 import { initiateSession, openMessage, sealMessage, type Session } from '../session/session.ts';
 import { decodeSession, encodeSession } from '../session/state-codec.ts';
 import { SessionError } from '../session/errors.ts';
+import { IdentityError, TalosError } from '../errors.ts';
 import { establishedPair } from '../session/test-helpers.ts';
-import { SqliteSessionStore } from './session-sqlite.ts';
+import { SessionStoreError, SqliteSessionStore } from './session-sqlite.ts';
 import type { AtRestCipher } from '../session/ports.ts';
 
 const NOW = 1_700_000_000_000;
@@ -170,7 +173,7 @@ t.test('prekey secrets: one ML-KEM id space; retiring a signed prekey takes its 
   const store = new SqliteSessionStore({ path: ':memory:' });
   await store.putSignedPrekey(pub.secrets);
   const clash = { ...pub.pqOpks[0]!.secret, id: pub.secrets.pqspk!.id };
-  await t.rejects(store.putPqOneTimePrekeys([clash]), { constructor: SessionError, code: 'unknown_prekey' });
+  await t.rejects(store.putPqOneTimePrekeys([clash]), { code: 'prekey_duplicate_id' });
   const fields = { ik: new Uint8Array(32), ikSig: new Uint8Array(64), ek: new Uint8Array(32).fill(9), spkId: pub.secrets.spk.id, pqId: pub.secrets.pqspk!.id };
   let found = await store.lookup(fields);
   t.ok(found.spk && found.pq && found.requiresPq);
@@ -180,5 +183,82 @@ t.test('prekey secrets: one ML-KEM id space; retiring a signed prekey takes its 
   await store.deleteSignedPrekey(pub.secrets.spk.id);
   found = await store.lookup(fields);
   t.same([found.spk, found.pq, found.requiresPq, found.ekSeen], [undefined, undefined, false, false]);
+  await store.close();
+});
+
+t.test('several processes commit handshakes to one file at once: every commit succeeds', async (t) => {
+  const crypto = createCryptoProvider();
+  const bob = makeIdentity(crypto);
+  const dbPath = join(dir, 'shared.db');
+  await new SqliteSessionStore({ path: dbPath }).close();
+  const args = [dbPath, bob.did, toHex(bob.sig.secretKey), toHex(bob.dh.secretKey), toHex(bob.dh.publicKey)];
+  const COUNT = 200;
+  const children = [startChild(args), startChild(args)];
+  t.teardown(() => Promise.all(children.map((c) => c.kill())));
+  type Answer = { committed: number; errors: Record<string, number>; pid: number };
+  const commits = (count: number) => Promise.all(children.map((c) => c.send({ op: 'commits', count, now: NOW }) as unknown as Promise<Answer>));
+  await commits(1); // every child loaded, so the real runs overlap
+  for (const answer of await commits(COUNT)) t.same(answer, { committed: COUNT, errors: {}, pid: answer.pid }, 'no commit failed');
+  const store = new SqliteSessionStore({ path: dbPath });
+  t.equal((store.db.prepare('SELECT count(*) AS n FROM session').get() as { n: number }).n, children.length * (COUNT + 1));
+  await store.close();
+});
+
+t.test('prekeys: a stored id is refused, a refused batch stores nothing, the limits hold (SPEC 4.6)', async (t) => {
+  const crypto = createCryptoProvider();
+  const bob = makeIdentity(crypto);
+  const pub = publishPrekeys(crypto, bob, { pq: true, opks: 3, pqOpks: 2 });
+  const store = new SqliteSessionStore({ path: ':memory:' });
+  t.teardown(() => store.close());
+  await store.putSignedPrekey(pub.secrets);
+  await store.putOneTimePrekeys(pub.opks.map((k) => k.secret));
+  await store.putPqOneTimePrekeys(pub.pqOpks.map((k) => k.secret));
+  const fields = (opkId: number) => ({ ik: new Uint8Array(32), ikSig: new Uint8Array(64), ek: new Uint8Array(32), spkId: pub.secrets.spk.id, opkId });
+  const opk = pub.opks[0]!.secret;
+  const spk = pub.secrets.spk;
+
+  // Same ids, other keys: refused, and the published secrets stay.
+  const again = createOneTimePrekeys(crypto, { startId: opk.id, count: 1 }).secrets;
+  await t.rejects(store.putOneTimePrekeys(again), { constructor: IdentityError, code: 'prekey_duplicate_id' });
+  await t.rejects(store.putSignedPrekey({ spk: { ...spk, secretKey: new Uint8Array(32).fill(7) } }), { code: 'prekey_duplicate_id' });
+  await t.rejects(store.putPqOneTimePrekeys([{ ...pub.pqOpks[0]!.secret, seed: new Uint8Array(64) }]), { code: 'prekey_duplicate_id' });
+  const found = await store.lookup(fields(opk.id));
+  t.same([found.opk!.secretKey, found.spk!.secretKey], [opk.secretKey, spk.secretKey], 'the stored secrets were not replaced');
+  // A batch with one clash (or a repeated id) stores nothing.
+  const fresh = createOneTimePrekeys(crypto, { startId: 500, count: 3 }).secrets;
+  await t.rejects(store.putOneTimePrekeys([...fresh, opk]), { code: 'prekey_duplicate_id' });
+  await t.rejects(store.putOneTimePrekeys([fresh[0]!, fresh[0]!]), { code: 'prekey_duplicate_id' });
+  t.equal((await store.lookup(fields(500))).opk, undefined, 'nothing of the refused batches was stored');
+
+  // Limits (fake key bytes: the store does not look at them).
+  const x = (id: number): X25519PrekeySecret => ({ id, publicKey: new Uint8Array(32), secretKey: new Uint8Array(32) });
+  const pq = (id: number): MlKemPrekeySecret => ({ id, publicKey: new Uint8Array(0), seed: new Uint8Array(64) });
+  const range = (from: number, n: number) => Array.from({ length: n }, (_, i) => from + i);
+  await store.putOneTimePrekeys(range(1000, MAX_STORED_ONE_TIME_PREKEYS - 3).map(x));
+  await t.rejects(store.putOneTimePrekeys([x(50_000)]), { constructor: IdentityError, code: 'prekey_store_full' });
+  await store.putPqOneTimePrekeys(range(100_000, MAX_STORED_ONE_TIME_PREKEYS - 2).map(pq));
+  await t.rejects(store.putPqOneTimePrekeys([pq(200_000)]), { code: 'prekey_store_full' });
+  for (const id of range(2, MAX_STORED_SIGNED_PREKEYS - 1)) await store.putSignedPrekey({ spk: x(id) });
+  await t.rejects(store.putSignedPrekey({ spk: x(99) }), { code: 'prekey_store_full' });
+  const count = (table: string) => (store.db.prepare(`SELECT count(*) AS n FROM ${table}`).get() as { n: number }).n;
+  t.same(
+    [count('prekey_one_time'), count('prekey_pq WHERE one_time = 1'), count('prekey_signed')],
+    [MAX_STORED_ONE_TIME_PREKEYS, MAX_STORED_ONE_TIME_PREKEYS, MAX_STORED_SIGNED_PREKEYS],
+  );
+  await store.deleteSignedPrekey(2);
+  await store.putSignedPrekey({ spk: x(99) }); // room again once one is retired
+});
+
+t.test('a store that cannot be opened, and a state that is not UTF-8, are typed errors', async (t) => {
+  const junk = join(dir, 'junk.db');
+  writeFileSync(junk, 'this is not a database, just some text'.repeat(200));
+  for (const path of [junk, join(dir, 'no', 'such', 'folder', 's.db')]) {
+    const err = t.throws(() => new SqliteSessionStore({ path })) as unknown;
+    t.ok(err instanceof SessionStoreError && err instanceof TalosError, 'a TalosError');
+    t.match(err, { code: 'session_store_unavailable', message: path });
+  }
+  const store = new SqliteSessionStore({ path: ':memory:' });
+  store.db.prepare("INSERT INTO session (sid, self, peer, state, updated_at) VALUES ('AAAAAAAAAAAAAAAAAAAAAA', 'a', 'b', x'ff00ff', 0)").run();
+  await t.rejects(store.load(new Uint8Array(16)), { constructor: SessionError, code: 'state_corrupt' });
   await store.close();
 });

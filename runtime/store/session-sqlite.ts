@@ -1,7 +1,9 @@
 import Database from 'better-sqlite3';
 import type { MlKemPrekeySecret, SignedPrekeySecrets, X25519PrekeySecret } from '../identity/prekeys.ts';
 import { toB64u } from '../encoding/base64url.ts';
-import { utf8, fromUtf8 } from '../encoding/bytes.ts';
+import { bytesEqual, utf8, fromUtf8 } from '../encoding/bytes.ts';
+import { IdentityError, TalosError } from '../errors.ts';
+import { MAX_STORED_ONE_TIME_PREKEYS, MAX_STORED_SIGNED_PREKEYS } from '../identity/prekey-store.ts';
 import { sessionError } from '../session/errors.ts';
 import type { HandshakeFields } from '../session/handshake.ts';
 import { noAtRestCipher, type AtRestCipher, type PrekeySecretsWriter, type HandshakeStore, type SessionStore } from '../session/ports.ts';
@@ -30,6 +32,31 @@ CREATE TABLE IF NOT EXISTS seen_ek (spk_id INTEGER NOT NULL, ek BLOB NOT NULL, P
 
 /** Rows re-wrapped per transaction during a key rotation. */
 export const REWRAP_BATCH = 256;
+/** Failed records named in a rewrap_incomplete message (the error's `failed` lists them all). */
+export const REWRAP_FAILURES_NAMED = 10;
+
+/**
+ * The store itself failed, not a refused input. Codes: `session_store_unavailable` (the
+ * database would not open), `rewrap_incomplete` (a key rotation left records it could not open).
+ */
+export class SessionStoreError extends TalosError {}
+
+/** rewrapAll went past records it could not open: they still name the old KEK, which must stay. */
+export class RewrapIncompleteError extends SessionStoreError {
+  constructor(
+    /** Each record's context (`session:<sid>`, `spk:<id>`, ...) and the code it failed with. */
+    readonly failed: readonly { context: string; code: string }[],
+    /** Records rewritten under the primary KEK despite the failures. */
+    readonly rewritten: number,
+  ) {
+    const named = failed.slice(0, REWRAP_FAILURES_NAMED).map((f) => `${f.context} (${f.code})`).join(', ');
+    const more = failed.length > REWRAP_FAILURES_NAMED ? ` and ${failed.length - REWRAP_FAILURES_NAMED} more` : '';
+    super('rewrap_incomplete', `${failed.length} sealed records could not be re-wrapped: ${named}${more}; ${rewritten} were rewritten`);
+  }
+}
+
+/** Better-sqlite3's code for a primary key that is already taken. */
+const DUPLICATE_KEY = 'SQLITE_CONSTRAINT_PRIMARYKEY';
 
 /** Every column that holds a value sealed by the AtRestCipher, with the context it is bound to. */
 const SEALED_COLUMNS = [
@@ -58,10 +85,7 @@ export class SqliteSessionStore implements SessionStore, HandshakeStore, PrekeyS
   private readonly commitBatchTx: (writes: ReadonlyMap<string, Session | null>) => void;
 
   constructor(options: SqliteSessionStoreOptions) {
-    this.db = new Database(options.path);
-    this.db.pragma('journal_mode = WAL');
-    this.db.pragma('synchronous = FULL');
-    this.db.exec(SCHEMA);
+    this.db = openDatabase(options.path);
     this.cipher = options.cipher ?? noAtRestCipher;
     this.now = options.now ?? Date.now;
     const db = this.db;
@@ -87,15 +111,23 @@ export class SqliteSessionStore implements SessionStore, HandshakeStore, PrekeyS
       ekSeen: db.prepare<[number, Uint8Array], { n: number }>('SELECT count(*) AS n FROM seen_ek WHERE spk_id = ? AND ek = ?'),
       recordEk: db.prepare('INSERT INTO seen_ek (spk_id, ek) VALUES (?, ?)'),
       delOpk: db.prepare('DELETE FROM prekey_one_time WHERE id = ?'),
+      delOldestOpk: db.prepare('DELETE FROM prekey_one_time WHERE id IN (SELECT id FROM prekey_one_time ORDER BY id LIMIT ?)'),
       delPq: db.prepare('DELETE FROM prekey_pq WHERE id = ? AND one_time = 1'),
-      putSpk: db.prepare('INSERT OR REPLACE INTO prekey_signed (id, pub, secret) VALUES (?, ?, ?)'),
-      putOpk: db.prepare('INSERT OR REPLACE INTO prekey_one_time (id, pub, secret) VALUES (?, ?, ?)'),
+      // Plain INSERTs: a stored (maybe published) prekey is never replaced (SPEC 4.6).
+      putSpk: db.prepare('INSERT INTO prekey_signed (id, pub, secret) VALUES (?, ?, ?)'),
+      putOpk: db.prepare('INSERT INTO prekey_one_time (id, pub, secret) VALUES (?, ?, ?)'),
       putPq: db.prepare('INSERT INTO prekey_pq (id, seed, one_time, spk_id) VALUES (?, ?, ?, ?)'),
+      countSpk: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM prekey_signed'),
+      countOpk: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM prekey_one_time'),
+      countPqOpk: db.prepare<[], { n: number }>('SELECT count(*) AS n FROM prekey_pq WHERE one_time = 1'),
       delSpk: db.prepare('DELETE FROM prekey_signed WHERE id = ?'),
       delSpkPq: db.prepare('DELETE FROM prekey_pq WHERE spk_id = ? AND one_time = 0'),
       delSeen: db.prepare('DELETE FROM seen_ek WHERE spk_id = ?'),
     };
-    this.commitTx = db.transaction((consumed: Consumed, session: Session) => {
+    // Every write transaction is IMMEDIATE (takes the write lock first): a deferred one that
+    // reads and then writes cannot upgrade its lock in WAL mode when another process wrote
+    // meanwhile, and fails with SQLITE_BUSY(_SNAPSHOT) at once, without the busy timeout.
+    const commitTx = db.transaction((consumed: Consumed, session: Session) => {
       // Re-checked inside the transaction: two first messages racing cannot both succeed.
       if (this.stmt.ekSeen.get(consumed.spkId, consumed.ek)!.n > 0) {
         throw sessionError('handshake_replay', 'this ephemeral key was already used with this signed prekey');
@@ -109,12 +141,18 @@ export class SqliteSessionStore implements SessionStore, HandshakeStore, PrekeyS
       this.stmt.recordEk.run(consumed.spkId, consumed.ek);
       this.writeSession(session);
     });
+    this.commitTx = commitTx.immediate;
     this.commitBatchTx = db.transaction((writes: ReadonlyMap<string, Session | null>) => {
       for (const [sid, session] of writes) {
         if (session) this.writeSession(session);
         else this.stmt.del.run(sid);
       }
-    });
+    }).immediate;
+  }
+
+  /** Runs `fn` in one IMMEDIATE transaction (see the constructor). */
+  private write<A extends unknown[]>(fn: (...args: A) => void, ...args: A): void {
+    this.db.transaction(fn).immediate(...args);
   }
 
   private writeSession(session: Session): void {
@@ -130,7 +168,14 @@ export class SqliteSessionStore implements SessionStore, HandshakeStore, PrekeyS
     const id = toB64u(sid);
     const row = this.stmt.load.get(id);
     if (!row) return undefined;
-    return decodeSession(fromUtf8(this.cipher.open(bytes(row.state), `session:${id}`)));
+    const plain = this.cipher.open(bytes(row.state), `session:${id}`);
+    let text: string;
+    try {
+      text = fromUtf8(plain);
+    } catch (err) {
+      throw sessionError('state_corrupt', `the stored state of session ${id} is not UTF-8`, err);
+    }
+    return decodeSession(text);
   }
 
   async save(session: Session): Promise<void> {
@@ -181,41 +226,43 @@ export class SqliteSessionStore implements SessionStore, HandshakeStore, PrekeyS
     this.commitTx(consumed, session);
   }
 
+  // SPEC 4.6, as runtime/identity/prekey-store.ts: a stored id is refused (prekey_duplicate_id),
+  // the limits are checked after the inserts (prekey_store_full), and a refused batch rolls
+  // back whole.
   async putSignedPrekey(secrets: SignedPrekeySecrets): Promise<void> {
-    this.db.transaction(() => {
+    this.write(() => {
       const { spk, pqspk } = secrets;
-      this.stmt.putSpk.run(spk.id, spk.publicKey, this.cipher.seal(spk.secretKey, `spk:${spk.id}`));
-      if (pqspk) this.putPq(pqspk.id, pqspk.seed, false, spk.id);
-    })();
+      insertOnce(() => this.stmt.putSpk.run(spk.id, spk.publicKey, this.cipher.seal(spk.secretKey, `spk:${spk.id}`)), 'signed prekey', spk.id);
+      // One id space for every ML-KEM key: the wire's pq_id must name exactly one.
+      if (pqspk) insertOnce(() => this.stmt.putPq.run(pqspk.id, this.cipher.seal(pqspk.seed, `pq:${pqspk.id}`), 0, spk.id), 'ML-KEM prekey', pqspk.id);
+      checkLimit(this.stmt.countSpk.get()!.n, MAX_STORED_SIGNED_PREKEYS, 'signed prekey');
+    });
   }
 
   async putOneTimePrekeys(secrets: readonly X25519PrekeySecret[]): Promise<void> {
-    this.db.transaction(() => {
-      for (const k of secrets) this.stmt.putOpk.run(k.id, k.publicKey, this.cipher.seal(k.secretKey, `opk:${k.id}`));
-    })();
+    this.write(() => {
+      for (const k of secrets) insertOnce(() => this.stmt.putOpk.run(k.id, k.publicKey, this.cipher.seal(k.secretKey, `opk:${k.id}`)), 'one-time prekey', k.id);
+      checkLimit(this.stmt.countOpk.get()!.n, MAX_STORED_ONE_TIME_PREKEYS, 'one-time prekey');
+    });
   }
 
   async putPqOneTimePrekeys(secrets: readonly MlKemPrekeySecret[]): Promise<void> {
-    this.db.transaction(() => {
-      for (const k of secrets) this.putPq(k.id, k.seed, true, null);
-    })();
+    this.write(() => {
+      for (const k of secrets) insertOnce(() => this.stmt.putPq.run(k.id, this.cipher.seal(k.seed, `pq:${k.id}`), 1, null), 'ML-KEM prekey', k.id);
+      checkLimit(this.stmt.countPqOpk.get()!.n, MAX_STORED_ONE_TIME_PREKEYS, 'one-time ML-KEM prekey');
+    });
   }
 
-  private putPq(id: number, seed: Uint8Array, oneTime: boolean, spkId: number | null): void {
-    try {
-      this.stmt.putPq.run(id, this.cipher.seal(seed, `pq:${id}`), oneTime ? 1 : 0, spkId);
-    } catch (err) {
-      // One id space for every ML-KEM key: the wire's pq_id must name exactly one.
-      throw sessionError('unknown_prekey', `ML-KEM prekey id ${id} is already in use`, err);
-    }
+  async deleteOldestOneTimePrekeys(count: number): Promise<void> {
+    this.write(() => void this.stmt.delOldestOpk.run(count));
   }
 
   async deleteSignedPrekey(id: number): Promise<void> {
-    this.db.transaction(() => {
+    this.write(() => {
       this.stmt.delSpk.run(id);
       this.stmt.delSpkPq.run(id);
       this.stmt.delSeen.run(id);
-    })();
+    });
   }
 
   /**
@@ -223,10 +270,14 @@ export class SqliteSessionStore implements SessionStore, HandshakeStore, PrekeyS
    * secrets) through `rewrap` (which re-wraps its data key under the primary KEK, data
    * untouched) and writes it back only if nobody changed it meanwhile, in batches of
    * REWRAP_BATCH rows per transaction, so sessions keep working during the rotation.
-   * Returns how many values were rewritten.
+   * A value `rewrap` returns unchanged (already under the primary) is not written again.
+   * Returns how many values were rewritten. A value that does not open is passed over and
+   * the rest still re-wrapped; then RewrapIncompleteError names every one of them (SPEC 10.1:
+   * reported, and the old KEK must stay).
    */
   rewrapAll(rewrap: (sealed: Uint8Array, context: string) => Uint8Array): number {
     let rewritten = 0;
+    const failed: { context: string; code: string }[] = [];
     for (const { table, key, column, context } of SEALED_COLUMNS) {
       const page = this.db.prepare<[string | number], { k: string | number; v: Buffer }>(
         `SELECT ${key} AS k, ${column} AS v FROM ${table} WHERE ${key} > ? ORDER BY ${key} LIMIT ${REWRAP_BATCH}`,
@@ -234,10 +285,18 @@ export class SqliteSessionStore implements SessionStore, HandshakeStore, PrekeyS
       const swap = this.db.prepare(`UPDATE ${table} SET ${column} = ? WHERE ${key} = ? AND ${column} = ?`);
       const batch = this.db.transaction((rows: { k: string | number; v: Buffer }[]) => {
         for (const row of rows) {
-          const next = rewrap(bytes(row.v), context(row.k));
-          rewritten += swap.run(next, row.k, row.v).changes;
+          const sealed = bytes(row.v);
+          let next: Uint8Array;
+          try {
+            next = rewrap(sealed, context(row.k));
+          } catch (err) {
+            // Only the context and the code: never the sealed bytes.
+            failed.push({ context: context(row.k), code: err instanceof TalosError ? err.code : 'error' });
+            continue;
+          }
+          if (!bytesEqual(next, sealed)) rewritten += swap.run(next, row.k, row.v).changes;
         }
-      });
+      }).immediate;
       // Keyset pagination from below the smallest key: '' for text keys, -1 for ids (u32).
       let after: string | number = key === 'sid' ? '' : -1;
       for (;;) {
@@ -247,10 +306,41 @@ export class SqliteSessionStore implements SessionStore, HandshakeStore, PrekeyS
         after = rows[rows.length - 1]!.k;
       }
     }
+    if (failed.length > 0) throw new RewrapIncompleteError(failed, rewritten);
     return rewritten;
   }
 
   async close(): Promise<void> {
     if (this.db.open) this.db.close();
   }
+}
+
+/** Opens (creating if needed) the database, or says which path would not open and why. */
+function openDatabase(path: string): Database.Database {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(path);
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.exec(SCHEMA);
+    return db;
+  } catch (err) {
+    db?.close();
+    const why = (err as { code?: unknown }).code ?? (err as Error).message;
+    throw new SessionStoreError('session_store_unavailable', `the session store ${path} cannot be opened: ${String(why)}`, { cause: err });
+  }
+}
+
+/** Runs one INSERT, turning a taken id into prekey_duplicate_id (the transaction rolls back). */
+function insertOnce(insert: () => unknown, what: string, id: number): void {
+  try {
+    insert();
+  } catch (err) {
+    if ((err as { code?: unknown }).code === DUPLICATE_KEY) throw new IdentityError('prekey_duplicate_id', `${what} id ${id} is already stored`);
+    throw err;
+  }
+}
+
+function checkLimit(stored: number, limit: number, what: string): void {
+  if (stored > limit) throw new IdentityError('prekey_store_full', `at most ${limit} ${what}s are stored`);
 }

@@ -3,7 +3,6 @@ import { resolve } from 'node:path';
 import { createCryptoProvider } from '../../crypto/index.ts';
 import type { CryptoProvider } from '../../crypto/provider.ts';
 import { fromHex } from '../../encoding/bytes.ts';
-import { TalosError } from '../../errors.ts';
 import { normalizeDid } from '../../identity/did.ts';
 import { loadKeyFile } from '../../identity/key-file.ts';
 import { CapabilityChecker } from '../../capability/checker.ts';
@@ -203,10 +202,7 @@ export const tokenCommands: CliCommand[] = [
       if (url) {
         const source = new RedisRevocationSource({ url });
         try {
-          await Promise.race([
-            source.ready(),
-            new Promise((_, reject) => setTimeout(() => reject(new TalosError('redis_unreachable', 'could not reach Redis within 5 s')), 5000).unref()),
-          ]);
+          await source.ready(5000);
           await source.publish(revocation);
         } finally {
           await source.close();
