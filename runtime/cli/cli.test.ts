@@ -1,5 +1,5 @@
 import t from 'tap';
-import { mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { tmpdir } from 'node:os';
@@ -75,6 +75,32 @@ t.test('refusals say what went wrong and what to do, in text and in --json', asy
   io = capture(dir);
   t.equal(await runCli(['connect', '--gateway', 'ws://127.0.0.1:1', '--key', 'missing.key.json', '--token', 't'], io.ctx), 1);
   t.match(io.err(), 'what to do: create a key file with "talos identity new --out FILE"');
+});
+
+t.test('bad files and paths are one-line refusals (exit 1), never a stack trace', async (t) => {
+  const dir = mkdtempSync(join(tmpdir(), 'talos-cli-'));
+  t.teardown(() => rmSync(dir, { recursive: true, force: true }));
+  mkdirSync(join(dir, 'adir'));
+  writeFileSync(join(dir, 'afile'), 'x\n');
+  writeFileSync(join(dir, 'null.jsonl'), 'null\n');
+  writeFileSync(join(dir, 'null-event.jsonl'), '{"format":"talos-trace","v":1,"source":"x"}\nnull\n');
+  const cases: [string[], string | RegExp][] = [
+    [['inspect', '--trace', 'null.jsonl'], 'error [trace_bad_header]'],
+    [['inspect', '--trace', 'null-event.jsonl'], 'error [trace_bad_event]: line 2'],
+    [['token', 'inspect', 'adir'], 'error [io]: cannot read: EISDIR'],
+    [['init', 'afile/sub'], /^error \[io\]: cannot mkdir \S*afile\/sub\S*: ENOTDIR/],
+    [['audit', 'keygen', '--name', 'x', '--out', 'nodir/k.key'], /^error \[io\]: cannot open \S*\/nodir\/k\.key: ENOENT/],
+    [['sim', 'run', 'gateway-crash', '--seed', '1', '--out', 'adir'], /^error \[io\]: cannot open \S*\/adir: EISDIR/],
+  ];
+  for (const [argv, message] of cases) {
+    const io = capture(dir);
+    t.equal(await runCli(argv, io.ctx), 1, argv.join(' '));
+    t.match(io.err(), message, argv.join(' '));
+    t.notMatch(io.err(), /\n\s+at |\.tmp-/, 'no stack trace, no temporary file name');
+  }
+  const io = capture(dir);
+  t.equal(await runCli(['token', 'inspect', 'adir', '--json'], io.ctx), 1);
+  t.match(JSON.parse(io.out()), { error: { code: 'io', message: /EISDIR/ } }, 'JSON under --json');
 });
 
 t.test('identity new writes a key file that identity show reads back; --json is machine-readable', async (t) => {

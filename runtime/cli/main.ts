@@ -131,7 +131,8 @@ export async function runCli(argv: string[], ctx: CliContext, commands = allComm
       throw new UsageError(`unexpected argument "${parsed.positionals[expected.length]}"`);
     }
     return await command.run({ options: values, positionals: parsed.positionals }, { ...ctx, json: Boolean(values.json) || ctx.json });
-  } catch (err) {
+  } catch (caught) {
+    const err = fsRefusal(caught) ?? caught;
     if (err instanceof UsageError) {
       ctx.stderr(`error: ${err.message}\n\nusage: ${command.usage}\nrun "talos ${command.name} --help" for options and examples\n`);
       return 2;
@@ -146,6 +147,19 @@ export async function runCli(argv: string[], ctx: CliContext, commands = allComm
     }
     throw err;
   }
+}
+
+/**
+ * A Node filesystem error (a missing folder, a directory where a file was expected) is ordinary
+ * bad input, not a bug: it becomes a one-line `io` refusal instead of a stack trace.
+ */
+function fsRefusal(err: unknown): TalosError | undefined {
+  const e = err as NodeJS.ErrnoException | null;
+  if (typeof e !== 'object' || e === null || typeof e.code !== 'string' || typeof e.syscall !== 'string') return undefined;
+  // Node's message is "CODE: description, syscall 'path'": keep the description.
+  const what = /^[A-Z0-9_]+: ([^,]+),/.exec(e.message ?? '')?.[1];
+  const path = typeof e.path === 'string' ? ` ${e.path}` : '';
+  return new TalosError('io', `cannot ${e.syscall}${path}: ${e.code}${what ? ` (${what})` : ''}`, { cause: err });
 }
 
 export function processContext(): CliContext {

@@ -1,11 +1,13 @@
 import { EncodingError } from '../errors.ts';
 
 const encoder = new TextEncoder();
-const strictDecoder = new TextDecoder('utf-8', { fatal: true });
+// ignoreBOM keeps a leading U+FEFF in the text (the default silently strips it), so the strict
+// JSON rules (SPEC 1.2) see and refuse it instead of accepting a second form of the same bytes.
+const strictDecoder = new TextDecoder('utf-8', { fatal: true, ignoreBOM: true });
 
 export const utf8 = (s: string): Uint8Array => encoder.encode(s);
 
-/** Decodes UTF-8, refusing invalid sequences instead of replacing them. */
+/** Decodes UTF-8, refusing invalid sequences instead of replacing them; a BOM is kept as U+FEFF. */
 export function fromUtf8(bytes: Uint8Array): string {
   try {
     return strictDecoder.decode(bytes);

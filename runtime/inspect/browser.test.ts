@@ -5,7 +5,7 @@ import { chromium, type Page } from 'playwright-core';
 import { runDemo } from '../../actors/gateway/demo.ts';
 import { runCli } from '../cli/main.ts';
 import { startLiveInspector } from './live.ts';
-import { decodeTrace } from './trace.ts';
+import { decodeTrace, encodeTrace } from './trace.ts';
 
 /**
  * The inspector in a real browser: Debian's Chromium (never a downloaded one) driven by
@@ -173,6 +173,22 @@ t.test('the live inspector follows a demo run and steps through its trace', asyn
   await page.click('#back');
   t.notMatch(await page.textContent('#seq'), `⚡ ${faultEvent.fault}`, 'one step back, before the fault');
   t.equal(await page.textContent('#pos'), `${fault} / ${sim.events.length}`);
+
+  // A trace naming machines after Object.prototype's members draws nothing for them, and
+  // the page keeps rendering (no error, every actor listed).
+  const hostileFile = join(ARTIFACTS, 'hostile.trace.jsonl');
+  writeFileSync(hostileFile, encodeTrace({ format: 'talos-trace', v: 1, source: 'hostile' }, [
+    { seq: 0, t: 0, kind: 'actor', actor: 'a1', machine: 'constructor' },
+    { seq: 1, t: 1, kind: 'actor', actor: 'a2', machine: '__proto__' },
+    { seq: 2, t: 2, kind: 'actor', actor: 'a3', machine: 'toString' },
+    { seq: 3, t: 3, kind: 'state', actor: 'a1', value: 'x', status: 'active' },
+  ]));
+  await page.setInputFiles('#file', hostileFile);
+  await page.waitForFunction(() => document.getElementById('mode')?.textContent === 'trace: hostile', undefined, { timeout: WAIT_MS });
+  await page.evaluate(() => { for (let i = 0; i < 4; i++) document.getElementById('fwd')!.click(); });
+  t.equal(await page.textContent('#pos'), '4 / 4');
+  t.equal(await page.$$eval('#tree .actor', (n) => n.length), 3, 'every actor of a hostile trace is listed');
+  t.equal(await page.$$eval('#cards .card', (n) => n.length), 0, 'and no machine is drawn for them');
 
   t.same(pageErrors, [], 'no script errors in the page');
   t.same(foreign, [], 'the page loads nothing from elsewhere');

@@ -1,10 +1,12 @@
 import t from 'tap';
+import { request } from 'node:http';
 import { assign, createActor, sendTo, setup } from 'xstate';
 import { tgaMachine } from '../../machines/tga.machine.ts';
 import { toB64u } from '../encoding/base64url.ts';
 import { toHex } from '../encoding/bytes.ts';
 import { describeSession, shortDid, SID_PREFIX_CHARS, talosMachines } from './describers.ts';
 import { activeStateIds, drawMachine } from './layout.ts';
+import { INSPECTOR_PAGE } from './page.ts';
 import { compactEvents, createRecorder, MAX_RECORDED_EVENTS } from './recorder.ts';
 import { startInspector } from './server.ts';
 import { decodeTrace, encodeTrace, TraceError, type TraceEvent } from './trace.ts';
@@ -79,7 +81,7 @@ t.test('traces round-trip and malformed ones are refused with a typed error', as
   const back = decodeTrace(text);
   t.same(back.events, events);
   t.equal(back.header.seed, 7);
-  for (const bad of ['', '{"format":"other","v":1}\n', '{"format":"talos-trace","v":1}\n{"kind":"nope","seq":0,"t":0}\n', '{"format":"talos-trace","v":1}\n{oops\n']) {
+  for (const bad of ['', '{"format":"other","v":1}\n', '{"format":"talos-trace","v":1}\n{"kind":"nope","seq":0,"t":0}\n', '{"format":"talos-trace","v":1}\n{oops\n', 'null\n', '[]\n', '{"format":"talos-trace","v":1}\nnull\n', '{"format":"talos-trace","v":1}\n7\n']) {
     t.throws(() => decodeTrace(bad), TraceError);
   }
 });
@@ -121,6 +123,21 @@ t.test('the server serves the page, a live snapshot, a live stream and trace dec
   const decoded = await fetch(new URL('/api/decode-trace', inspector.url), { method: 'POST', body: trace });
   t.equal(decoded.status, 200);
   t.equal(((await decoded.json()) as { events: unknown[] }).events.length, 1);
+  // DNS rebinding: only loopback names (and the bind host) are answered.
+  const port = new URL(inspector.url).port;
+  const statusFor = (host: string) =>
+    new Promise<number>((done, fail) =>
+      request({ host: '127.0.0.1', port, path: '/api/snapshot', headers: { host } }, (res) => {
+        res.resume();
+        done(res.statusCode!);
+      }).on('error', fail).end(),
+    );
+  for (const host of [`127.0.0.1:${port}`, `localhost:${port}`, `LOCALHOST:${port}`, `[::1]:${port}`, 'localhost']) {
+    t.equal(await statusFor(host), 200, `Host: ${host}`);
+  }
+  for (const host of [`attacker.example:${port}`, 'attacker.example', `127.0.0.1.attacker.example:${port}`, `attacker.example@127.0.0.1:${port}`]) {
+    t.equal(await statusFor(host), 403, `Host: ${host}`);
+  }
   const refused = await fetch(new URL('/api/decode-trace', inspector.url), { method: 'POST', body: 'nonsense' });
   t.equal(refused.status, 400);
   t.match(((await refused.json()) as { error: string }).error, 'not valid JSON');
@@ -171,11 +188,43 @@ t.test('a long run keeps every actor and its latest state when old events are co
   t.ok(events.some((e) => e.kind === 'actor' && e.machine === 'door'), 'the actor announcement survives');
   const states = events.filter((e) => e.kind === 'state');
   t.equal((states.at(-1) as { value: unknown }).value, actor.getSnapshot().value, 'the latest state is the current one');
-  t.same(compactEvents([
+  const history: TraceEvent[] = [
     { seq: 0, t: 0, kind: 'actor', actor: 'a' },
-    { seq: 1, t: 0, kind: 'state', actor: 'a', value: 'x', status: 'active' },
-    { seq: 2, t: 0, kind: 'message', to: 'a', type: 'm' },
-    { seq: 3, t: 0, kind: 'state', actor: 'a', value: 'y', status: 'active' },
-  ]).map((e) => e.seq), [0, 3]);
+    { seq: 1, t: 0, kind: 'actor', actor: 'done' },
+    { seq: 2, t: 0, kind: 'state', actor: 'a', value: 'x', status: 'active' },
+    { seq: 3, t: 0, kind: 'state', actor: 'done', value: null, status: 'done' },
+    { seq: 4, t: 0, kind: 'message', to: 'a', type: 'm' },
+    { seq: 5, t: 0, kind: 'state', actor: 'a', value: 'y', status: 'active' },
+    ...Array.from({ length: 4 }, (_, i): TraceEvent => ({ seq: 6 + i, t: 0, kind: 'message', to: 'a', type: 'n' })),
+  ];
+  t.same(compactEvents(history, 6).map((e) => e.seq), [0, 5, 6, 7, 8, 9], 'a live actor and its latest state, then the newest events');
   actor.stop();
+});
+
+t.test('short-lived actors (one promise per operation) do not grow the kept events past the bound', async (t) => {
+  const recorder = createRecorder();
+  const root = { sessionId: 'x:0', src: 'root' };
+  const live = { sessionId: 'x:live', _parent: root, src: 'session' };
+  const snapshot = (actorRef: object, status: string) => recorder.inspect({ type: '@xstate.snapshot', actorRef, snapshot: { status } } as never);
+  recorder.inspect({ type: '@xstate.actor', actorRef: live } as never);
+  snapshot(live, 'active');
+  let most = 0;
+  for (let i = 1; i <= MAX_RECORDED_EVENTS; i++) {
+    const op = { sessionId: `x:${i}`, _parent: root, src: 'process' };
+    recorder.inspect({ type: '@xstate.actor', actorRef: op } as never);
+    snapshot(op, 'active');
+    snapshot(op, 'done');
+    most = Math.max(most, recorder.events().length);
+  }
+  t.ok(most <= MAX_RECORDED_EVENTS, `never more than the bound (${most})`);
+  const events = recorder.events();
+  t.ok(events.some((e) => e.kind === 'actor' && e.actor === 'x:live'), 'a live actor from long ago is still shown');
+  t.ok(events.some((e) => e.kind === 'state' && e.actor === `x:${MAX_RECORDED_EVENTS}`), 'the newest events are kept');
+  t.notOk(events.some((e) => e.kind === 'actor' && e.actor === 'x:1'), 'finished actors from long ago are gone');
+
+  // The page compacts its live copy the same way (its compact() run here on the same events).
+  const source = /const MAX_EVENTS[^\n]*\nfunction compact\(\) \{[\s\S]*?\n\}\n/.exec(INSPECTOR_PAGE)![0];
+  const pageCompact = new Function('events', 'cursor', `${source}; compact(); return events;`) as (e: TraceEvent[], c: number) => TraceEvent[];
+  const many = [...events, ...events.slice(0, MAX_RECORDED_EVENTS + 1 - events.length)].map((e, seq) => ({ ...e, seq }));
+  t.same(pageCompact(many, 0).map((e) => e.seq), compactEvents(many, Math.floor(MAX_RECORDED_EVENTS * 0.75)).map((e) => e.seq), 'the page keeps what the recorder keeps');
 });

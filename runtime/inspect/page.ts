@@ -55,7 +55,8 @@ export const INSPECTOR_PAGE = String.raw`<!doctype html>
 </footer>
 <script>
 const NS = 'http://www.w3.org/2000/svg';
-let events = [], drawings = {}, cursor = 0, follow = true, selected = null;
+// drawings has no prototype: a trace's machine name ("constructor", "__proto__") must find nothing.
+let events = [], drawings = Object.create(null), cursor = 0, follow = true, selected = null;
 const $ = (id) => document.getElementById(id);
 const el = (tag, attrs = {}, text) => { const e = document.createElementNS(NS, tag); for (const k in attrs) e.setAttribute(k, attrs[k]); if (text !== undefined) e.textContent = text; return e; };
 
@@ -163,7 +164,7 @@ $('live').onclick = () => { follow = true; cursor = events.length; render(); };
 $('cursor').oninput = (e) => { follow = false; cursor = Number(e.target.value); render(); };
 document.addEventListener('keydown', (e) => { if (e.key === 'ArrowLeft') $('back').click(); if (e.key === 'ArrowRight') $('fwd').click(); });
 
-function load(data) { events = data.events; drawings = data.drawings; cursor = follow ? events.length : cursor; $('mode').textContent = data.mode === 'live' ? 'live' : 'trace: ' + (data.header && data.header.source || ''); render(); }
+function load(data) { events = data.events; drawings = Object.assign(Object.create(null), data.drawings); cursor = follow ? events.length : cursor; $('mode').textContent = data.mode === 'live' ? 'live' : 'trace: ' + (data.header && data.header.source || ''); render(); }
 $('file').onchange = async (e) => { const f = e.target.files[0]; if (!f) return;
   const res = await fetch('/api/decode-trace', { method: 'POST', body: await f.text() }); const data = await res.json();
   if (data.error) { $('mode').textContent = 'could not open trace: ' + data.error; return; }
@@ -174,13 +175,22 @@ fetch('/api/snapshot').then((r) => r.json()).then((data) => { load(data); if (da
   source.addEventListener('drawing', (m) => { const d = JSON.parse(m.data); drawings[d.machine] = d; });
   source.onmessage = (m) => { events.push(JSON.parse(m.data)); if (events.length > MAX_EVENTS) compact(); if (follow) cursor = events.length; scheduleRender(); };
 } else { follow = false; cursor = 0; render(); } });
-// Same bound and compaction as the recorder: old messages go, every actor and its latest state stay.
-const MAX_EVENTS = ${MAX_RECORDED_EVENTS};
+// Same bound and compaction as the recorder (compactEvents in recorder.ts, keep the two in step):
+// past the bound, keep the newest events and, from older history, only live actors' announcement
+// and latest state (a quarter of the room at most), then the newest history in full.
+const MAX_EVENTS = ${MAX_RECORDED_EVENTS}, KEEP = Math.floor(MAX_EVENTS * 0.75);
 function compact() {
-  const n = Math.ceil(MAX_EVENTS / 4), dropped = events.slice(0, n), last = new Map();
-  dropped.forEach((e, i) => { if (e.kind === 'state') last.set(e.actor, i); });
-  const kept = dropped.filter((e, i) => e.kind === 'actor' || (e.kind === 'state' && last.get(e.actor) === i));
-  events = kept.concat(events.slice(n)); cursor = Math.max(0, cursor - (n - kept.length));
+  const end = events.length - Math.floor(KEEP / 2), last = new Map(), keep = new Uint8Array(end);
+  let kept = events.length - end, live = 0;
+  for (let i = 0; i < end; i++) if (events[i].kind === 'state') last.set(events[i].actor, i);
+  for (let i = end - 1; i >= 0 && live < Math.max(1, Math.floor(KEEP / 4)); i--) {
+    const e = events[i]; if (e.kind !== 'actor') continue;
+    const s = last.get(e.actor); if (s !== undefined && events[s].status !== 'active') continue;
+    live++; keep[i] = 1; kept++; if (s !== undefined) { keep[s] = 1; kept++; } }
+  for (let i = end - 1; i >= 0 && kept < KEEP; i--) if (!keep[i]) { keep[i] = 1; kept++; }
+  let before = 0; for (let i = 0; i < Math.min(cursor, end); i++) before += keep[i];
+  cursor = cursor <= end ? before : before + cursor - end;
+  events = events.filter((e, i) => i >= end || keep[i] === 1);
 }
 let pending = false; function scheduleRender() { if (!pending) { pending = true; requestAnimationFrame(() => { pending = false; render(); }); } }
 </script></body></html>`;

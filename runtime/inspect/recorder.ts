@@ -1,5 +1,5 @@
 import type { AnyActorRef, AnyStateMachine, InspectionEvent } from 'xstate';
-import type { TraceEvent } from './trace.ts';
+import type { StateEvent, TraceEvent } from './trace.ts';
 
 /**
  * Turns XState inspection events into safe trace events. Pass `recorder.inspect` as the
@@ -9,20 +9,57 @@ import type { TraceEvent } from './trace.ts';
 export type Describer = (context: unknown) => Record<string, string | number | boolean>;
 
 /**
- * Bound on kept events. Past it, the oldest TRIM_FRACTION is compacted: its messages and faults
- * are dropped, but every actor's announcement and latest state stay, so a long-running process
- * still shows its whole actor tree (listeners see every event regardless).
+ * Bound on kept events. Past it, the events are compacted to KEEP_FRACTION of the bound (so the
+ * O(n) compaction runs at most once per MAX_RECORDED_EVENTS / 4 new events): the newest events
+ * stay in full; from older history only live actors (not yet done, stopped or failed) keep
+ * their announcement and latest state, at most a quarter of the bound of them, newest first.
+ * A long-running process still shows its live actor tree, and one promise actor per operation
+ * does not grow the kept events (listeners see every event regardless).
  */
 export const MAX_RECORDED_EVENTS = 20_000;
-const TRIM_FRACTION = 0.25;
+const KEEP_FRACTION = 0.75;
 
-/** Keeps actor announcements and each actor's last state from `dropped`, in their order. */
-export function compactEvents(dropped: readonly TraceEvent[]): TraceEvent[] {
+/**
+ * Compacts `events` to at most `limit` (see MAX_RECORDED_EVENTS). The page's compact() is the
+ * same algorithm in browser JavaScript: keep the two in step.
+ */
+export function compactEvents(events: readonly TraceEvent[], limit: number): TraceEvent[] {
+  if (events.length <= limit) return events.slice();
+  // The newest half of the room is kept in full; what came before it is history.
+  const historyEnd = events.length - Math.floor(limit / 2);
   const lastState = new Map<string, number>();
-  dropped.forEach((e, i) => {
+  for (let i = 0; i < historyEnd; i++) {
+    const e = events[i]!;
     if (e.kind === 'state') lastState.set(e.actor, i);
-  });
-  return dropped.filter((e, i) => e.kind === 'actor' || (e.kind === 'state' && lastState.get(e.actor) === i));
+  }
+  const keep = new Uint8Array(historyEnd);
+  let kept = events.length - historyEnd;
+  // Live actors from history, newest first, at most limit / 4 of them (two events each).
+  let actors = 0;
+  for (let i = historyEnd - 1; i >= 0 && actors < Math.max(1, Math.floor(limit / 4)); i--) {
+    const e = events[i]!;
+    if (e.kind !== 'actor') continue;
+    const s = lastState.get(e.actor);
+    if (s !== undefined && (events[s] as StateEvent).status !== 'active') continue; // finished
+    actors++;
+    keep[i] = 1;
+    kept++;
+    if (s !== undefined) {
+      keep[s] = 1;
+      kept++;
+    }
+  }
+  // Whatever room is left goes to the newest history, in full.
+  for (let i = historyEnd - 1; i >= 0 && kept < limit; i--) {
+    if (!keep[i]) {
+      keep[i] = 1;
+      kept++;
+    }
+  }
+  const out: TraceEvent[] = [];
+  for (let i = 0; i < historyEnd; i++) if (keep[i]) out.push(events[i]!);
+  for (let i = historyEnd; i < events.length; i++) out.push(events[i]!);
+  return out;
 }
 
 type NewTraceEvent = TraceEvent extends infer E ? (E extends TraceEvent ? Omit<E, 'seq' | 't'> : never) : never;
@@ -41,7 +78,7 @@ export interface Recorder {
 
 export function createRecorder(options: { now?: () => number } = {}): Recorder {
   const now = options.now ?? Date.now;
-  const events: TraceEvent[] = [];
+  let events: TraceEvent[] = [];
   const listeners = new Set<(e: TraceEvent) => void>();
   const machines = new Map<string, AnyStateMachine>();
   const describers = new Map<string, Describer>();
@@ -50,10 +87,7 @@ export function createRecorder(options: { now?: () => number } = {}): Recorder {
   const emit = (event: NewTraceEvent) => {
     const full = { seq: seq++, t: now(), ...event } as TraceEvent;
     events.push(full);
-    if (events.length > MAX_RECORDED_EVENTS) {
-      const dropped = events.splice(0, Math.ceil(MAX_RECORDED_EVENTS * TRIM_FRACTION));
-      events.unshift(...compactEvents(dropped));
-    }
+    if (events.length > MAX_RECORDED_EVENTS) events = compactEvents(events, Math.floor(MAX_RECORDED_EVENTS * KEEP_FRACTION));
     for (const l of listeners) l(full);
   };
 

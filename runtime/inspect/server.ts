@@ -65,7 +65,20 @@ export async function startInspector(options: InspectorOptions): Promise<Inspect
       req.on('error', reject);
     });
 
+  // DNS rebinding: a web page on attacker.example (re-resolved to 127.0.0.1) could read the API
+  // from the user's browser. Only loopback names and the bind host are answered.
+  const bracket = (h: string) => (h.includes(':') && !h.startsWith('[') ? `[${h}]` : h).toLowerCase();
+  const allowedHosts = new Set(['127.0.0.1', 'localhost', '[::1]', bracket(options.host ?? '127.0.0.1')]);
+  const hostAllowed = (host: string | undefined) => {
+    const name = /^(\[[0-9a-f:.]+\]|[^:[\]]+)(?::\d+)?$/i.exec(host ?? '')?.[1];
+    return name !== undefined && allowedHosts.has(name.toLowerCase());
+  };
+
   const server = createServer(async (req, res) => {
+    if (!hostAllowed(req.headers.host)) {
+      json(res, 403, { error: 'the inspector answers only on 127.0.0.1, localhost or its bind host' });
+      return;
+    }
     const path = new URL(req.url ?? '/', 'http://localhost').pathname;
     if (req.method === 'GET' && path === '/') {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });

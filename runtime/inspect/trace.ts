@@ -80,14 +80,16 @@ export function decodeTrace(text: string): { header: TraceHeader; events: TraceE
     }
   };
   if (lines.length === 0) throw new TraceError('trace_empty', 'the trace file is empty');
+  // A line may be valid JSON yet not an object (`null`, `3`, `[]`): refuse it, never read fields off it.
+  const isObject = (v: unknown) => typeof v === 'object' && v !== null && !Array.isArray(v);
   const header = parse(lines[0]!, 0);
-  if (header.format !== TRACE_FORMAT || header.v !== TRACE_VERSION) {
+  if (!isObject(header) || header.format !== TRACE_FORMAT || header.v !== TRACE_VERSION) {
     throw new TraceError('trace_bad_header', `not a ${TRACE_FORMAT} v${TRACE_VERSION} file`);
   }
   const kinds = new Set(['actor', 'state', 'message', 'fault']);
   const events = lines.slice(1).map((line, i) => {
     const e = parse(line, i + 1);
-    if (!kinds.has(e.kind as string) || typeof e.seq !== 'number' || typeof e.t !== 'number') {
+    if (!isObject(e) || !kinds.has(e.kind as string) || typeof e.seq !== 'number' || typeof e.t !== 'number') {
       throw new TraceError('trace_bad_event', `line ${i + 2} is not a trace event`);
     }
     return e as unknown as TraceEvent;

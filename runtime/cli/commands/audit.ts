@@ -72,7 +72,12 @@ function nonNegative(text: string | undefined, what: string): number | undefined
 
 function writeAtomic(path: string, text: string, mode = 0o600): void {
   const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, text, { mode });
+  try {
+    writeFileSync(tmp, text, { mode });
+  } catch (err) {
+    // Name the file the user asked for, not the temporary one.
+    throw Object.assign(err as Error, { path });
+  }
   renameSync(tmp, path);
 }
 
