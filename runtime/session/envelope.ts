@@ -138,6 +138,30 @@ function lenientB64u(text: string): Uint8Array {
   return written === length ? out : out.subarray(0, written);
 }
 
+/** The 6-bit value of a base64url character (one the lenient decoder did not skip). */
+function sextet(code: number): number {
+  if (code >= 97) return code - 71; // a-z: 26..51
+  if (code >= 65) return code === 95 ? 63 : code - 65; // A-Z: 0..25; '_'
+  return code >= 48 ? code + 4 : 62; // 0-9: 52..61; '-'
+}
+
+/**
+ * The bytes of `text` when it is canonical unpadded base64url (what fromB64u accepts), else
+ * undefined; cheaper than fromB64u's alphabet scan or a re-encoding. Buffer's lenient decoder
+ * skips every character outside the two base64 alphabets, and a skipped one always shortens
+ * the result below floor(3L/4) bytes unless L mod 4 = 1 (refused anyway). Besides skipping, it
+ * differs from the strict decoder only in taking '+' and '/' and ignoring the unused low bits
+ * of the last character: both checked here.
+ */
+function canonicalB64u(text: string): Uint8Array | undefined {
+  const rem = text.length % 4;
+  if (rem === 1 || text.includes('+') || text.includes('/')) return undefined;
+  const bytes = lenientB64u(text);
+  if (bytes.length !== Math.floor((text.length * 3) / 4)) return undefined;
+  if (rem !== 0 && (sextet(text.charCodeAt(text.length - 1)) & (rem === 2 ? 0x0f : 0x03)) !== 0) return undefined;
+  return bytes;
+}
+
 /**
  * The common case, cheaper: decodes every binary field leniently and accepts the frame only
  * if every length is right and the frame re-encodes to exactly `text`. Buffer's encoder writes
@@ -178,12 +202,13 @@ function decodeCanonical(type: EnvelopeType, w: WireFrame, text: string): Envelo
 /**
  * The hottest frame, a canonical `msg` frame, read without JSON.parse and the schema validator:
  * the text is cut at the fixed positions of the canonical form, the DIDs are checked with the
- * schema's own pattern (message-envelope.schema.json; a test holds them equal), the binary
- * fields are decoded leniently, and the frame is accepted only if it re-encodes to exactly
- * `text`. Such a text parses to exactly these fields and passes the schema (a canonical
- * 16- or 40-byte value always matches its `[AQgw]$` pattern), so the full path would return
- * the same envelope; anything else returns undefined and takes the full path, which gives the
- * same result or the same refusal as before. Measured: ~3.4 µs of CPU less per 1 KiB frame.
+ * schema's own pattern (message-envelope.schema.json; a test holds them equal), and each binary
+ * field must be canonical base64url of the right length, which is exactly when the frame would
+ * re-encode to `text` (encodeEnvelope). Such a text parses to exactly these fields and passes
+ * the schema (a canonical 16- or 40-byte value always matches its `[AQgw]$` pattern), so the
+ * full path would return the same envelope; anything else returns undefined and takes the full
+ * path, which gives the same result or the same refusal. Measured: ~3.4 µs of CPU less per
+ * 1 KiB frame than the full path, and ~1 µs less than re-encoding to compare.
  */
 export const MSG_DID_PATTERN = /^did:talos:z6Mk[1-9A-HJ-NP-Za-km-z]{44}$/;
 const DID_CHARS = 58; // 'did:talos:z6Mk' and 44 more characters, fixed by MSG_DID_PATTERN
@@ -211,5 +236,9 @@ function decodeCanonicalMsg(text: string): Envelope | undefined {
   if (!text.startsWith(MSG_CT, at) || !text.endsWith('"}')) return undefined;
   const ct = text.slice(at + MSG_CT.length, text.length - 2);
   if (!MSG_DID_PATTERN.test(from) || !MSG_DID_PATTERN.test(to)) return undefined;
-  return decodeCanonical('msg', { v: 1, type: 'msg', from: from as Did, to: to as Did, sid, header, ct }, text);
+  const sidBytes = canonicalB64u(sid);
+  const headerBytes = canonicalB64u(header);
+  const ctBytes = canonicalB64u(ct);
+  if (sidBytes?.length !== 16 || headerBytes?.length !== HEADER_BYTES || ctBytes === undefined || ctBytes.length < 16) return undefined;
+  return { type: 'msg', from: from as Did, to: to as Did, sid: sidBytes, header: headerBytes, ct: ctBytes };
 }
