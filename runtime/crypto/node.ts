@@ -27,6 +27,7 @@ import {
 import { isValidEd25519PublicKey, passesEd25519KeyByteChecks } from './ed25519-points.ts';
 import { hchacha20 } from './hchacha20.ts';
 import { LruCache } from './lru.ts';
+import { nativeKdf } from './native-kdf.ts';
 import {
   hkdfSha256Small,
   hmacSha256Small,
@@ -265,7 +266,10 @@ export function createNodeProvider(options: ProviderOptions = {}): CryptoProvide
   const hmacSha256 = (key: Uint8Array, data: Uint8Array): Uint8Array => {
     checkBytes(key, 'HMAC key');
     checkBytes(data, 'HMAC data');
-    // Short inputs (the ratchet's KDF_CK) cost less in JavaScript than one call into OpenSSL.
+    // Short inputs (the ratchet's KDF_CK): the native KDF when built, else JavaScript; either
+    // costs less than node:crypto's objects.
+    const native = nativeKdf?.hmacEach(key, [data]);
+    if (native) return native[0]!;
     if (key.length <= SMALL_HMAC_MAX_KEY_BYTES && data.length <= SMALL_HMAC_MAX_DATA_BYTES) return hmacSha256Small(key, data);
     return plain(createHmac('sha256', key).update(data).digest());
   };
@@ -274,6 +278,8 @@ export function createNodeProvider(options: ProviderOptions = {}): CryptoProvide
     checkBytes(key, 'HMAC key');
     let small = key.length <= SMALL_HMAC_MAX_KEY_BYTES;
     for (const data of messages) small = checkBytes(data, 'HMAC data').length <= SMALL_HMAC_MAX_DATA_BYTES && small;
+    const native = nativeKdf?.hmacEach(key, messages);
+    if (native) return native;
     return small ? hmacSha256SmallEach(key, messages) : messages.map((data) => hmacSha256(key, data));
   };
 
@@ -362,6 +368,8 @@ export function createNodeProvider(options: ProviderOptions = {}): CryptoProvide
       checkHkdfLength(length);
       // Short inputs (every key derivation of the protocol) cost less in JavaScript, where all
       // output blocks share one HMAC key schedule, than three or more calls into OpenSSL.
+      const native = nativeKdf?.hkdf(ikm, salt, info, length);
+      if (native) return native;
       if (ikm.length + salt.length + info.length <= SMALL_HKDF_MAX_INPUT_BYTES) return hkdfSha256Small(ikm, salt, info, length);
       const prk = hmacSha256(salt.length === 0 ? new Uint8Array(32) : salt, ikm);
       const okm = new Uint8Array(length);
