@@ -36,11 +36,23 @@ export const SCHEMA_BY_TYPE: Record<EnvelopeType, string> = {
 };
 
 /**
+ * A session's id, encoded once: every frame of a session carries the same sid array (sessions
+ * are copied field by field, the sid shared), so the encoding is looked up, not redone.
+ */
+const sidTexts = new WeakMap<Uint8Array, string>();
+
+function sidText(sid: Uint8Array): string {
+  let text = sidTexts.get(sid);
+  if (text === undefined) sidTexts.set(sid, (text = toB64u(sid)));
+  return text;
+}
+
+/**
  * Encodes without a generic serializer: every value is base64url, a DID (base58) or a u32, so
  * none needs escaping, and the frame is built in one pass.
  */
 export function encodeEnvelope(e: Envelope): string {
-  let s = `{"v":1,"type":"${e.type}","from":"${e.from}","to":"${e.to}","sid":"${toB64u(e.sid)}"`;
+  let s = `{"v":1,"type":"${e.type}","from":"${e.from}","to":"${e.to}","sid":"${sidText(e.sid)}"`;
   if (e.type === 'prekey') {
     const h = e.handshake;
     if (!h) throw sessionError('frame_malformed', 'a prekey frame carries the handshake fields');
@@ -125,14 +137,20 @@ export function decodeEnvelope(frame: string | Uint8Array): Envelope {
 }
 
 /**
- * Buffer's lenient decoding into a plain array of its own (never a view into Node's Buffer
- * pool). A long value is decoded straight into an array of the length its text implies; a
- * short one through the pool, as an array that small stays on V8's heap only if nothing asks
- * for its ArrayBuffer.
+ * Buffer's lenient decoding, as a plain Uint8Array (never a Buffer). A short value gets an
+ * array of its own, which stays on V8's heap only while nothing asks for its ArrayBuffer. Up
+ * to half of Buffer.poolSize (4 KiB: a 1 KiB message's ciphertext) it is a view of Node's
+ * Buffer pool, as Buffer.from's own result is: a fresh array of that size costs an off-heap
+ * allocation, zeroed, and its later sweep (measured: ~7 % of a 1 KiB one-way message). Longer
+ * values are decoded straight into an array of the length the text implies.
  */
 function lenientB64u(text: string): Uint8Array {
   const length = Math.floor((text.length * 3) / 4);
   if (length <= ON_HEAP_MAX_BYTES) return new Uint8Array(Buffer.from(text, 'base64url'));
+  if (length <= Buffer.poolSize >>> 1) {
+    const pooled = Buffer.from(text, 'base64url');
+    return new Uint8Array(pooled.buffer, pooled.byteOffset, pooled.length);
+  }
   const out = new Uint8Array(length);
   const written = Buffer.from(out.buffer, 0, length).write(text, 'base64url');
   return written === length ? out : out.subarray(0, written);
