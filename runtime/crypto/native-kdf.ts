@@ -1,5 +1,6 @@
 import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
 
 /**
  * HMAC-SHA-256 and HKDF-SHA-256 of short inputs through the native addon (native/kdf.c, built
@@ -9,8 +10,8 @@ import { createRequire } from 'node:module';
  * TALOS_NATIVE=0 turns it off.
  *
  * Bytes cross in two buffers bound once per thread, lengths in a third: the input is copied in
- * and wiped by the addon, the output copied out into fresh arrays and wiped here. JavaScript runs one call at a
- * time per thread, so the buffers are never shared between calls in flight.
+ * and wiped by the addon, the output copied out into fresh arrays and wiped here. JavaScript
+ * runs one call at a time per thread, so the buffers are never shared between calls in flight.
  */
 export const NATIVE_ENV = 'TALOS_NATIVE';
 /** Input bytes (key and messages, or ikm, salt and info) and output bytes of one call, at most. */
@@ -32,7 +33,7 @@ function load(): { addon?: Addon; reason?: string } {
   if (process.env[NATIVE_ENV] === '0') return { reason: `${NATIVE_ENV}=0` };
   if (!existsSync(ADDON)) return { reason: 'not built (npm ci builds it; see runtime/crypto/native/build.mjs)' };
   try {
-    return { addon: createRequire(import.meta.url)(ADDON.pathname) as Addon };
+    return { addon: createRequire(import.meta.url)(fileURLToPath(ADDON)) as Addon };
   } catch (err) {
     return { reason: `did not load: ${(err as Error).message}` };
   }
@@ -49,7 +50,7 @@ const output = new Uint8Array(NATIVE_SCRATCH_BYTES);
 const lengths = new Uint32Array(4);
 loaded.addon?.bind(input, output, lengths);
 
-/** Moves `length` bytes at `from` out of the output buffer into an array of its own (wiping them there). */
+/** Moves `length` bytes at `from` out of the output buffer into an array of its own, wiping them there. */
 function take(from: number, length: number): Uint8Array {
   const out = new Uint8Array(length);
   for (let i = 0; i < length; i++) {
