@@ -6,7 +6,7 @@ import { fileURLToPath } from 'node:url';
 
 const gyp = process.env.npm_config_node_gyp;
 const why = gyp
-  ? spawnSync(process.execPath, [gyp, 'rebuild'], { cwd: fileURLToPath(new URL('.', import.meta.url)), stdio: 'inherit' }).status === 0
+  ? spawnSync(process.execPath, [gyp, 'rebuild', '--loglevel=warn'], { cwd: fileURLToPath(new URL('.', import.meta.url)), stdio: 'inherit' }).status === 0
     ? undefined
     : 'node-gyp failed'
   : 'npm did not name its node-gyp (run through npm: npm ci / npm rebuild)';
