@@ -76,6 +76,31 @@ t.test('inputs outside the path are declined (undefined), never truncated', { sk
   t.same(kdf.hmacEach(b(32), []), [], 'no messages, no MACs');
 });
 
+t.test('two instances of this module in one thread each get their own, right results', { skip: !nativeKdf && 'native path off' }, async (t) => {
+  // A second copy of the module (another URL for the same file, as a require() beside an
+  // import, or a bundler, can make) must not change what the first computes.
+  const second = (await import(new URL('./native-kdf.ts?second-instance', import.meta.url).href)) as typeof import('./native-kdf.ts');
+  t.not(second.nativeKdf, nativeKdf, 'a second instance');
+  const key = new Uint8Array(32).fill(9);
+  for (let i = 0; i < 100; i++) {
+    const msg = Uint8Array.of(i);
+    t.equal(toHexString(kdf.hmacEach(key, [msg])![0]!), nodeHmac(key, msg));
+    t.equal(toHexString(second.nativeKdf!.hmacEach(key, [msg])![0]!), nodeHmac(key, msg));
+  }
+  t.ok(nativeScratchIsWiped() && second.nativeScratchIsWiped(), 'both instances left their buffers wiped');
+});
+
+t.test('an all-zero salt of any length takes the precomputed schedule and gives the same bytes', { skip: !nativeKdf && 'native path off' }, async (t) => {
+  const ikm = new Uint8Array(32).fill(5);
+  const info = new Uint8Array(17).fill(1);
+  for (const n of [0, 1, 31, 32, 64]) {
+    const salt = new Uint8Array(n);
+    t.equal(toHexString(kdf.hkdf(ikm, salt, info, 44)!), Buffer.from(hkdfSync('sha256', ikm, salt, info, 44)).toString('hex'), `${n} zero bytes`);
+    salt[n - 1] = 1;
+    if (n > 0) t.equal(toHexString(kdf.hkdf(ikm, salt, info, 44)!), Buffer.from(hkdfSync('sha256', ikm, salt, info, 44)).toString('hex'), `${n} bytes, last one set`);
+  }
+});
+
 t.test('threads do not share the exchange buffers', { skip: !nativeKdf && 'native path off' }, async (t) => {
   // Each thread binds its own pair: with one shared pair, two loops running at the same time
   // would read each other's bytes. The worker says when it is loaded; then both loop at once.

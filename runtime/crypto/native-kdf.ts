@@ -9,9 +9,10 @@ import { fileURLToPath } from 'node:url';
  * the inputs fit, else the JavaScript one (sha256-small.ts); both give the same bytes (tests).
  * TALOS_NATIVE=0 turns it off.
  *
- * Bytes cross in two buffers bound once per thread, lengths in a third: the input is copied in
- * and wiped by the addon, the output copied out into fresh arrays and wiped here. JavaScript
- * runs one call at a time per thread, so the buffers are never shared between calls in flight.
+ * Bytes cross in two buffers of this module instance, named on every call (the addon keeps no
+ * pointer between calls): the input is copied in and wiped by the addon, the output copied out
+ * into fresh arrays and wiped here. JavaScript runs one call at a time per thread, so the
+ * buffers are never shared between calls in flight.
  */
 export const NATIVE_ENV = 'TALOS_NATIVE';
 /** Input bytes (key and messages, or ikm, salt and info) and output bytes of one call, at most. */
@@ -20,13 +21,11 @@ const MAX_KEY_BYTES = 64; // one block: a longer HMAC key would first be hashed
 
 const ADDON = new URL('./native/build/Release/talos_kdf.node', import.meta.url);
 
-/** The calls take their lengths from `lengths` (see each call): no argument to convert. */
 interface Addon {
-  bind(input: Uint8Array, output: Uint8Array, lengths: Uint32Array): void;
-  /** lengths: [key, count, each message]. */
-  hmacEach(): void;
-  /** lengths: [ikm, salt, info, output]. */
-  hkdf(): void;
+  /** input = key || messages, output = their MACs. */
+  hmacEach(input: Uint8Array, output: Uint8Array, keyLength: number, count: number, messageLength: number): void;
+  /** input = ikm || salt || info, output = the OKM. */
+  hkdf(input: Uint8Array, output: Uint8Array, ikmLength: number, saltLength: number, infoLength: number, length: number): void;
 }
 
 function load(): { addon?: Addon; reason?: string } {
@@ -47,8 +46,6 @@ export const nativeKdfStatus: { readonly active: boolean; readonly reason?: stri
 
 const input = new Uint8Array(NATIVE_SCRATCH_BYTES);
 const output = new Uint8Array(NATIVE_SCRATCH_BYTES);
-const lengths = new Uint32Array(4);
-loaded.addon?.bind(input, output, lengths);
 
 /** Moves `length` bytes at `from` out of the output buffer into an array of its own, wiping them there. */
 function take(from: number, length: number): Uint8Array {
@@ -73,6 +70,13 @@ export interface NativeKdf {
   hkdf(ikm: Uint8Array, salt: Uint8Array, info: Uint8Array, length: number): Uint8Array | undefined;
 }
 
+/** After an addon call that threw (never expected: lengths are checked first), what it did not wipe. */
+function failed(err: unknown, inputBytes: number): never {
+  input.fill(0, 0, inputBytes);
+  output.fill(0);
+  throw err;
+}
+
 function create(addon: Addon): NativeKdf {
   return {
     hmacEach(key, messages) {
@@ -82,22 +86,23 @@ function create(addon: Addon): NativeKdf {
       for (const m of messages) if (m.length !== each) return undefined;
       let at = put(key, 0);
       for (const m of messages) at = put(m, at);
-      lengths[0] = key.length;
-      lengths[1] = count;
-      lengths[2] = each;
-      addon.hmacEach();
+      try {
+        addon.hmacEach(input, output, key.length, count, each);
+      } catch (err) {
+        failed(err, at);
+      }
       const macs: Uint8Array[] = [];
       for (let i = 0; i < count; i++) macs.push(take(i * 32, 32));
       return macs;
     },
     hkdf(ikm, salt, info, length) {
       if (salt.length > MAX_KEY_BYTES || ikm.length + salt.length + info.length > NATIVE_SCRATCH_BYTES || length > NATIVE_SCRATCH_BYTES) return undefined;
-      put(info, put(salt, put(ikm, 0)));
-      lengths[0] = ikm.length;
-      lengths[1] = salt.length;
-      lengths[2] = info.length;
-      lengths[3] = length;
-      addon.hkdf();
+      const at = put(info, put(salt, put(ikm, 0)));
+      try {
+        addon.hkdf(input, output, ikm.length, salt.length, info.length, length);
+      } catch (err) {
+        failed(err, at);
+      }
       return take(0, length);
     },
   };
