@@ -113,7 +113,8 @@ t.test('fast paths accept and refuse exactly what the full path does (differenti
     encodeEnvelope(sealMessage(crypto, s, utf8('first')).envelope),
     encodeEnvelope(sealClose(crypto, { ...a2, handshake: null }, 'idle').envelope),
   ];
-  const replacements = ['A', 'Q', 'z', '0', 'l', '_', '-', '+', '/', '=', '"', '\\', ' ', '}', 'é'];
+  // Beyond ASCII: 'é' (its low byte outside the alphabet) and U+0147, U+016C (low bytes 'G', 'l').
+  const replacements = ['A', 'Q', 'z', '0', 'l', '_', '-', '+', '/', '=', '"', '\\', ' ', '}', 'é', '\u0147', '\u016c'];
   let compared = 0;
   for (const text of frames) {
     t.ok('ok' in outcome(text));
@@ -127,4 +128,23 @@ t.test('fast paths accept and refuse exactly what the full path does (differenti
     }
   }
   t.ok(compared > 1000, `${compared} mutants give the same outcome both ways`);
+});
+
+t.test('a sid changed in place is encoded again, never sent stale', async (t) => {
+  const { alice } = establishedPair(crypto, NOW);
+  const envelope = sealMessage(crypto, { ...alice, handshake: null }, utf8('x')).envelope;
+  const before = decodeEnvelope(encodeEnvelope(envelope)).sid;
+  envelope.sid[0]! ^= 0xff;
+  t.same(decodeEnvelope(encodeEnvelope(envelope)).sid, envelope.sid, 'the frame carries the bytes as they are now');
+  t.notSame(before, envelope.sid);
+});
+
+t.test('a decoded ciphertext never shares memory with Node\'s Buffer pool', async (t) => {
+  const { alice } = establishedPair(crypto, NOW);
+  const text = encodeEnvelope(sealMessage(crypto, { ...alice, handshake: null }, new Uint8Array(1000)).envelope);
+  const marker = 'talos-pool-marker-' + 'q'.repeat(16);
+  const pooled = Buffer.from(marker); // lands in Node's shared pool, as other code's data does
+  const ct = decodeEnvelope(text).ct;
+  t.not(ct.buffer, pooled.buffer, 'another ArrayBuffer than the pool');
+  t.notOk(Buffer.from(ct.buffer).includes(marker), 'the pool\'s bytes are not reachable through ct.buffer');
 });

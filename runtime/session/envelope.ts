@@ -1,6 +1,6 @@
 import { validate } from '../../contracts/validate.ts';
 import { fromB64u, toB64u } from '../encoding/base64url.ts';
-import { ON_HEAP_MAX_BYTES } from '../encoding/bytes.ts';
+import { bytesEqual, ON_HEAP_MAX_BYTES } from '../encoding/bytes.ts';
 import { parseJson } from '../encoding/json.ts';
 import { TalosError } from '../errors.ts';
 import type { Did } from '../identity/did.ts';
@@ -37,13 +37,16 @@ export const SCHEMA_BY_TYPE: Record<EnvelopeType, string> = {
 
 /**
  * A session's id, encoded once: every frame of a session carries the same sid array (sessions
- * are copied field by field, the sid shared), so the encoding is looked up, not redone.
+ * are copied field by field, the sid shared). The bytes are kept with the text and compared on
+ * every hit, so an array changed in place is encoded again, never sent stale.
  */
-const sidTexts = new WeakMap<Uint8Array, string>();
+const sidTexts = new WeakMap<Uint8Array, { bytes: Uint8Array; text: string }>();
 
 function sidText(sid: Uint8Array): string {
-  let text = sidTexts.get(sid);
-  if (text === undefined) sidTexts.set(sid, (text = toB64u(sid)));
+  const hit = sidTexts.get(sid);
+  if (hit !== undefined && bytesEqual(hit.bytes, sid)) return hit.text;
+  const text = toB64u(sid);
+  sidTexts.set(sid, { bytes: sid.slice(), text });
   return text;
 }
 
@@ -137,23 +140,35 @@ export function decodeEnvelope(frame: string | Uint8Array): Envelope {
 }
 
 /**
- * Buffer's lenient decoding, as a plain Uint8Array (never a Buffer). A short value gets an
- * array of its own, which stays on V8's heap only while nothing asks for its ArrayBuffer. Up
- * to half of Buffer.poolSize (4 KiB: a 1 KiB message's ciphertext) it is a view of Node's
- * Buffer pool, as Buffer.from's own result is: a fresh array of that size costs an off-heap
- * allocation, zeroed, and its later sweep (measured: ~7 % of a 1 KiB one-way message). Longer
- * values are decoded straight into an array of the length the text implies.
+ * Long decoded values (a ciphertext, an ML-KEM ciphertext: public bytes that crossed the wire)
+ * are cut from slabs of this module's own, SLAB_BYTES each: a fresh array per frame would cost
+ * an off-heap allocation, zeroed, and its later sweep (measured: ~7 % of a 1 KiB one-way
+ * message). A slab holds nothing but such values, so a value's `.buffer` shows only other
+ * frames' public bytes (never Node's shared Buffer pool, where other code's data lives).
  */
+const SLAB_BYTES = 8192;
+let slab = new ArrayBuffer(SLAB_BYTES);
+let slabUsed = 0;
+
+/** Buffer's lenient decoding, as a plain Uint8Array (never a Buffer) of its own or in a slab. */
 function lenientB64u(text: string): Uint8Array {
   const length = Math.floor((text.length * 3) / 4);
   if (length <= ON_HEAP_MAX_BYTES) return new Uint8Array(Buffer.from(text, 'base64url'));
-  if (length <= Buffer.poolSize >>> 1) {
-    const pooled = Buffer.from(text, 'base64url');
-    return new Uint8Array(pooled.buffer, pooled.byteOffset, pooled.length);
+  let into: ArrayBuffer;
+  let at = 0;
+  if (length <= SLAB_BYTES >>> 1) {
+    if (slabUsed + length > SLAB_BYTES) {
+      slab = new ArrayBuffer(SLAB_BYTES);
+      slabUsed = 0;
+    }
+    into = slab;
+    at = slabUsed;
+    slabUsed += (length + 7) & ~7; // 8-byte aligned, as Node's pool
+  } else {
+    into = new ArrayBuffer(length);
   }
-  const out = new Uint8Array(length);
-  const written = Buffer.from(out.buffer, 0, length).write(text, 'base64url');
-  return written === length ? out : out.subarray(0, written);
+  const written = Buffer.from(into, at, length).write(text, 'base64url');
+  return new Uint8Array(into, at, written);
 }
 
 /** The 6-bit value of a base64url character (one the lenient decoder did not skip). */
@@ -240,6 +255,9 @@ const HEADER_CHARS = 54;
 
 function decodeCanonicalMsg(text: string): Envelope | undefined {
   if (!text.startsWith(MSG_PREFIX)) return undefined;
+  // ASCII only: Buffer's base64 decoder reads just the low byte of each UTF-16 unit, so a
+  // character like U+0147 would pass for 'G'. UTF-8 length equals UTF-16 length only for ASCII.
+  if (Buffer.byteLength(text, 'utf8') !== text.length) return undefined;
   let at = MSG_PREFIX.length;
   const from = text.slice(at, (at += DID_CHARS));
   if (!text.startsWith(MSG_TO, at)) return undefined;
