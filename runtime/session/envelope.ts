@@ -253,6 +253,17 @@ const MSG_CT = '","ct":"';
 const SID_CHARS = 22;
 const HEADER_CHARS = 54;
 
+/** The last two DIDs that matched MSG_DID_PATTERN: a session's frames name the same two. */
+const matchedDids: [string, string] = ['', ''];
+
+function isMsgDid(did: string): boolean {
+  if (did === matchedDids[0] || did === matchedDids[1]) return true;
+  if (!MSG_DID_PATTERN.test(did)) return false;
+  matchedDids[1] = matchedDids[0];
+  matchedDids[0] = did;
+  return true;
+}
+
 function decodeCanonicalMsg(text: string): Envelope | undefined {
   if (!text.startsWith(MSG_PREFIX)) return undefined;
   // ASCII only: Buffer's base64 decoder reads just the low byte of each UTF-16 unit, so a
@@ -271,7 +282,7 @@ function decodeCanonicalMsg(text: string): Envelope | undefined {
   const header = text.slice(at, (at += HEADER_CHARS));
   if (!text.startsWith(MSG_CT, at) || !text.endsWith('"}')) return undefined;
   const ct = text.slice(at + MSG_CT.length, text.length - 2);
-  if (!MSG_DID_PATTERN.test(from) || !MSG_DID_PATTERN.test(to)) return undefined;
+  if (!isMsgDid(from) || !isMsgDid(to)) return undefined;
   const sidBytes = canonicalB64u(sid);
   const headerBytes = canonicalB64u(header);
   const ctBytes = canonicalB64u(ct);
