@@ -1,4 +1,5 @@
 import t, { type Test } from 'tap';
+import { execFileSync } from 'node:child_process';
 import { chmodSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -81,6 +82,7 @@ for (const crypto of providers()) {
     chmodSync(path, 0o600);
     same(t, loadKeyFile(crypto, path), alice);
     t.equal(code(() => loadKeyFile(crypto, join(dir, 'missing.json'))), 'key_file_io');
+    t.equal(code(() => loadKeyFile(crypto, dir)), 'key_file_io', 'a directory');
     t.equal(code(() => saveKeyFile(join(dir, 'no-such-dir', 'k.json'), alice, { created: 1 })), 'key_file_io');
     t.equal(code(() => saveKeyFile(join(dir, 'k.json'), alice, { created: 1.5 })), 'schema_invalid');
     t.same(readdirSync(dir).filter((f) => f.endsWith('.tmp') || f === 'k.json'), [], 'a refused save writes nothing');
@@ -101,3 +103,14 @@ for (const crypto of providers()) {
     t.equal(code(() => decodeKeyFile(crypto, { ...json, secrets: encodeKeyFile(alice, { created: 9 }).secrets }, { cipher })), 'key_file_malformed', 'clear secrets under a sealing alg');
   });
 }
+
+t.test('a FIFO in place of the key file is refused at once, never waited on', async (t) => {
+  const fifo = join(dir, 'fifo.json');
+  execFileSync('mkfifo', ['-m', '600', fifo]);
+  // In a child with a deadline: a blocking open would wait for a writer forever.
+  const script = `import { loadKeyFile } from ${JSON.stringify(new URL('./key-file.ts', import.meta.url).href)};
+    import { createCryptoProvider } from ${JSON.stringify(new URL('../crypto/index.ts', import.meta.url).href)};
+    try { loadKeyFile(createCryptoProvider(), ${JSON.stringify(fifo)}); console.log('loaded'); } catch (err) { console.log(err.code); }`;
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8', timeout: 20_000 });
+  t.equal(out.trim(), 'key_file_io');
+});

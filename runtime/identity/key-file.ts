@@ -1,4 +1,4 @@
-import { chmodSync, closeSync, fsyncSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeSync } from 'node:fs';
+import { chmodSync, closeSync, constants, fstatSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import type { CryptoProvider } from '../crypto/provider.ts';
 import type { KeyFile } from '../../contracts/types.gen.ts';
@@ -156,16 +156,23 @@ export function saveKeyFile(path: string, identity: Identity, options: { created
  */
 export function loadKeyFile(crypto: CryptoProvider, path: string, options: { cipher?: KeyFileCipher } = {}): Identity {
   let text: string;
+  let fd: number | undefined;
   try {
-    const st = statSync(path);
+    // Checked and read through one descriptor (no swap between the check and the read), opened
+    // non-blocking so that a FIFO in its place is refused instead of waiting for a writer.
+    fd = openSync(path, constants.O_RDONLY | (constants.O_NONBLOCK ?? 0));
+    const st = fstatSync(fd);
+    if (!st.isFile()) throw new IdentityError('key_file_io', 'the key file is not a regular file');
     if (process.platform !== 'win32' && (st.mode & 0o077) !== 0) {
       throw new IdentityError('key_file_permissions', 'the key file is accessible to group or others (want mode 0600)');
     }
     if (st.size > MAX_KEY_FILE_BYTES) throw malformed(`the key file is larger than ${MAX_KEY_FILE_BYTES} bytes`);
-    text = fromUtf8(readFileSync(path));
+    text = fromUtf8(readFileSync(fd));
   } catch (err) {
     if (err instanceof TalosError) throw err.code === 'bad_utf8' ? malformed('the key file is not UTF-8', err) : err;
     throw new IdentityError('key_file_io', `could not read the key file: ${(err as NodeJS.ErrnoException).code ?? 'error'}`, { cause: err });
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
   let value: unknown;
   try {
