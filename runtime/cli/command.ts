@@ -1,3 +1,4 @@
+import { chmodSync, existsSync, writeFileSync } from 'node:fs';
 import { TalosError } from '../errors.ts';
 
 /** What a command sees of the world: injectable so tests capture output instead of printing. */
@@ -62,4 +63,16 @@ export function stringList(options: OptionValues, name: string): string[] {
 /** Prints `value` as JSON when --json is set, else the human text. */
 export function output(ctx: CliContext, value: unknown, human: () => string): void {
   ctx.stdout(ctx.json ? JSON.stringify(value, null, 2) + '\n' : human().replace(/\n?$/, '\n'));
+}
+
+/** Owner read/write only: what a token (a credential) is written with. */
+export const PRIVATE_FILE_MODE = 0o600;
+
+/**
+ * Writes a file only its owner can read. The mode of writeFileSync applies only to a file it
+ * creates, so an existing file is narrowed too, before the new content goes in.
+ */
+export function writePrivateFile(path: string, text: string): void {
+  if (existsSync(path)) chmodSync(path, PRIVATE_FILE_MODE);
+  writeFileSync(path, text, { mode: PRIVATE_FILE_MODE });
 }

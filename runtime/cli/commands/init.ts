@@ -7,7 +7,7 @@ import { TalosError } from '../../errors.ts';
 import { generateIdentity, saveKeyFile } from '../../identity/index.ts';
 import { verifierKeyString } from '../../audit/note.ts';
 import { referenceServerScript } from '../../mcp/servers.ts';
-import { output, UsageError, type CliCommand } from '../command.ts';
+import { output, UsageError, writePrivateFile, type CliCommand } from '../command.ts';
 
 /**
  * `talos init [DIR]`: a folder that works at once. It holds three identities (the gateway; the
@@ -30,7 +30,6 @@ export const INIT_GATEWAY_NAME = 'talos.local/gateway';
 /** Longest token lifetime `talos init` mints (days); longer-lived grants should be minted on purpose. */
 export const MAX_INIT_TOKEN_DAYS = 365;
 /** Token files are bearer-adjacent (bound to the agent's DID, but still private). */
-const PRIVATE_FILE_MODE = 0o600;
 
 function filesystemServerCommand(workspace: string): { command: string; args: string[] } {
   try {
@@ -101,7 +100,7 @@ export const initCommands: CliCommand[] = [
       saveKeyFile(at(INIT_FILES.gatewayKey), gateway, { created });
       saveKeyFile(at(INIT_FILES.issuerKey), issuer, { created });
       saveKeyFile(at(INIT_FILES.agentKey), agent, { created });
-      writeFileSync(at(INIT_FILES.agentToken), encodeToken(token) + '\n', { mode: PRIVATE_FILE_MODE });
+      writePrivateFile(at(INIT_FILES.agentToken), encodeToken(token) + '\n');
       writeFileSync(at(INIT_FILES.auditVkey), verifierKeyString(crypto, INIT_GATEWAY_NAME, gateway.sig.publicKey) + '\n');
       writeFileSync(at(INIT_FILES.config), JSON.stringify(rawConfig, null, 2) + '\n');
       const readme = join(workspace, 'hello.md');

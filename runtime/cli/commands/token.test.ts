@@ -1,5 +1,5 @@
 import t from 'tap';
-import { chmodSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdtempSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createCryptoProvider } from '../../crypto/index.ts';
@@ -56,6 +56,7 @@ t.test('mint, delegate, inspect, revoke', async (t) => {
   });
   t.equal(minted.code, 0);
   const rootToken = decodeToken(readFileSync(join(dir, 'alice.token'), 'utf8').trim());
+  t.equal(statSync(join(dir, 'alice.token')).mode & 0o777, 0o600, 'a token file is readable by its owner only');
   t.equal(rootToken.sub, alice.did);
   t.equal(rootToken.exp - rootToken.nbf, 1800);
   t.same(rootToken.grants[0], { method: 'tools/call', tool: 'read_text_file', args: { path: { glob: 'repo/**' } } });
@@ -90,6 +91,15 @@ t.test('mint, delegate, inspect, revoke', async (t) => {
   t.equal(verifyRevocation(crypto, rev), true);
   t.ok(checker.applyRevocation(rev));
   t.match(checker.check(compact, { method: 'tools/call', tool: 'read_text_file', args: { path: 'repo/src/x' } }, bob.did, Date.now()), { code: 'revoked' });
+});
+
+t.test('writing over an existing, world-readable token file narrows it to its owner', async (t) => {
+  writeFileSync(join(dir, 'open.token'), 'old\n', { mode: 0o644 });
+  chmodSync(join(dir, 'open.token'), 0o644);
+  const minted = await run('token mint', { key: root.path, sub: bob.did, aud: gateway.did, grant: ['tools/list'], ttl: '5m', out: 'open.token' });
+  t.equal(minted.code, 0);
+  t.equal(statSync(join(dir, 'open.token')).mode & 0o777, 0o600);
+  t.not(readFileSync(join(dir, 'open.token'), 'utf8'), 'old\n');
 });
 
 t.test('refusals are typed errors, nothing is written', async (t) => {

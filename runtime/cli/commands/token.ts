@@ -10,7 +10,7 @@ import { RedisRevocationSource } from '../../capability/redis-revocations.ts';
 import { mintRevocation } from '../../capability/revocation.ts';
 import { formatGrant, parseDuration, parseGrant } from '../../capability/syntax.ts';
 import { delegateToken, encodeToken, mintToken, parseTokenText, tokenChain, type Token } from '../../capability/token.ts';
-import { optionalString, output, requireString, stringList, UsageError, type CliCommand, type CliContext } from '../command.ts';
+import { optionalString, output, requireString, stringList, UsageError, writePrivateFile, type CliCommand, type CliContext } from '../command.ts';
 
 /**
  * `talos token mint|delegate|inspect|revoke`: a thin layer over runtime/capability.
@@ -52,7 +52,8 @@ const iso = (s: number) => new Date(s * 1000).toISOString();
 
 function emitToken(ctx: CliContext, token: Token, out: string | undefined): void {
   const compact = encodeToken(token);
-  if (out) writeFileSync(resolve(ctx.cwd, out), compact + '\n');
+  // A token is a credential: owner-only, as `talos init` writes agent.token.
+  if (out) writePrivateFile(resolve(ctx.cwd, out), compact + '\n');
   output(ctx, { token: compact, id: token.id, iss: token.iss, sub: token.sub, aud: token.aud, nbf: token.nbf, exp: token.exp, depth: tokenChain(token).length }, () =>
     out ? `wrote ${out} (token ${token.id}, expires ${iso(token.exp)})` : compact,
   );
