@@ -28,6 +28,7 @@ export const ERROR_HINTS: Record<string, string> = {
   wrong_gateway: 'the gateway is not the one --gateway-did names: check the DID printed by "talos gateway"',
   gateway_start_failed: 'check the upstream commands and the audit store in talos.config.json (the log above names the failing part)',
   redis_unreachable: 'start Redis or fix redis.url in the configuration (or remove redis to use in-process limits)',
+  store_unreachable: 'start the audit store\'s PostgreSQL server or fix the host and port in its URL',
   token_file_unreadable: 'give the file "talos init" or "talos token mint --out FILE" wrote',
   trace_unreadable: 'write a trace with "talos sim run SCENARIO --seed N" (see "talos sim list")',
   trace_bad_header: 'open a file written by "talos sim run" or saved from the inspector',

@@ -49,7 +49,10 @@ export async function openAuditStoreSpec(spec: string, hasher: Hasher, options: 
       // the password is cut out should a message ever quote it.
       if (err.message && !/^E[A-Z]+$/.test(reason)) reason = `${reason ? `${reason} ` : ''}${err.message}`;
       for (const secret of passwordForms(url.password)) reason = reason.split(secret).join('***');
-      throw new AuditError('bad_config', `cannot open the audit store at ${where}: ${reason || 'connection failed'}`, { cause: e });
+      // No answer (refused, unresolvable, timed out) is the server being away, not the URL being
+      // wrong: store_unreachable; a server that answered and refused (SQLSTATE) is bad_config.
+      const unreachable = /^E[A-Z]+$/.test(err.code ?? '') || /timeout/i.test(err.message ?? '');
+      throw new AuditError(unreachable ? 'store_unreachable' : 'bad_config', `cannot open the audit store at ${where}: ${reason || 'connection failed'}`, { cause: e });
     }
   }
   throw new AuditError('bad_config', 'the audit store is memory, sqlite:<path> or a postgres:// URL');

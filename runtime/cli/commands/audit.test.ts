@@ -108,8 +108,9 @@ t.test('verify and prove refuse bad stores without changing them', async (t) => 
     ['sqlite:zero.db', 'not_found', /no audit log in .*zero\.db/],
     ['sqlite:adir.db', 'not_found', /no audit log at .*adir\.db \(it is a directory\)/],
     ['postgres://[::1', 'bad_config', /not a valid URL/],
-    ['postgres://talos:s3cret-pw@127.0.0.1:1/x', 'bad_config', /cannot open the audit store at postgres:\/\/127\.0\.0\.1:1\/x: ECONNREFUSED/],
-    ['postgres://talos:s3cret%zz@127.0.0.1:1/x', 'bad_config', /cannot open the audit store at postgres:\/\/127\.0\.0\.1:1\/x/], // a '%' that does not decode
+    ['postgres://talos:s3cret-pw@127.0.0.1:1/x', 'store_unreachable', /cannot open the audit store at postgres:\/\/127\.0\.0\.1:1\/x: ECONNREFUSED/],
+    ['postgres://talos:s3cret%zz@127.0.0.1:1/x', 'store_unreachable', /cannot open the audit store at postgres:\/\/127\.0\.0\.1:1\/x/], // a '%' that does not decode
+    [noSuchDatabase(), 'bad_config', /3D000/], // the server answers: no such database
   ];
   const snapshot = () => ['notes.txt', 'zero.db'].map((f) => readFileSync(join(dir, f)).toString('hex')).join('/') + readdirSync(dir).sort().join(',');
   for (const [store, code, message] of cases) {
@@ -149,3 +150,10 @@ t.test('witness refuses a malformed state file', async (t) => {
     t.equal(rows(), before, `${text}: no cosigned checkpoint stored`);
   }
 });
+
+/** The test PostgreSQL (DATABASE_URL, else 127.0.0.1:5432) with a database that does not exist. */
+function noSuchDatabase(): string {
+  const url = new URL(process.env.DATABASE_URL ?? 'postgres://postgres@127.0.0.1:5432/postgres');
+  url.pathname = '/talos_no_such_database';
+  return url.href;
+}
