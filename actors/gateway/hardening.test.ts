@@ -89,6 +89,20 @@ t.test("a response whose agent dropped mid-call is audited all the same", async 
   t.notOk(hub().has(a.channel.sid), 'the dropped session is not attached');
 });
 
+t.test('an id reused while in flight: one finishing leaves the other cancellable', async (t) => {
+  const a = await agent([{ method: 'tools/call', tool: 'trigger-long-running-operation' }]);
+  const call = (duration: number) => a.request('dup', 'tools/call', { name: 'trigger-long-running-operation', arguments: { duration, steps: 1 } });
+  a.ws.send(call(1));
+  a.ws.send(call(4));
+  t.ok(await until(() => a.replies.some((r) => r.id === 'dup')), 'the short one is answered');
+  a.ws.send(a.channel.seal(JSON.stringify({ jsonrpc: '2.0', method: 'notifications/cancelled', params: { requestId: 'dup', reason: 'user gave up' } })));
+  const cancelled = async () => (await kit.events()).some((e) => e.event.kind === 'response' && e.event.to === a.did && e.event.reason === 'cancelled');
+  t.ok(await until(cancelled), 'the long one is aborted and audited as cancelled');
+  await new Promise((r) => setTimeout(r, 4500)); // past the long one's own end
+  t.equal(a.replies.filter((r) => r.id === 'dup').length, 1, 'and gets no reply');
+  a.ws.terminate();
+});
+
 t.test('at the in-flight limit: the refusal is audited, and a cancellation still aborts its request', async (t) => {
   const a = await agent([{ method: 'tools/call', tool: 'trigger-long-running-operation' }]);
   for (let i = 0; i < MAX_INFLIGHT_PER_SESSION; i++) a.ws.send(a.request(i, 'tools/call', { name: 'trigger-long-running-operation', arguments: { duration: 3, steps: 1 } }));

@@ -285,7 +285,8 @@ export async function startGatewayService(deps: GatewayDeps, fail: (error: unkno
     const request = msg;
     const started = performance.now();
     labelRoot(root, request);
-    const signal = requests.start(peer.sid, request.id);
+    const controller = requests.start(peer.sid, request.id);
+    const signal = controller.signal;
     try {
       const out = await inContext(async () => {
         try {
@@ -316,7 +317,7 @@ export async function startGatewayService(deps: GatewayDeps, fail: (error: unkno
         },
       };
     } finally {
-      requests.finish(peer.sid, request.id);
+      requests.finish(peer.sid, request.id, controller);
     }
   };
 
@@ -417,30 +418,39 @@ function labelRoot(root: Span | undefined, request: RpcRequest): void {
   if (typeof tool === 'string') root.setAttribute('talos.tool', tool.slice(0, 128));
 }
 
-/** Requests being processed, per session, so a cancellation (or the session's end) can abort them. */
+/**
+ * Requests being processed, per session, so a cancellation (or the session's end) can abort them.
+ * An agent that reuses an id while a request with it is still in flight (MCP forbids it) gets
+ * both kept: its cancellation of that id reaches both, and one finishing leaves the other.
+ */
 class InflightRequests {
-  readonly #bySession = new Map<string, Map<string | number, AbortController>>();
+  readonly #bySession = new Map<string, Map<string | number, Set<AbortController>>>();
 
-  start(sid: string, id: string | number): AbortSignal {
+  start(sid: string, id: string | number): AbortController {
     let mine = this.#bySession.get(sid);
     if (!mine) this.#bySession.set(sid, (mine = new Map()));
+    let same = mine.get(id);
+    if (!same) mine.set(id, (same = new Set()));
     const controller = new AbortController();
-    mine.set(id, controller);
-    return controller.signal;
+    same.add(controller);
+    return controller;
   }
 
-  finish(sid: string, id: string | number): void {
+  finish(sid: string, id: string | number, controller: AbortController): void {
     const mine = this.#bySession.get(sid);
-    mine?.delete(id);
+    const same = mine?.get(id);
+    same?.delete(controller);
+    if (same?.size === 0) mine!.delete(id);
     if (mine?.size === 0) this.#bySession.delete(sid);
   }
 
   cancel(sid: string, id: unknown): void {
-    if (typeof id === 'string' || typeof id === 'number') this.#bySession.get(sid)?.get(id)?.abort();
+    if (typeof id !== 'string' && typeof id !== 'number') return;
+    for (const c of this.#bySession.get(sid)?.get(id) ?? []) c.abort();
   }
 
   abortAll(sid: string): void {
-    for (const c of this.#bySession.get(sid)?.values() ?? []) c.abort();
+    for (const same of this.#bySession.get(sid)?.values() ?? []) for (const c of same) c.abort();
     this.#bySession.delete(sid);
   }
 }
