@@ -1,4 +1,4 @@
-import { LimitError, type BudgetLedger, type BudgetReservation, type RateDecision, type RateLimiter, type RateRule } from '../runtime/limits/types.ts';
+import { LimitError, type BudgetLedger, type BudgetReservation, type RateDecision, type RateLimiter, type RateRule, type WindowClaim } from '../runtime/limits/types.ts';
 import { MemoryBudgetLedger, MemoryRateLimiter } from '../runtime/limits/memory.ts';
 
 /**
@@ -65,6 +65,10 @@ export class SimBudgetLedger implements BudgetLedger {
   async reset(agent?: string): Promise<void> {
     this.redis.guard();
     return this.inner.reset(agent);
+  }
+  async claimWindow(windowStart: number): Promise<WindowClaim> {
+    this.redis.guard();
+    return this.inner.claimWindow(windowStart);
   }
   async close(): Promise<void> {
     await this.inner.close();

@@ -122,6 +122,8 @@ export function guardedLimits(
     settle: (agent, reserved, actual, window) => run(() => redis.budget.settle(agent, reserved, actual, window), local && (() => local.budget.settle(agent, reserved, actual, window))),
     remaining: (agent, limit) => run(() => redis.budget.remaining(agent, limit), local && (() => local.budget.remaining(agent, limit))),
     reset: (agent) => run(() => redis.budget.reset(agent), local && (() => local.budget.reset(agent))),
+    // No local fallback: which window is current is shared state; while Redis is away the job retries.
+    claimWindow: (windowStart) => run(() => redis.budget.claimWindow(windowStart)),
     close: () => redis.budget.close(),
   };
   return {

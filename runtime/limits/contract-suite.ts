@@ -140,4 +140,17 @@ export function limitsContract(
     t.match(await l.budget.reserve(b, 10, 10), { ok: false, remaining: 0 }, 'so the new window is not spent twice');
     t.equal(await l.budget.settle(b, 10, 0, fresh.window), 10, 'its own reservation still refunds');
   });
+
+  t.test(`${name}: the current window is claimed once, and a reset keeps the claim`, async (t) => {
+    const l = await make();
+    t.teardown(l.close);
+    t.equal(await l.budget.claimWindow(3_600_000), 'first', 'nothing claimed before');
+    t.equal(await l.budget.claimWindow(3_600_000), 'stale', 'the same window again');
+    t.equal(await l.budget.claimWindow(0), 'stale', 'an older window');
+    const claims = await Promise.all([1, 2, 3, 4].map(() => l.budget.claimWindow(7_200_000)));
+    t.same(claims.filter((c) => c === 'newer'), ['newer'], 'concurrent claims of a later window: one wins');
+    await l.budget.reset();
+    t.equal(await l.budget.claimWindow(7_200_000), 'stale', 'a reset does not forget the claim');
+    await t.rejects(l.budget.claimWindow(-1), { code: 'bad_amount' });
+  });
 }

@@ -87,6 +87,10 @@ t.test('the budget window job: once per window in a process, never mid-window af
   t.equal(await ledger.remaining('a', 10), 0, 'a restart mid-window does not reset');
   await run(job, windowMs * 4);
   t.equal(await ledger.remaining('a', 10), 10, 'the next window resets');
+  // Every process down across the next window's start: the first run after, however late, resets.
+  await spend();
+  await run(budgetWindowResetJob(ledger, windowMs / 1000, everyMs), windowMs * 5 + 2 * 86_400_000);
+  t.equal(await ledger.remaining('a', 10), 10, 'a window whose start was missed is reset late');
 });
 
 t.test('the in-process budgets forget the least recently used agent, never an active one', async (t) => {

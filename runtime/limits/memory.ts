@@ -7,6 +7,7 @@ import {
   type RateDecision,
   type RateLimiter,
   type RateRule,
+  type WindowClaim,
 } from './types.ts';
 import { refill, retryAfterMs } from './bucket.ts';
 
@@ -122,6 +123,17 @@ export class MemoryBudgetLedger implements BudgetLedger {
   async reset(agent?: string): Promise<void> {
     if (agent === undefined) this.budgets.clear();
     else this.budgets.delete(agent);
+  }
+
+  /** The start of the window claimed last (undefined: none yet). */
+  private claimed: number | undefined;
+
+  async claimWindow(windowStart: number): Promise<WindowClaim> {
+    checkAmount('windowStart', windowStart);
+    const previous = this.claimed;
+    if (previous !== undefined && windowStart <= previous) return 'stale';
+    this.claimed = windowStart;
+    return previous === undefined ? 'first' : 'newer';
   }
 
   async close(): Promise<void> {

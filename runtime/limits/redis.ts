@@ -9,6 +9,7 @@ import {
   type RateDecision,
   type RateLimiter,
   type RateRule,
+  type WindowClaim,
 } from './types.ts';
 
 /**
@@ -80,6 +81,20 @@ redis.call('HSET', KEYS[1], 'rem', string.format('%d', rem))
 return rem
 `;
 
+/** KEYS[1] the current window's start; ARGV its claimed start. Returns first, newer or stale. */
+const CLAIM_WINDOW_SCRIPT = `
+local last = redis.call('GET', KEYS[1])
+if not last then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return 'first'
+end
+if tonumber(ARGV[1]) > tonumber(last) then
+  redis.call('SET', KEYS[1], ARGV[1])
+  return 'newer'
+end
+return 'stale'
+`;
+
 /** Keys deleted per SCAN round when a whole budget window is reset. */
 const RESET_SCAN_COUNT = 500;
 
@@ -87,6 +102,7 @@ type ScriptClient = Redis & {
   talosTake(key: string, capacity: number, rate: number, cost: number): Promise<[number, number, number]>;
   talosReserve(key: string, amount: number, limit: number): Promise<[number, number, string]>;
   talosSettle(key: string, refund: number, window: string): Promise<number>;
+  talosClaimWindow(key: string, windowStart: number): Promise<WindowClaim>;
 };
 
 export interface RedisLimitsOptions {
@@ -107,6 +123,7 @@ function withScripts(client: Redis): ScriptClient {
     client.defineCommand('talosTake', { numberOfKeys: 1, lua: TAKE_SCRIPT });
     client.defineCommand('talosReserve', { numberOfKeys: 1, lua: RESERVE_SCRIPT });
     client.defineCommand('talosSettle', { numberOfKeys: 1, lua: SETTLE_SCRIPT });
+    client.defineCommand('talosClaimWindow', { numberOfKeys: 1, lua: CLAIM_WINDOW_SCRIPT });
   }
   return c;
 }
@@ -173,6 +190,12 @@ export class RedisBudgetLedger extends RedisLimitsBase implements BudgetLedger {
     checkKeyPart('agent', agent);
     const rem = await guarded(() => this.client.hget(this.key(agent), 'rem'));
     return rem === null ? limit : Number(rem);
+  }
+
+  async claimWindow(windowStart: number): Promise<WindowClaim> {
+    checkAmount('windowStart', windowStart);
+    // Outside the budget:* keys, so a reset never deletes it.
+    return guarded(() => this.client.talosClaimWindow(`${this.prefix}budget-window`, windowStart));
   }
 
   async reset(agent?: string): Promise<void> {

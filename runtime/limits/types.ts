@@ -38,6 +38,8 @@ export interface BudgetReservation {
   window: string;
 }
 
+export type WindowClaim = 'first' | 'newer' | 'stale';
+
 /**
  * An atomic spending budget per agent: `reserve` subtracts only when enough is left (so the
  * budget never goes below zero), `settle` refunds the part of a reservation the call did not
@@ -54,6 +56,12 @@ export interface BudgetLedger {
   remaining(agent: string, limit: number): Promise<number>;
   /** Starts a new window: every agent's budget goes back to its limit (run by the jobs actor). */
   reset(agent?: string): Promise<void>;
+  /**
+   * Records the budget window starting at `windowStart` (ms, epoch-aligned) as the current one,
+   * atomically for every gateway sharing the ledger: 'newer' when it is later than the one
+   * recorded (the caller then resets), 'first' when none was, 'stale' when it is not later.
+   */
+  claimWindow(windowStart: number): Promise<WindowClaim>;
   close(): Promise<void>;
 }
 

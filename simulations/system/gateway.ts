@@ -407,6 +407,7 @@ function sharedLimits(redis: SimRedis): { rate: RateLimiter; budget: BudgetLedge
       settle: (_agent, reserved, actual, window) => budget.settle(everyone, reserved, actual, window),
       remaining: (_agent, limit) => budget.remaining(everyone, limit),
       reset: () => budget.reset(everyone),
+      claimWindow: (windowStart) => budget.claimWindow(windowStart),
     },
   };
 }
