@@ -12,6 +12,15 @@ const VALUE: Record<string, number> = {};
   .split('')
   .forEach((c, i) => (VALUE[c] = i));
 
+/**
+ * Whether the unused low bits of the last character are zero: 4 of them when the length is
+ * 2 mod 4, 2 when it is 3 mod 4, none otherwise. `text` is base64url of a possible length.
+ */
+export function unusedBitsAreZero(text: string): boolean {
+  const rem = text.length % 4;
+  return rem < 2 || (VALUE[text[text.length - 1]!]! & (rem === 2 ? 0x0f : 0x03)) === 0;
+}
+
 export function toB64u(bytes: Uint8Array): string {
   return asBuffer(bytes).toString('base64url');
 }
@@ -20,15 +29,8 @@ export function fromB64u(text: string, expectedLength?: number): Uint8Array {
   if (typeof text !== 'string' || !ALPHABET.test(text)) {
     throw new EncodingError('bad_base64url', 'not unpadded base64url');
   }
-  const rem = text.length % 4;
-  if (rem === 1) throw new EncodingError('bad_base64url', 'base64url length is impossible');
-  if (rem !== 0) {
-    // The last character carries 4 (rem 2) or 2 (rem 3) unused low bits, which must be zero.
-    const unusedMask = rem === 2 ? 0x0f : 0x03;
-    if ((VALUE[text[text.length - 1]!]! & unusedMask) !== 0) {
-      throw new EncodingError('bad_base64url', 'base64url has non-zero trailing bits');
-    }
-  }
+  if (text.length % 4 === 1) throw new EncodingError('bad_base64url', 'base64url length is impossible');
+  if (!unusedBitsAreZero(text)) throw new EncodingError('bad_base64url', 'base64url has non-zero trailing bits');
   const out = new Uint8Array(Buffer.from(text, 'base64url'));
   if (expectedLength !== undefined && out.length !== expectedLength) {
     throw new EncodingError('bad_length', `expected ${expectedLength} bytes, got ${out.length}`);

@@ -1,5 +1,5 @@
 import { validate } from '../../contracts/validate.ts';
-import { fromB64u, toB64u } from '../encoding/base64url.ts';
+import { fromB64u, toB64u, unusedBitsAreZero } from '../encoding/base64url.ts';
 import { bytesEqual, ON_HEAP_MAX_BYTES } from '../encoding/bytes.ts';
 import { parseJson } from '../encoding/json.ts';
 import { TalosError } from '../errors.ts';
@@ -171,13 +171,6 @@ function lenientB64u(text: string): Uint8Array {
   return new Uint8Array(into, at, written);
 }
 
-/** The 6-bit value of a base64url character (one the lenient decoder did not skip). */
-function sextet(code: number): number {
-  if (code >= 97) return code - 71; // a-z: 26..51
-  if (code >= 65) return code === 95 ? 63 : code - 65; // A-Z: 0..25; '_'
-  return code >= 48 ? code + 4 : 62; // 0-9: 52..61; '-'
-}
-
 /**
  * The bytes of `text` when it is canonical unpadded base64url (what fromB64u accepts), else
  * undefined; cheaper than fromB64u's alphabet scan or a re-encoding. Buffer's lenient decoder
@@ -187,12 +180,10 @@ function sextet(code: number): number {
  * of the last character: both checked here.
  */
 function canonicalB64u(text: string): Uint8Array | undefined {
-  const rem = text.length % 4;
-  if (rem === 1 || text.includes('+') || text.includes('/')) return undefined;
+  if (text.length % 4 === 1 || text.includes('+') || text.includes('/')) return undefined;
   const bytes = lenientB64u(text);
   if (bytes.length !== Math.floor((text.length * 3) / 4)) return undefined;
-  if (rem !== 0 && (sextet(text.charCodeAt(text.length - 1)) & (rem === 2 ? 0x0f : 0x03)) !== 0) return undefined;
-  return bytes;
+  return unusedBitsAreZero(text) ? bytes : undefined;
 }
 
 /**
