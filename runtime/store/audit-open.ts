@@ -45,13 +45,15 @@ export async function openAuditStoreSpec(spec: string, hasher: Hasher, options: 
       if (e instanceof AuditError) throw e;
       const err = e as { code?: string; message?: string };
       let reason = err.code ?? '';
+      // A system error code (ECONNREFUSED, ENOTFOUND, ...): the server did not answer.
+      const systemError = /^E[A-Z]+$/.test(reason);
       // Server refusals (SQLSTATE codes: bad password, no such database) explain themselves;
       // the password is cut out should a message ever quote it.
-      if (err.message && !/^E[A-Z]+$/.test(reason)) reason = `${reason ? `${reason} ` : ''}${err.message}`;
+      if (err.message && !systemError) reason = `${reason ? `${reason} ` : ''}${err.message}`;
       for (const secret of passwordForms(url.password)) reason = reason.split(secret).join('***');
       // No answer (refused, unresolvable, timed out) is the server being away, not the URL being
       // wrong: store_unreachable; a server that answered and refused (SQLSTATE) is bad_config.
-      const unreachable = /^E[A-Z]+$/.test(err.code ?? '') || /timeout/i.test(err.message ?? '');
+      const unreachable = systemError || /timeout/i.test(err.message ?? '');
       throw new AuditError(unreachable ? 'store_unreachable' : 'bad_config', `cannot open the audit store at ${where}: ${reason || 'connection failed'}`, { cause: e });
     }
   }
