@@ -1,4 +1,4 @@
-import { chmodSync, existsSync, writeFileSync } from 'node:fs';
+import { renameSync, writeFileSync } from 'node:fs';
 import { TalosError } from '../errors.ts';
 
 /** What a command sees of the world: injectable so tests capture output instead of printing. */
@@ -65,14 +65,21 @@ export function output(ctx: CliContext, value: unknown, human: () => string): vo
   ctx.stdout(ctx.json ? JSON.stringify(value, null, 2) + '\n' : human().replace(/\n?$/, '\n'));
 }
 
-/** Owner read/write only: what a token (a credential) is written with. */
-export const PRIVATE_FILE_MODE = 0o600;
+/** Owner read/write only: keys, tokens, witness state. */
+const PRIVATE_FILE_MODE = 0o600;
 
 /**
- * Writes a file only its owner can read. The mode of writeFileSync applies only to a file it
- * creates, so an existing file is narrowed too, before the new content goes in.
+ * Writes a file only its owner can read, atomically: a new file (mode 0600 from its creation)
+ * renamed over `path`, so an existing file's content and mode are replaced together and a
+ * failed write leaves it as it was.
  */
 export function writePrivateFile(path: string, text: string): void {
-  if (existsSync(path)) chmodSync(path, PRIVATE_FILE_MODE);
-  writeFileSync(path, text, { mode: PRIVATE_FILE_MODE });
+  const tmp = `${path}.tmp-${process.pid}`;
+  try {
+    writeFileSync(tmp, text, { mode: PRIVATE_FILE_MODE });
+  } catch (err) {
+    // Name the file the user asked for, not the temporary one.
+    throw Object.assign(err as Error, { path });
+  }
+  renameSync(tmp, path);
 }

@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, writeFileSync, renameSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { createCryptoProvider } from '../../crypto/index.ts';
 import type { CryptoProvider } from '../../crypto/provider.ts';
@@ -14,7 +14,7 @@ import { parseSignerKey, parseVerifierKey, signerKeyString, typedVerifierKeyStri
 import { verifyStoredLog } from '../../audit/verify.ts';
 import { openAuditStoreSpec } from '../../store/audit-open.ts';
 import type { AuditStore } from '../../store/audit-store.ts';
-import { optionalString, output, requireString, UsageError, type CliCommand, type CliContext, type OptionValues } from '../command.ts';
+import { optionalString, output, requireString, UsageError, writePrivateFile, type CliCommand, type CliContext, type OptionValues } from '../command.ts';
 import { progressBar } from '../progress.ts';
 
 /**
@@ -68,17 +68,6 @@ function nonNegative(text: string | undefined, what: string): number | undefined
   if (text === undefined) return undefined;
   if (!/^(0|[1-9][0-9]*)$/.test(text) || !Number.isSafeInteger(Number(text))) throw new UsageError(`${what} must be a non-negative integer`);
   return Number(text);
-}
-
-function writeAtomic(path: string, text: string, mode = 0o600): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  try {
-    writeFileSync(tmp, text, { mode });
-  } catch (err) {
-    // Name the file the user asked for, not the temporary one.
-    throw Object.assign(err as Error, { path });
-  }
-  renameSync(tmp, path);
 }
 
 export const auditCommands: CliCommand[] = [
@@ -208,7 +197,7 @@ export const auditCommands: CliCommand[] = [
         const { line, checkpoint } = witness.cosign(latest.note, vkey.name, proof);
         // The state is saved before the cosignature is published (a crash must not let the
         // witness cosign a conflicting checkpoint later).
-        writeAtomic(statePath, JSON.stringify(witness.state(), null, 2) + '\n');
+        writePrivateFile(statePath, JSON.stringify(witness.state(), null, 2) + '\n');
         const note = latest.note + line;
         await store.putCheckpoint({ size: checkpoint.size, note });
         return { size: checkpoint.size, cosignature: line.trimEnd(), note };
@@ -235,7 +224,7 @@ export const auditCommands: CliCommand[] = [
       if (existsSync(out) && !options.force) throw new AuditError('file_exists', `${out} exists; pass --force to overwrite it`);
       const type = options.witness ? SIG_TYPE_COSIGNATURE : SIG_TYPE_ED25519;
       const seed = e.crypto.randomBytes(32);
-      writeAtomic(out, signerKeyString(e.crypto, name, seed, type) + '\n');
+      writePrivateFile(out, signerKeyString(e.crypto, name, seed, type) + '\n');
       const vkey = typedVerifierKeyString(e.crypto, name, e.crypto.ed25519PublicKey(seed), type);
       output(ctx, { vkey, keyFile: out }, () => vkey);
       return 0;
