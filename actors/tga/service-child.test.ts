@@ -33,22 +33,28 @@ function exclusiveService(stops: StopTracker) {
   return { state, pending, child };
 }
 
-function startWith(stops: StopTracker) {
+/** A TGA supervising one exclusive service, its first start completed. */
+async function startedTga() {
+  const stops = new StopTracker();
   const svc = exclusiveService(stops);
   const tga = startTga(
     { release: () => {}, children: { gateway: svc.child } },
     { input: { children: [{ id: 'gateway', kind: 'gateway', src: 'gateway', input: { id: 'gateway' }, reportsUp: true }] } },
   );
   const status = () => tga.getSnapshot().context.children.gateway!;
-  return { ...svc, tga, status };
+  await flush();
+  svc.pending.shift()!();
+  await flush();
+  /** Stops the TGA and waits until every child has released what it held. */
+  const stop = async () => {
+    tga.send({ type: 'tga.stop' });
+    await stops.drain();
+  };
+  return { ...svc, tga, status, stop };
 }
 
 t.test('two reloads in quick succession: one start at a time, no fault, no restart spent', async (t) => {
-  const stops = new StopTracker();
-  const { state, pending, tga, status } = startWith(stops);
-  await flush();
-  pending.shift()!();
-  await flush();
+  const { state, pending, tga, status, stop } = await startedTga();
   t.equal(status().status, 'up');
 
   tga.send({ type: 'child.restart', id: 'gateway' });
@@ -66,17 +72,12 @@ t.test('two reloads in quick succession: one start at a time, no fault, no resta
   t.equal(state.maxHolders, 1, 'never two holders of the resource at once');
   t.same(status(), { kind: 'gateway', status: 'up', restarts: 0 });
   t.same(tga.getSnapshot().context.restartTimes, [], 'reloads spend no restart budget');
-  tga.send({ type: 'tga.stop' });
-  await stops.drain();
+  await stop();
   t.equal(state.holders, 0, 'everything released');
 });
 
 t.test('a start that fails releases the id: its successor is not kept waiting', async (t) => {
-  const stops = new StopTracker();
-  const { state, pending, tga, status } = startWith(stops);
-  await flush();
-  pending.shift()!();
-  await flush();
+  const { state, pending, tga, status, stop } = await startedTga();
   state.failNext = true;
   tga.send({ type: 'child.restart', id: 'gateway' });
   await flush();
@@ -86,7 +87,6 @@ t.test('a start that fails releases the id: its successor is not kept waiting', 
   await flush();
   t.equal(status().status, 'up');
   t.equal(state.maxHolders, 1);
-  tga.send({ type: 'tga.stop' });
-  await stops.drain();
+  await stop();
   t.equal(state.holders, 0);
 });
