@@ -1,6 +1,7 @@
 import { InvariantViolation, INVARIANTS } from './invariants.ts';
 import { SCENARIOS, scenarioByName, type Scenario } from './scenarios/index.ts';
 import { traceHash } from './trace-writer.ts';
+import { loadEndsAt } from './system/compose.ts';
 import { World, type BrokenVariant } from './world.ts';
 
 /**
@@ -55,7 +56,7 @@ export async function runScenario(scenario: Scenario | string, seed: number, opt
     const plan = await sc.setup(world);
     truth = plan.sys.truth;
     plan.sys.startLoad();
-    const endAt = Math.max(plan.sys.options.loadUntil, world.healedAt) + PROGRESS_BOUND_MS;
+    const endAt = Math.max(loadEndsAt(plan.sys.options), world.healedAt) + PROGRESS_BOUND_MS;
     await world.scheduler.run(endAt, () => inv.violation !== null);
     if (!inv.violation) {
       const open = plan.sys.truth.unsettled();

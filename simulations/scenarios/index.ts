@@ -287,13 +287,16 @@ const loadSpike: Scenario = {
   name: 'load-spike',
   summary: 'a burst of calls against tight rate limits and budgets: never more than the limits allow, and quiet agents keep their own allowance',
   async setup(world) {
-    const rule = { capacity: 3, refillPerSecond: 4 };
+    // Written for a 1-second plan and stretched by TIME_SCALE like every other scenario: for
+    // 0.5 s, four agents each call every 25 ms on average (10x what a bucket refills), so each
+    // drains its buckets and spends its budget within the spike.
+    const rule = { capacity: 3, refillPerSecond: 4 / S };
     const budget = 5;
     // Two quiet agents call through the spike, too slowly to empty a bucket (a gap refills at
     // least one token) and too few times to spend their budget: no limit may ever refuse them.
-    const quiet = { agents: 2, gapMs: 300, calls: budget - 1 };
+    const quiet = { agents: 2, gapMs: 300 * S, calls: budget - 1 };
     if ((quiet.gapMs * rule.refillPerSecond) / 1000 < CALL_COST) throw new Error('load-spike: quiet agents would drain their buckets');
-    const sys = await buildSystem(world, base({ agents: 4, callMeanMs: 25, loadUntil: 500, rateRule: rule, budgetLimit: budget, quiet }));
+    const sys = await buildSystem(world, base({ agents: 4, callMeanMs: 25 * S, loadUntil: 500 * S, rateRule: rule, budgetLimit: budget, quiet }));
     return {
       sys,
       final() {

@@ -27,7 +27,7 @@ export interface SystemOptions {
   insiders?: number;
   /** Mean time between two calls of one agent. */
   callMeanMs: number;
-  /** No new calls after this simulated time. */
+  /** No new calls after this simulated time (quiet agents excepted: see loadEndsAt). */
   loadUntil: number;
   rateRule?: RateRule;
   budgetLimit?: number;
@@ -38,6 +38,15 @@ export interface SystemOptions {
    * the first within `gapMs` of the start of the load, then `gapMs` to 2 * `gapMs` apart.
    */
   quiet?: { agents: number; gapMs: number; calls: number };
+}
+
+/**
+ * The latest simulated time a call of the workload can be made: the busy agents stop at
+ * `loadUntil`; a quiet agent's n-th call comes at most (2n - 1) * gapMs after the start.
+ */
+export function loadEndsAt(options: SystemOptions): number {
+  const q = options.quiet;
+  return Math.max(options.loadUntil, q ? (2 * q.calls - 1) * q.gapMs : 0);
 }
 
 export const TOOLS = ['read_text_file', 'search'] as const;
