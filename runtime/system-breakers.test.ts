@@ -77,6 +77,8 @@ t.test('an upstream killed mid-load: breaker opens, calls fail fast, then half-o
   t.equal(fast?.code, RPC_ERRORS.upstream_unavailable);
   t.equal(fast?.reason, 'upstream_unavailable');
   t.match(fast?.message, /upstream everything is unavailable \(circuit open\)/);
+  const wait = fast?.data.retryAfterMs as number;
+  t.ok(Number.isInteger(wait) && wait >= 1 && wait <= 500, `it says when the circuit lets a trial call through (retryAfterMs ${wait}, resetTimeoutMs 500)`);
   const notReady = await eventually(async () => {
     const rz = await readyz();
     return rz.status === 503 ? rz : undefined;

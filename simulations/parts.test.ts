@@ -8,6 +8,8 @@ import { SecretScanner } from './secrets-scan.ts';
 import { SimDisk } from './storage.ts';
 import { TraceWriter } from './trace-writer.ts';
 import { decodeTrace } from '../runtime/inspect/trace.ts';
+import type { RpcResponse } from '../runtime/mcp/jsonrpc.ts';
+import { MAX_RETRY_AFTER_MS, retryWait } from './system/agent.ts';
 
 // The simulated Redis passes the same contract as the real limit adapters (on the real clock here).
 limitsContract(t, 'simulated', async () => {
@@ -152,3 +154,14 @@ t.test('the simulated AuditStore commits after its flush delay and a crash loses
   t.same((await store.readLeaves(3, 10)).map((l) => l.index), [3, 4]);
   await t.rejects(store.append([]), { code: 'bad_batch' });
 });
+
+t.test('an agent retries a transient refusal with backoff, or later when the gateway says so', async (t) => {
+  const refusal = (data?: unknown): RpcResponse => ({ jsonrpc: '2.0', id: 'c#1', error: { code: -32014, message: 'upstream_unavailable', data } });
+  const talos = (retryAfterMs: unknown) => refusal({ talos: { reason: 'upstream_unavailable', retryAfterMs } });
+  t.same([0, 1, 2, 3, 4, 5, 9].map((n) => retryWait(refusal(), n)), [50, 100, 200, 400, 800, 800, 800], 'backoff doubles up to its cap');
+  t.equal(retryWait(talos(170), 0), 170, 'a later hint is waited for');
+  t.equal(retryWait(talos(30), 2), 200, 'an earlier hint does not shorten the backoff');
+  t.equal(retryWait(talos(60_000), 0), MAX_RETRY_AFTER_MS, 'a hint is capped like the backoff');
+  for (const bad of ['170', -5, Number.NaN, null]) t.equal(retryWait(talos(bad), 0), 50, `a hint of ${String(bad)} is ignored`);
+});
+

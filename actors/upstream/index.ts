@@ -63,6 +63,8 @@ export class UpstreamActor implements RelayUpstream {
   /** One re-read of prompts or resources at a time; a change announced meanwhile re-reads after it. */
   private readonly rereads: Record<'prompts' | 'resources', Promise<void>> = { prompts: Promise.resolve(), resources: Promise.resolve() };
   private connectedBefore = false;
+  /** When the breaker last opened (Date.now()): it lets a trial call through resetTimeoutMs later. */
+  private openedAt = 0;
 
   constructor(private readonly options: UpstreamOptions) {
     const { config, breaker } = options;
@@ -89,7 +91,10 @@ export class UpstreamActor implements RelayUpstream {
         errorFilter: (err: unknown) => err instanceof McpError || (err instanceof TunnelError && err.code === 'cancelled'),
       },
     );
-    this.breaker.on('open', () => options.onBreakerState?.('open'));
+    this.breaker.on('open', () => {
+      this.openedAt = Date.now();
+      options.onBreakerState?.('open');
+    });
     this.breaker.on('halfOpen', () => options.onBreakerState?.('half-open'));
     this.breaker.on('close', () => options.onBreakerState?.('closed'));
     const machine = upstreamMachine.provide({
@@ -268,11 +273,20 @@ export class UpstreamActor implements RelayUpstream {
       if (err instanceof McpError || err instanceof TunnelError) throw err;
       const code = (err as { code?: string }).code;
       if (code === 'EOPENBREAKER') {
-        throw new TunnelError('upstream_unavailable', `upstream ${this.name} is unavailable (circuit open)`, { upstream: this.name, breaker: 'open' });
+        throw new TunnelError('upstream_unavailable', `upstream ${this.name} is unavailable (circuit open)`, { upstream: this.name, breaker: 'open', ...this.retryAfter() });
       }
       throw new TunnelError('upstream_unavailable', `upstream ${this.name} failed: ${(err as Error).message}`, { upstream: this.name }, { cause: err });
     }
   };
+
+  /**
+   * While the circuit is open: how long until it lets a trial call through. Half-open with its
+   * one trial call in flight, nobody knows yet: no hint.
+   */
+  private retryAfter(): { retryAfterMs?: number } {
+    if (!this.breaker.opened) return {};
+    return { retryAfterMs: Math.max(1, this.openedAt + this.options.breaker.resetTimeoutMs - Date.now()) };
+  }
 
   async stop(): Promise<void> {
     this.actor.send({ type: 'upstream.stop' });

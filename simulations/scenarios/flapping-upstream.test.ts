@@ -1,7 +1,9 @@
 import t from 'tap';
 import { runScenario } from '../runner.ts';
 import { sweepScenarios } from '../sweep-check.ts';
+import type { RpcResponse } from '../../runtime/mcp/jsonrpc.ts';
 import type { SimSystem } from '../system/compose.ts';
+import { BREAKER_RESET_MS } from '../system/gateway.ts';
 import { scenarioByName, type Scenario } from './index.ts';
 
 sweepScenarios(t, ['flapping-upstream']);
@@ -25,3 +27,30 @@ t.test("the gateway breaker's rolling window turns on simulated time", async (t)
   // holds no fire by then; one that never turns holds the whole run's.
   t.equal(stats.fires, 0, `the window holds ${stats.fires} fires at the end`);
 });
+
+t.test('an open circuit tells the agent when it lets a trial call through', async (t) => {
+  const base = scenarioByName('flapping-upstream');
+  const talos: Record<string, unknown>[] = [];
+  const watched: Scenario = {
+    ...base,
+    async setup(world) {
+      const plan = await base.setup(world);
+      // A spy on the gateway's answers (the agent reads them only after decryption).
+      const gateway = plan.sys.gateway as unknown as { finish(callId: string, c: unknown, response: RpcResponse): void };
+      const finish = gateway.finish.bind(gateway);
+      gateway.finish = (callId, c, response) => {
+        const data = 'error' in response ? (response.error.data as { talos?: Record<string, unknown> } | undefined)?.talos : undefined;
+        if (data?.reason === 'upstream_unavailable') talos.push(data);
+        finish(callId, c, response);
+      };
+      return plan;
+    },
+  };
+  const r = await runScenario(watched, 2);
+  t.ok(r.ok, r.violation?.detail ?? 'passes');
+  const open = talos.filter((d) => d.breaker === 'open');
+  t.ok(open.length > 0 && open.length < talos.length, `${open.length} of ${talos.length} upstream_unavailable refusals come from the open circuit`);
+  t.ok(open.every((d) => Number.isInteger(d.retryAfterMs) && (d.retryAfterMs as number) >= 1 && (d.retryAfterMs as number) <= BREAKER_RESET_MS), 'each says when to come back, within the reset timeout');
+  t.ok(talos.every((d) => d.breaker === 'open' || d.retryAfterMs === undefined), 'a timeout or an upstream error gives no hint');
+});
+

@@ -20,7 +20,10 @@ import type { Truth } from './truth.ts';
  */
 export const RETRANSMIT_MS = 60;
 export const MAX_RETRANSMIT_MS = 400;
-/** After a transient refusal: wait RETRY_AFTER_MS, doubling per retry up to MAX_RETRY_AFTER_MS. */
+/**
+ * After a transient refusal: wait RETRY_AFTER_MS, doubling per retry up to MAX_RETRY_AFTER_MS,
+ * or longer when the gateway says when to come back (retryAfterMs, capped the same).
+ */
 export const RETRY_AFTER_MS = 50;
 export const MAX_RETRY_AFTER_MS = 800;
 
@@ -36,6 +39,13 @@ export function refusalReason(response: RpcResponse): string | undefined {
   if ('result' in response) return undefined;
   const reason = (response.error.data as { talos?: { reason?: unknown } } | undefined)?.talos?.reason;
   return typeof reason === 'string' ? reason : undefined;
+}
+
+/** How long to wait before the next attempt after `retries` transient refusals, this one included. */
+export function retryWait(response: RpcResponse, retries: number): number {
+  const backoff = Math.min(MAX_RETRY_AFTER_MS, RETRY_AFTER_MS * 2 ** retries);
+  const hint = 'error' in response ? (response.error.data as { talos?: { retryAfterMs?: unknown } } | undefined)?.talos?.retryAfterMs : undefined;
+  return typeof hint === 'number' && hint > backoff ? Math.min(hint, MAX_RETRY_AFTER_MS) : backoff;
 }
 
 /** ok: a result; denied: a refusal that stands; retry: a transient refusal. */
@@ -158,7 +168,7 @@ export class SimAgent implements SimNode {
     if (status === 'retry') {
       p.attempt++; // stops the retransmission of the old frame
       const attempt = p.attempt;
-      const wait = Math.min(MAX_RETRY_AFTER_MS, RETRY_AFTER_MS * 2 ** p.retries++);
+      const wait = retryWait(reply, p.retries++);
       this.world.scheduler.after(wait, 'agent retry', () => {
         if (this.pending.get(p.callId) === p && p.attempt === attempt) this.attempt(p);
       });

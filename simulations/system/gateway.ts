@@ -8,6 +8,7 @@ import { GatewayPipeline, type AuditSink, type Authorizer, type ToolRouter } fro
 import { toB64u } from '../../runtime/encoding/base64url.ts';
 import { bytesEqual, fromUtf8, utf8 } from '../../runtime/encoding/bytes.ts';
 import { TalosError } from '../../runtime/errors.ts';
+import { TunnelError } from '../../runtime/mcp/errors.ts';
 import type { BudgetLedger, RateLimiter, RateRule } from '../../runtime/limits/types.ts';
 import type { SecretVault } from '../../runtime/secrets/vault.ts';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from '../../runtime/session/envelope.ts';
@@ -73,6 +74,8 @@ export class SimGateway implements SimNode {
   sessions = new Map<string, Session>();
   private checker!: CapabilityChecker;
   /** Rebuilt at each boot; read by tests. */
+  /** When the breaker last opened (simulated ms): it lets a trial call through BREAKER_RESET_MS later. */
+  private breakerOpenedAt = 0;
   breaker!: CircuitBreaker<[ForwardRequest], ForwardResponse>;
   private auditWaiters = new Map<string, () => void>();
   private upstreamWaiters = new Map<string, (r: ForwardResponse) => void>();
@@ -126,7 +129,10 @@ export class SimGateway implements SimNode {
     };
     this.world.scheduler.after(BREAKER_WINDOW_MS / BREAKER_BUCKETS, 'breaker window', tick);
     const trace = this.world.trace;
-    this.breaker.on('open', () => trace.state('breaker', 'open'));
+    this.breaker.on('open', () => {
+      this.breakerOpenedAt = this.world.scheduler.now;
+      trace.state('breaker', 'open');
+    });
     this.breaker.on('halfOpen', () => trace.state('breaker', 'halfOpen'));
     this.breaker.on('close', () => trace.state('breaker', 'closed'));
   }
@@ -304,8 +310,13 @@ export class SimGateway implements SimNode {
     const req: ForwardRequest = { callId, msgHash, tool, args, credential: secret ? fromUtf8(secret) : '', decision };
     try {
       return await this.breaker.fire(req);
-    } catch {
-      return null; // timeout, upstream error or breaker open: a transient failure
+    } catch (err) {
+      // As the real upstream actor: an open circuit says when it lets a trial call through.
+      if ((err as { code?: string }).code === 'EOPENBREAKER' && this.breaker.opened) {
+        const retryAfterMs = Math.max(1, this.breakerOpenedAt + BREAKER_RESET_MS - this.world.scheduler.now);
+        throw new TunnelError('upstream_unavailable', 'the upstream is unavailable (circuit open)', { breaker: 'open', retryAfterMs });
+      }
+      return null; // timeout, upstream error or a half-open breaker's trial in flight: a transient failure
     }
   }
 
