@@ -1,4 +1,5 @@
 import { startAuditor, type Auditor } from '../../actors/auditor/index.ts';
+import { DEFAULT_AUDITOR_CONFIG } from '../../machines/auditor.machine.ts';
 import type { LogKey, SignedCheckpoint } from '../../runtime/audit/checkpoint.ts';
 import type { AuditEvent } from '../../runtime/audit/event.ts';
 import { LightClient } from '../../runtime/audit/light-client.ts';
@@ -18,7 +19,8 @@ import type { SimNode, World } from '../world.ts';
  * arrive over the network and are acknowledged once durable; checkpoints go to the real light
  * client, and each is checked against the previous one with a proof from the log.
  */
-export const CHECKPOINT_INTERVAL_MS = 250;
+/** The product's default (machines/auditor.machine.ts): the simulation runs the auditor as shipped. */
+export const CHECKPOINT_INTERVAL_MS = DEFAULT_AUDITOR_CONFIG.checkpointEveryMs;
 export const AUDITOR = 'auditor';
 
 export interface AppendRequest {
@@ -69,7 +71,6 @@ export class SimAuditor implements SimNode {
       log: this.log,
       crypto: this.world.crypto,
       key: this.logKey,
-      config: { checkpointEveryMs: CHECKPOINT_INTERVAL_MS },
       ...(this.world.inspect ? { inspect: this.world.inspect } : {}),
       onCheckpoint: (cp) => {
         if (epoch === this.epoch) this.world.spawn(this.verifyCheckpoint(cp));
