@@ -2,6 +2,7 @@ import CircuitBreaker from 'opossum';
 import { createActor, fromPromise, waitFor, type Actor, type InspectionEvent } from 'xstate';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { upstreamMachine } from '../../machines/upstream.machine.ts';
+import { circuitRefusal } from './circuit.ts';
 import type { BreakerConfig, UpstreamConfig } from '../../runtime/config/config.ts';
 import { TunnelError } from '../../runtime/mcp/errors.ts';
 import type { RpcNotification } from '../../runtime/mcp/jsonrpc.ts';
@@ -273,19 +274,15 @@ export class UpstreamActor implements RelayUpstream {
       if (err instanceof McpError || err instanceof TunnelError) throw err;
       const code = (err as { code?: string }).code;
       if (code === 'EOPENBREAKER') {
-        throw new TunnelError('upstream_unavailable', `upstream ${this.name} is unavailable (circuit open)`, { upstream: this.name, breaker: 'open', ...this.retryAfter() });
+        throw new TunnelError('upstream_unavailable', `upstream ${this.name} is unavailable (circuit open)`, { upstream: this.name, breaker: 'open', ...this.circuitRefusal() });
       }
       throw new TunnelError('upstream_unavailable', `upstream ${this.name} failed: ${(err as Error).message}`, { upstream: this.name }, { cause: err });
     }
   };
 
-  /**
-   * While the circuit is open: how long until it lets a trial call through. Half-open with its
-   * one trial call in flight, nobody knows yet: no hint.
-   */
-  private retryAfter(): { retryAfterMs?: number } {
-    if (!this.breaker.opened) return {};
-    return { retryAfterMs: Math.max(1, this.openedAt + this.options.breaker.resetTimeoutMs - Date.now()) };
+  /** Whether the breaker would refuse a call now, and when it lets one through if it knows. */
+  circuitRefusal(): { retryAfterMs?: number } | undefined {
+    return circuitRefusal(this.breaker, this.openedAt, this.options.breaker.resetTimeoutMs, Date.now());
   }
 
   async stop(): Promise<void> {

@@ -160,6 +160,41 @@ t.test('budget: reserved before, refunded when the upstream is unreachable, exha
   t.equal(reason(await p.handle(ctx, call('fail'))), 'ok', 'a free tool (cost 0) still passes; its tool error is a result');
 });
 
+t.test('an open circuit refuses at once: no rate token, no budget, one audit entry, and when to come back', async (t) => {
+  const events: AuditEvent[] = [];
+  const budget = new MemoryBudgetLedger();
+  const limiter = new MemoryRateLimiter();
+  let takes = 0;
+  const rate = { kind: limiter.kind, close: () => limiter.close(), take: (...a: Parameters<MemoryRateLimiter['take']>) => (takes++, limiter.take(...a)) };
+  let circuit: { retryAfterMs?: number } | undefined = { retryAfterMs: 150 };
+  const breakered: ToolRouter = {
+    tools: router.tools,
+    resolve(name) {
+      const r = router.resolve(name);
+      return r && r !== 'drift' ? { ...r, circuitRefusal: () => circuit } : r;
+    },
+  };
+  const p = new GatewayPipeline(ports({ router: breakered, budget, rate, audit: { append: async (e) => void events.push(e) } }));
+  received.length = 0;
+  for (let i = 0; i < 4; i++) {
+    const r = await p.handle(ctx, call('echo', { message: 'x' }));
+    t.equal(reason(r), 'upstream_unavailable');
+    t.match('error' in r && r.error, { code: RPC_ERRORS.upstream_unavailable, message: /circuit open/, data: { talos: { upstream: 'fixture', breaker: 'open', retryAfterMs: 150 } } });
+  }
+  t.same(received, [], 'nothing reached the upstream');
+  t.equal(takes, 0, 'no rate token taken');
+  t.equal(await budget.remaining(agent.did, 3), 3, 'no budget reserved');
+  t.same(events.map((e) => `${e.kind}:${e.decision}:${e.reason}`), Array(4).fill('request:deny:upstream_unavailable'), 'one entry per refusal');
+  circuit = {}; // half-open, its trial call in flight
+  const trial = await p.handle(ctx, call('echo', { message: 'x' }));
+  t.equal(reason(trial), 'upstream_unavailable');
+  t.notOk('error' in trial && 'retryAfterMs' in (trial.error.data as { talos: object }).talos, 'no hint while nobody knows');
+  t.equal(takes, 0);
+  circuit = undefined;
+  t.equal(reason(await p.handle(ctx, call('echo', { message: 'x' }))), 'ok', 'closed again: forwarded');
+  t.equal(takes, 1);
+});
+
 t.test('an audit that fails refuses the call and refunds it; a limits store that fails refuses', async (t) => {
   const budget = new MemoryBudgetLedger();
   received.length = 0;
@@ -283,6 +318,24 @@ t.test('prompts: routed by name (first configured wins), authorized with their a
   t.equal(reason(await p.handle(ctx, req('prompts/get', withToken(tok, { name: 'other' })))), 'no_matching_grant');
   t.equal(reason(await p.handle(ctx, req('prompts/get', withToken(token([{ method: 'prompts/get' }]), { name: 'nope' })))), 'unknown_prompt');
   t.equal(seen.length, 1, 'no refusal reached an upstream');
+});
+
+t.test("relayed requests: an upstream actor's open breaker refuses them at once, with its reset time left", async (t) => {
+  const p = new GatewayPipeline(ports({ router: relayRouter }));
+  const tok = token([{ method: 'prompts/get', tool: 'greet' }]);
+  const breaker = (actors[0] as unknown as { breaker: { open(): void; close(): void } }).breaker;
+  breaker.open();
+  t.teardown(() => breaker.close());
+  seen.length = 0;
+  const r = await p.handle(ctx, req('prompts/get', withToken(tok, { name: 'greet', arguments: { who: 'ada' } })));
+  t.equal(reason(r), 'upstream_unavailable');
+  const data = ('error' in r ? (r.error.data as { talos: Record<string, unknown> }).talos : {}) as { breaker?: string; upstream?: string; retryAfterMs?: number };
+  t.match(data, { breaker: 'open', upstream: 'alpha' });
+  t.ok(data.retryAfterMs! >= 1 && data.retryAfterMs! <= relayConfig.breaker.resetTimeoutMs, `retryAfterMs ${data.retryAfterMs} within the reset timeout`);
+  t.same(seen, [], 'alpha was not called');
+  t.match(await lastEvent(), { kind: 'request', method: 'prompts/get', decision: 'deny', reason: 'upstream_unavailable' });
+  breaker.close();
+  t.match(resultOf(await p.handle(ctx, req('prompts/get', withToken(tok, { name: 'greet', arguments: { who: 'ada' } })))), { messages: [{ content: { text: 'hello ada from alpha' } }] }, 'closed: served again');
 });
 
 t.test('resources: routed to the upstream that listed the uri or whose template matches; reads need a grant on the uri', async (t) => {

@@ -53,7 +53,7 @@ export interface RoutedTool {
 export interface ToolRouter {
   tools(): RoutedTool[];
   /** A tool by the name agents see: found, withheld because its definition drifted, or unknown. */
-  resolve(name: string): { tool: RoutedTool; call: UpstreamCall } | 'drift' | undefined;
+  resolve(name: string): { tool: RoutedTool; call: UpstreamCall; circuitRefusal?: CircuitRefusal } | 'drift' | undefined;
   /**
    * The upstreams in configured order, for everything besides tools (prompts, resources,
    * completion, logging, notifications). Without it the gateway relays tools only.
@@ -101,6 +101,13 @@ export const MAX_URI_LENGTH = 4096;
 type Sealed = { response: RpcResponse; audit?: (msgHash: string) => Promise<RpcResponse | undefined> };
 
 /** An authorized request on its way to one upstream. */
+/**
+ * Whether the upstream's circuit breaker would refuse a call now: open, with `retryAfterMs`
+ * until it lets a trial call through (at least 1), or half-open with its one trial call in
+ * flight (no hint: nobody knows yet). Undefined: the call may go.
+ */
+export type CircuitRefusal = () => { retryAfterMs?: number } | undefined;
+
 interface Forward {
   /** The audit event's `tool` (tools and prompts). */
   tool?: string;
@@ -113,6 +120,7 @@ interface Forward {
   cost: number;
   /** Runs on a successful answer, before it is returned (subscription bookkeeping). */
   onResult?: () => void;
+  circuitRefusal?: CircuitRefusal;
 }
 
 /** One-shot: no native Hash object per call (the tunnel hashes every frame, both ways). */
@@ -412,7 +420,9 @@ export class GatewayPipeline {
     const { cost, rate } = toolLimits(this.ports.limits, name);
     // The capability (and every other talos key) stops here.
     const upstreamParams = { ...stripTalosMeta(params), name: route.tool.upstreamName };
-    return this.forward(ctx, req, { tool: name, tokenId, upstream: route.tool.upstream, call: route.call, params: upstreamParams, bucket: name, rate, cost });
+    const f: Forward = { tool: name, tokenId, upstream: route.tool.upstream, call: route.call, params: upstreamParams, bucket: name, rate, cost };
+    if (route.circuitRefusal) f.circuitRefusal = route.circuitRefusal;
+    return this.forward(ctx, req, f);
   }
 
   /** prompts/get, authorized as { method: 'prompts/get', tool: <prompt>, args: <its arguments> }. */
@@ -493,6 +503,7 @@ export class GatewayPipeline {
       tokenId,
       upstream: upstream.name,
       call: (method, params, signal, onProgress) => upstream.call(method, params, signal, onProgress),
+      ...(upstream.circuitRefusal ? { circuitRefusal: () => upstream.circuitRefusal!() } : {}),
       params: stripTalosMeta(req.params),
       bucket: methodBucket(req.method),
       rate: this.ports.limits.rate,
@@ -538,11 +549,17 @@ export class GatewayPipeline {
   }
 
   /**
-   * The common tail of every relayed request: rate limit -> budget -> audit the decision ->
-   * forward (talos keys already stripped) -> settle -> audit the response.
+   * The common tail of every relayed request: open circuit? -> rate limit -> budget -> audit
+   * the decision -> forward (talos keys already stripped) -> settle -> audit the response.
    */
   private async forward(ctx: RequestContext, req: RpcRequest, f: Forward): Promise<Sealed> {
     const { tool, tokenId } = f;
+    // A call that cannot reach its upstream spends no rate token and no budget, and leaves one
+    // audit entry (the refusal) instead of an allow followed by a failed response.
+    const circuit = f.circuitRefusal?.();
+    if (circuit) {
+      return this.wrap(this.deny(ctx, req, tool, tokenId, refuse('upstream_unavailable', `upstream ${f.upstream} is unavailable (circuit open)`, RPC_ERRORS.upstream_unavailable, { upstream: f.upstream, breaker: 'open', ...circuit })));
+    }
     const limited = await this.rateLimit(ctx, req, f.bucket, 1, f.rate, tokenId, tool);
     if (limited) return { response: limited };
 

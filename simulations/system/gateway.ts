@@ -1,5 +1,6 @@
 import { EventEmitter } from 'node:events';
 import CircuitBreaker from 'opossum';
+import { circuitRefusal } from '../../actors/upstream/circuit.ts';
 import { CapabilityChecker } from '../../runtime/capability/checker.ts';
 import type { RevocationSource } from '../../runtime/capability/revocation.ts';
 import { decodeToken } from '../../runtime/capability/token.ts';
@@ -8,7 +9,6 @@ import { GatewayPipeline, type AuditSink, type Authorizer, type ToolRouter } fro
 import { toB64u } from '../../runtime/encoding/base64url.ts';
 import { bytesEqual, fromUtf8, utf8 } from '../../runtime/encoding/bytes.ts';
 import { TalosError } from '../../runtime/errors.ts';
-import { TunnelError } from '../../runtime/mcp/errors.ts';
 import type { BudgetLedger, RateLimiter, RateRule } from '../../runtime/limits/types.ts';
 import type { SecretVault } from '../../runtime/secrets/vault.ts';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from '../../runtime/session/envelope.ts';
@@ -258,6 +258,7 @@ export class SimGateway implements SimNode {
         if (!UPSTREAM_TOOLS.includes(name)) return undefined;
         return {
           tool: route(name),
+          circuitRefusal: () => circuitRefusal(this.breaker, this.breakerOpenedAt, BREAKER_RESET_MS, this.world.scheduler.now),
           call: async (_method, params) => {
             const res = await this.forward(callId, c.msgHash, name, (params?.arguments ?? {}) as Record<string, unknown>, decision!);
             if (!res || !res.ok) throw new Error('the upstream did not answer');
@@ -310,13 +311,8 @@ export class SimGateway implements SimNode {
     const req: ForwardRequest = { callId, msgHash, tool, args, credential: secret ? fromUtf8(secret) : '', decision };
     try {
       return await this.breaker.fire(req);
-    } catch (err) {
-      // As the real upstream actor: an open circuit says when it lets a trial call through.
-      if ((err as { code?: string }).code === 'EOPENBREAKER' && this.breaker.opened) {
-        const retryAfterMs = Math.max(1, this.breakerOpenedAt + BREAKER_RESET_MS - this.world.scheduler.now);
-        throw new TunnelError('upstream_unavailable', 'the upstream is unavailable (circuit open)', { breaker: 'open', retryAfterMs });
-      }
-      return null; // timeout, upstream error or a half-open breaker's trial in flight: a transient failure
+    } catch {
+      return null; // timeout, upstream error or breaker open: a transient failure
     }
   }
 
