@@ -1,5 +1,5 @@
 import type { CryptoProvider } from '../crypto/provider.ts';
-import { didFromPublicKey, type Did } from '../identity/did.ts';
+import { didOfDerivedKey, type Did } from '../identity/did.ts';
 import { cachedDidKey, isValidDid } from './did-cache.ts';
 import { DOMAINS, signObject, verifyObject } from '../identity/signing.ts';
 import { validate } from '../../contracts/validate.ts';
@@ -55,7 +55,7 @@ export function verifyRevocation(crypto: CryptoProvider, r: unknown): r is Revoc
 }
 
 export function mintRevocation(crypto: CryptoProvider, issuerKey: Uint8Array, tokenId: string, ts: number): Revocation {
-  const iss = didFromPublicKey(crypto.ed25519PublicKey(issuerKey));
+  const iss = didOfDerivedKey(crypto.ed25519PublicKey(issuerKey));
   const r = signObject(crypto, issuerKey, DOMAINS.revocation, { v: 1, iss, token_id: tokenId, ts }) as unknown as Revocation;
   const p = revocationProblem(r);
   if (p) throw new CapabilityError('bad_revocation', p);

@@ -3,7 +3,7 @@ import { fromB64u, toB64u } from '../encoding/base64url.ts';
 import { fromUtf8, utf8 } from '../encoding/bytes.ts';
 import { jcs } from '../encoding/jcs.ts';
 import { parseJson } from '../encoding/json.ts';
-import { didFromPublicKey, type Did } from '../identity/did.ts';
+import { didOfDerivedKey, type Did } from '../identity/did.ts';
 import { isValidDid } from './did-cache.ts';
 import { DOMAINS, signObject } from '../identity/signing.ts';
 import { validate } from '../../contracts/validate.ts';
@@ -262,7 +262,7 @@ function buildUnsigned(crypto: CryptoProvider, o: MintOptions, iss: Did): Unsign
 
 /** Mints a root token signed by `issuerKey`. */
 export function mintToken(crypto: CryptoProvider, o: MintOptions): Token {
-  const iss = didFromPublicKey(crypto.ed25519PublicKey(o.issuerKey));
+  const iss = didOfDerivedKey(crypto.ed25519PublicKey(o.issuerKey));
   return signToken(crypto, o.issuerKey, buildUnsigned(crypto, o, iss));
 }
 
@@ -283,7 +283,7 @@ export function delegateToken(crypto: CryptoProvider, o: DelegateOptions): Token
   const parent = o.parent;
   const chain = tokenChain(parent);
   if (chain.length + 1 > MAX_CHAIN_DEPTH) throw new CapabilityError('chain_too_deep', `a chain holds at most ${MAX_CHAIN_DEPTH} tokens`);
-  const iss = didFromPublicKey(crypto.ed25519PublicKey(o.issuerKey));
+  const iss = didOfDerivedKey(crypto.ed25519PublicKey(o.issuerKey));
   if (iss !== parent.sub) throw new CapabilityError('delegation_issuer', 'only the subject of the parent token can delegate it');
   const nbf = o.nbf ?? parent.nbf;
   const exp = o.exp ?? parent.exp;

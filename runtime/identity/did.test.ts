@@ -4,7 +4,7 @@ import fc from 'fast-check';
 import { providers } from '../crypto/index.ts';
 import { fromHex } from '../encoding/bytes.ts';
 import { IdentityError } from '../errors.ts';
-import { didFromPublicKey, isDid, normalizeDid, publicKeyFromDid } from './did.ts';
+import { didFromPublicKey, didOfDerivedKey, isDid, normalizeDid, publicKeyFromDid } from './did.ts';
 import { decodeMultikey, encodeMultikey } from './multikey.ts';
 
 /**
@@ -159,3 +159,19 @@ t.test('a remembered DID hands out a fresh key each time: a caller cannot change
   key.fill(1);
   t.equal(didFromPublicKey(provider!.ed25519PublicKey(new Uint8Array(32).fill(7))), did, 'the memo is not keyed by a mutable array');
 });
+
+t.test('a key the provider derived names its DID without the curve check, and the DID parses back to it', async (t) => {
+  const [crypto] = providers();
+  fc.assert(
+    fc.property(fc.uint8Array({ minLength: 32, maxLength: 32 }), (seed) => {
+      const key = crypto!.ed25519PublicKey(seed);
+      const did = didOfDerivedKey(key);
+      return did === `did:talos:z${base58.encode(new Uint8Array([0xed, 0x01, ...key]))}` && Buffer.from(publicKeyFromDid(did)).equals(Buffer.from(key)) && didFromPublicKey(key) === did;
+    }),
+    { numRuns: 200 },
+  );
+  t.throws(() => didOfDerivedKey(new Uint8Array(31)), { code: 'did_bad_key' }, 'not 32 bytes: refused');
+  // The checked path still refuses what only the curve check catches (a small-order point).
+  t.throws(() => didFromPublicKey(new Uint8Array(32)), { code: 'did_bad_key' });
+});
+

@@ -33,17 +33,31 @@ function remember<V>(memo: Map<string, V>, key: string, value: V): void {
 }
 
 export function didFromPublicKey(publicKey: Uint8Array): Did {
+  return didOf(publicKey, true);
+}
+
+/**
+ * The DID of a public key the provider derived from a secret seed ([a]B with a clamped: a
+ * canonical encoding of a point of prime order by construction), without the curve check.
+ */
+export function didOfDerivedKey(publicKey: Uint8Array): Did {
+  return didOf(publicKey, false);
+}
+
+function didOf(publicKey: Uint8Array, check: boolean): Did {
   const hex = publicKey instanceof Uint8Array ? toHex(publicKey) : '';
   const known = didByKey.get(hex);
   if (known !== undefined) return known;
-  if (!isValidEd25519PublicKey(publicKey)) {
+  if (check ? !isValidEd25519PublicKey(publicKey) : publicKey.length !== 32) {
     throw new IdentityError('did_bad_key', 'not a valid Ed25519 public key (non-canonical or small order)');
   }
   const bytes = new Uint8Array(DECODED_LENGTH);
   bytes.set(ED25519_MULTICODEC, 0);
   bytes.set(publicKey, 2);
   const did: Did = `did:talos:z${base58.encode(bytes)}`;
+  // Both ways: the DID is parsed back wherever it travels (tokens, bundles, frames).
   remember(didByKey, hex, did);
+  remember(keyByDid, did, publicKey.slice());
   return did;
 }
 

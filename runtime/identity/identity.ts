@@ -1,7 +1,7 @@
 import type { CryptoProvider, KeyPair } from '../crypto/provider.ts';
 import { bytesEqual } from '../encoding/bytes.ts';
 import { IdentityError } from '../errors.ts';
-import { didFromPublicKey, publicKeyFromDid, type Did } from './did.ts';
+import { didOfDerivedKey, publicKeyFromDid, type Did } from './did.ts';
 
 /**
  * An agent's long-term identity (PROTOCOL.md section 3): the Ed25519 key pair IKsig, which the
@@ -27,7 +27,7 @@ export interface IdentitySeeds {
 export function generateIdentity(crypto: CryptoProvider, seeds: IdentitySeeds = {}): Identity {
   const sig = crypto.ed25519KeyPair(seeds.sigSeed);
   const dh = crypto.x25519KeyPair(seeds.dhSecret);
-  return { did: didFromPublicKey(sig.publicKey), sig, dh };
+  return { did: didOfDerivedKey(sig.publicKey), sig, dh };
 }
 
 /**
