@@ -164,4 +164,3 @@ t.test('an agent retries a transient refusal with backoff, or later when the gat
   t.equal(retryWait(talos(60_000), 0), MAX_RETRY_AFTER_MS, 'a hint is capped like the backoff');
   for (const bad of ['170', -5, Number.NaN, null]) t.equal(retryWait(talos(bad), 0), 50, `a hint of ${String(bad)} is ignored`);
 });
-

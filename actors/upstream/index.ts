@@ -2,13 +2,13 @@ import CircuitBreaker from 'opossum';
 import { createActor, fromPromise, waitFor, type Actor, type InspectionEvent } from 'xstate';
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { upstreamMachine } from '../../machines/upstream.machine.ts';
-import { circuitRefusal } from './circuit.ts';
 import type { BreakerConfig, UpstreamConfig } from '../../runtime/config/config.ts';
 import { TunnelError } from '../../runtime/mcp/errors.ts';
 import type { RpcNotification } from '../../runtime/mcp/jsonrpc.ts';
 import { checkPins, promptHash, promptPinKey, type DriftReport, type PinStore, type PromptDefinition, type ToolDefinition } from '../../runtime/mcp/pinning.ts';
 import type { RelayUpstream } from '../../runtime/mcp/relay.ts';
 import { UpstreamConnection, transportFor, type TransportFactory } from '../../runtime/mcp/upstream-connection.ts';
+import { circuitRefusal } from './circuit.ts';
 
 /**
  * The upstream actor: one per configured MCP server. It binds the pure upstream machine to a

@@ -174,4 +174,3 @@ t.test('a key the provider derived names its DID without the curve check, and th
   // The checked path still refuses what only the curve check catches (a small-order point).
   t.throws(() => didFromPublicKey(new Uint8Array(32)), { code: 'did_bad_key' });
 });
-

@@ -54,4 +54,3 @@ t.test('the circuit refuses at once, and an open one tells the agent when it let
   t.ok(open.every((d) => Number.isInteger(d.retryAfterMs) && (d.retryAfterMs as number) >= 1 && (d.retryAfterMs as number) <= BREAKER_RESET_MS), 'an open circuit says when to come back, within the reset timeout');
   t.ok(talos.every((d) => d.breaker === 'open' || d.retryAfterMs === undefined), 'a timeout or an upstream error gives no hint');
 });
-
