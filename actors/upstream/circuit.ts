@@ -1,12 +1,15 @@
 import type CircuitBreaker from 'opossum';
 
 /**
- * Whether `breaker` would refuse a call now, decided as opossum's fire() decides it (neither
- * closed nor about to let its half-open trial call through), and, while it is open, when it
- * lets a trial call through: `resetTimeoutMs` after it opened at `openedAt`. Half-open with
- * the trial call in flight, nobody knows yet: no hint.
+ * Follows `breaker` and answers, while it is open, how long until it lets a trial call through
+ * (opossum half-opens it `resetTimeoutMs` after it opened; at least 1 ms). Closed, half-open or
+ * shut down: undefined, and opossum's fire() decides (it refuses the calls behind a half-open
+ * trial itself).
  */
-export function circuitRefusal(breaker: CircuitBreaker, openedAt: number, resetTimeoutMs: number, now: number): { retryAfterMs?: number } | undefined {
-  if (breaker.closed || breaker.pendingClose) return undefined;
-  return breaker.opened ? { retryAfterMs: Math.max(1, openedAt + resetTimeoutMs - now) } : {};
+export function circuitOpenFor(breaker: CircuitBreaker, resetTimeoutMs: number, now: () => number): () => number | undefined {
+  let openedAt = now();
+  breaker.on('open', () => {
+    openedAt = now();
+  });
+  return () => (breaker.opened ? Math.max(1, openedAt + resetTimeoutMs - now()) : undefined);
 }

@@ -3,12 +3,12 @@ import { createActor, fromPromise, waitFor, type Actor, type InspectionEvent } f
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { upstreamMachine } from '../../machines/upstream.machine.ts';
 import type { BreakerConfig, UpstreamConfig } from '../../runtime/config/config.ts';
-import { TunnelError } from '../../runtime/mcp/errors.ts';
+import { TunnelError, circuitOpenRefusal } from '../../runtime/mcp/errors.ts';
 import type { RpcNotification } from '../../runtime/mcp/jsonrpc.ts';
 import { checkPins, promptHash, promptPinKey, type DriftReport, type PinStore, type PromptDefinition, type ToolDefinition } from '../../runtime/mcp/pinning.ts';
 import type { RelayUpstream } from '../../runtime/mcp/relay.ts';
 import { UpstreamConnection, transportFor, type TransportFactory } from '../../runtime/mcp/upstream-connection.ts';
-import { circuitRefusal } from './circuit.ts';
+import { circuitOpenFor } from './circuit.ts';
 
 /**
  * The upstream actor: one per configured MCP server. It binds the pure upstream machine to a
@@ -64,8 +64,8 @@ export class UpstreamActor implements RelayUpstream {
   /** One re-read of prompts or resources at a time; a change announced meanwhile re-reads after it. */
   private readonly rereads: Record<'prompts' | 'resources', Promise<void>> = { prompts: Promise.resolve(), resources: Promise.resolve() };
   private connectedBefore = false;
-  /** When the breaker last opened (Date.now()): it lets a trial call through resetTimeoutMs later. */
-  private openedAt = 0;
+  /** While the breaker is open: ms until it lets a trial call through (the gateway refuses at once meanwhile). */
+  readonly circuitOpenFor: () => number | undefined;
 
   constructor(private readonly options: UpstreamOptions) {
     const { config, breaker } = options;
@@ -92,10 +92,8 @@ export class UpstreamActor implements RelayUpstream {
         errorFilter: (err: unknown) => err instanceof McpError || (err instanceof TunnelError && err.code === 'cancelled'),
       },
     );
-    this.breaker.on('open', () => {
-      this.openedAt = Date.now();
-      options.onBreakerState?.('open');
-    });
+    this.circuitOpenFor = circuitOpenFor(this.breaker, breaker.resetTimeoutMs, () => Date.now());
+    this.breaker.on('open', () => options.onBreakerState?.('open'));
     this.breaker.on('halfOpen', () => options.onBreakerState?.('half-open'));
     this.breaker.on('close', () => options.onBreakerState?.('closed'));
     const machine = upstreamMachine.provide({
@@ -274,16 +272,12 @@ export class UpstreamActor implements RelayUpstream {
       if (err instanceof McpError || err instanceof TunnelError) throw err;
       const code = (err as { code?: string }).code;
       if (code === 'EOPENBREAKER') {
-        throw new TunnelError('upstream_unavailable', `upstream ${this.name} is unavailable (circuit open)`, { upstream: this.name, breaker: 'open', ...this.circuitRefusal() });
+        const open = circuitOpenRefusal(this.name, this.circuitOpenFor());
+        throw new TunnelError('upstream_unavailable', open.message, open.data);
       }
       throw new TunnelError('upstream_unavailable', `upstream ${this.name} failed: ${(err as Error).message}`, { upstream: this.name }, { cause: err });
     }
   };
-
-  /** Whether the breaker would refuse a call now, and when it lets one through if it knows. */
-  circuitRefusal(): { retryAfterMs?: number } | undefined {
-    return circuitRefusal(this.breaker, this.openedAt, this.options.breaker.resetTimeoutMs, Date.now());
-  }
 
   async stop(): Promise<void> {
     this.actor.send({ type: 'upstream.stop' });

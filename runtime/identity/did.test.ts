@@ -174,3 +174,18 @@ t.test('a key the provider derived names its DID without the curve check, and th
   // The checked path still refuses what only the curve check catches (a small-order point).
   t.throws(() => didFromPublicKey(new Uint8Array(32)), { code: 'did_bad_key' });
 });
+
+t.test("a DID made from a caller's Buffer keeps its own copy of the key: reusing the Buffer changes nothing", async (t) => {
+  const [provider] = providers();
+  const key = provider!.ed25519PublicKey(new Uint8Array(32).fill(42));
+  for (const make of [didFromPublicKey, didOfDerivedKey]) {
+    const buf = Buffer.from(provider!.ed25519PublicKey(new Uint8Array(32).fill(make === didFromPublicKey ? 42 : 44)));
+    const expected = new Uint8Array(buf);
+    const did = make(buf);
+    buf.fill(0); // a small-order point: the memo must never hand it out
+    // Compared as hex: tap's t.same passes a Buffer against any Uint8Array of its length.
+    t.equal(Buffer.from(publicKeyFromDid(did)).toString('hex'), Buffer.from(expected).toString('hex'), `${make.name}: the DID still parses to its own key`);
+  }
+  t.same(publicKeyFromDid(didFromPublicKey(key)), key);
+  t.throws(() => didOfDerivedKey([...key] as unknown as Uint8Array), { code: 'did_bad_key' }, 'not a Uint8Array: refused, never remembered');
+});

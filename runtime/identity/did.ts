@@ -45,10 +45,11 @@ export function didOfDerivedKey(publicKey: Uint8Array): Did {
 }
 
 function didOf(publicKey: Uint8Array, check: boolean): Did {
-  const hex = publicKey instanceof Uint8Array ? toHex(publicKey) : '';
+  if (!(publicKey instanceof Uint8Array) || publicKey.length !== 32) throw new IdentityError('did_bad_key', 'an Ed25519 public key is 32 bytes');
+  const hex = toHex(publicKey);
   const known = didByKey.get(hex);
   if (known !== undefined) return known;
-  if (check ? !isValidEd25519PublicKey(publicKey) : publicKey.length !== 32) {
+  if (check && !isValidEd25519PublicKey(publicKey)) {
     throw new IdentityError('did_bad_key', 'not a valid Ed25519 public key (non-canonical or small order)');
   }
   const bytes = new Uint8Array(DECODED_LENGTH);
@@ -57,7 +58,7 @@ function didOf(publicKey: Uint8Array, check: boolean): Did {
   const did: Did = `did:talos:z${base58.encode(bytes)}`;
   // Both ways: the DID is parsed back wherever it travels (tokens, bundles, frames).
   remember(didByKey, hex, did);
-  remember(keyByDid, did, publicKey.slice());
+  remember(keyByDid, did, new Uint8Array(publicKey)); // a copy even of a Buffer, whose slice() is a view
   return did;
 }
 

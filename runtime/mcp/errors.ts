@@ -11,6 +11,17 @@ export class TunnelError extends TalosError {
 }
 
 /**
+ * What an agent is told when an upstream's circuit breaker does not let its call through:
+ * `retryAfterMs` when the breaker is open (the time until it lets a trial call through).
+ */
+export function circuitOpenRefusal(upstream: string, retryAfterMs?: number): { message: string; data: Record<string, unknown> } {
+  return {
+    message: `upstream ${upstream} is unavailable (circuit open)`,
+    data: { upstream, breaker: 'open', ...(retryAfterMs !== undefined ? { retryAfterMs } : {}) },
+  };
+}
+
+/**
  * JSON-RPC error codes the gateway answers with, in the implementation-defined server range
  * (-32000..-32099), away from the SDK's own -32000 (connection closed), -32001 (timeout) and
  * -32042. The `data.talos.reason` string carries the precise refusal code.

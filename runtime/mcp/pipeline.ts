@@ -5,7 +5,7 @@ import type { AccessRequest, CheckResult } from '../capability/index.ts';
 import type { AuditEvent } from '../audit/event.ts';
 import { toolLimits, type LimitsConfig } from '../config/config.ts';
 import { LimitError, type BudgetLedger, type RateLimiter } from '../limits/types.ts';
-import { JSONRPC_INTERNAL_ERROR, JSONRPC_INVALID_PARAMS, JSONRPC_METHOD_NOT_FOUND, RPC_ERRORS, TunnelError } from './errors.ts';
+import { JSONRPC_INTERNAL_ERROR, JSONRPC_INVALID_PARAMS, JSONRPC_METHOD_NOT_FOUND, RPC_ERRORS, TunnelError, circuitOpenRefusal } from './errors.ts';
 import { TOOL_NAME, isPlainObject, rpcError, type RpcNotification, type RpcRequest, type RpcResponse } from './jsonrpc.ts';
 import { capabilityFrom, stripTalosMeta } from './meta.ts';
 import { MAX_SUBSCRIPTIONS_PER_SESSION, SessionHub, isLogLevel, mergedCapabilities, routePrompt, routeResource, type RelaySession, type RelayUpstream, type UpstreamCall } from './relay.ts';
@@ -13,7 +13,8 @@ import { MAX_SUBSCRIPTIONS_PER_SESSION, SessionHub, isLogLevel, mergedCapabiliti
 /**
  * The gateway's per-request pipeline. For every JSON-RPC request that arrives through a session:
  *   classify (method, target, arguments) -> authorize (capability checker, sub = session DID)
- *   -> target known and not drifted -> rate limit (agent, bucket) -> reserve budget (tools)
+ *   -> target known and not drifted -> its upstream's circuit not open
+ *   -> rate limit (agent, bucket) -> reserve budget (tools)
  *   -> append the decision to the audit log (BEFORE forwarding) -> strip every talos _meta key
  *   -> forward through the upstream's breaker -> settle the budget -> audit the response.
  * Relayed requests: tools/call, prompts/get, resources/read, resources/subscribe,
@@ -53,7 +54,7 @@ export interface RoutedTool {
 export interface ToolRouter {
   tools(): RoutedTool[];
   /** A tool by the name agents see: found, withheld because its definition drifted, or unknown. */
-  resolve(name: string): { tool: RoutedTool; call: UpstreamCall; circuitRefusal?: CircuitRefusal } | 'drift' | undefined;
+  resolve(name: string): { tool: RoutedTool; call: UpstreamCall; circuitOpenFor?: CircuitOpenFor } | 'drift' | undefined;
   /**
    * The upstreams in configured order, for everything besides tools (prompts, resources,
    * completion, logging, notifications). Without it the gateway relays tools only.
@@ -100,14 +101,13 @@ export const MAX_URI_LENGTH = 4096;
 
 type Sealed = { response: RpcResponse; audit?: (msgHash: string) => Promise<RpcResponse | undefined> };
 
-/** An authorized request on its way to one upstream. */
 /**
- * Whether the upstream's circuit breaker would refuse a call now: open, with `retryAfterMs`
- * until it lets a trial call through (at least 1), or half-open with its one trial call in
- * flight (no hint: nobody knows yet). Undefined: the call may go.
+ * While the upstream's circuit breaker is open: the milliseconds until it lets a trial call
+ * through (at least 1). Otherwise undefined (closed or half-open: its breaker decides).
  */
-export type CircuitRefusal = () => { retryAfterMs?: number } | undefined;
+export type CircuitOpenFor = () => number | undefined;
 
+/** An authorized request on its way to one upstream. */
 interface Forward {
   /** The audit event's `tool` (tools and prompts). */
   tool?: string;
@@ -120,7 +120,7 @@ interface Forward {
   cost: number;
   /** Runs on a successful answer, before it is returned (subscription bookkeeping). */
   onResult?: () => void;
-  circuitRefusal?: CircuitRefusal;
+  circuitOpenFor?: CircuitOpenFor;
 }
 
 /** One-shot: no native Hash object per call (the tunnel hashes every frame, both ways). */
@@ -421,7 +421,7 @@ export class GatewayPipeline {
     // The capability (and every other talos key) stops here.
     const upstreamParams = { ...stripTalosMeta(params), name: route.tool.upstreamName };
     const f: Forward = { tool: name, tokenId, upstream: route.tool.upstream, call: route.call, params: upstreamParams, bucket: name, rate, cost };
-    if (route.circuitRefusal) f.circuitRefusal = route.circuitRefusal;
+    if (route.circuitOpenFor) f.circuitOpenFor = route.circuitOpenFor;
     return this.forward(ctx, req, f);
   }
 
@@ -503,7 +503,7 @@ export class GatewayPipeline {
       tokenId,
       upstream: upstream.name,
       call: (method, params, signal, onProgress) => upstream.call(method, params, signal, onProgress),
-      ...(upstream.circuitRefusal ? { circuitRefusal: () => upstream.circuitRefusal!() } : {}),
+      ...(upstream.circuitOpenFor ? { circuitOpenFor: () => upstream.circuitOpenFor!() } : {}),
       params: stripTalosMeta(req.params),
       bucket: methodBucket(req.method),
       rate: this.ports.limits.rate,
@@ -549,16 +549,17 @@ export class GatewayPipeline {
   }
 
   /**
-   * The common tail of every relayed request: open circuit? -> rate limit -> budget -> audit
+   * The common tail of every relayed request: circuit open? -> rate limit -> budget -> audit
    * the decision -> forward (talos keys already stripped) -> settle -> audit the response.
    */
   private async forward(ctx: RequestContext, req: RpcRequest, f: Forward): Promise<Sealed> {
     const { tool, tokenId } = f;
-    // A call that cannot reach its upstream spends no rate token and no budget, and leaves one
-    // audit entry (the refusal) instead of an allow followed by a failed response.
-    const circuit = f.circuitRefusal?.();
-    if (circuit) {
-      return this.wrap(this.deny(ctx, req, tool, tokenId, refuse('upstream_unavailable', `upstream ${f.upstream} is unavailable (circuit open)`, RPC_ERRORS.upstream_unavailable, { upstream: f.upstream, breaker: 'open', ...circuit })));
+    // A call that cannot reach its upstream while its circuit is open spends no rate token and
+    // no budget, and leaves one audit entry (the refusal), not an allow and a failed response.
+    const retryAfterMs = f.circuitOpenFor?.();
+    if (retryAfterMs !== undefined) {
+      const open = circuitOpenRefusal(f.upstream, retryAfterMs);
+      return this.wrap(this.deny(ctx, req, tool, tokenId, refuse('upstream_unavailable', open.message, RPC_ERRORS.upstream_unavailable, open.data)));
     }
     const limited = await this.rateLimit(ctx, req, f.bucket, 1, f.rate, tokenId, tool);
     if (limited) return { response: limited };

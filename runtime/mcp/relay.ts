@@ -28,8 +28,8 @@ export interface RelayUpstream {
   /** Reads that listing again from the server (every page). */
   relist(listing: 'resources' | 'templates'): Promise<void>;
   call: UpstreamCall;
-  /** Whether its circuit breaker would refuse a call now (pipeline.ts CircuitRefusal). */
-  circuitRefusal?(): { retryAfterMs?: number } | undefined;
+  /** While its circuit breaker is open: ms until it lets a trial call through (pipeline.ts CircuitOpenFor). */
+  circuitOpenFor?(): number | undefined;
   /** Calls `listener` with every notification the server sends that agents may get. */
   onNotification(listener: (notification: RpcNotification) => void): () => void;
 }

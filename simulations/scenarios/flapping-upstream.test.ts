@@ -1,6 +1,7 @@
 import t from 'tap';
 import { runScenario } from '../runner.ts';
 import { sweepScenarios } from '../sweep-check.ts';
+import { fromUtf8 } from '../../runtime/encoding/bytes.ts';
 import type { RpcResponse } from '../../runtime/mcp/jsonrpc.ts';
 import type { SimSystem } from '../system/compose.ts';
 import { BREAKER_RESET_MS } from '../system/gateway.ts';
@@ -28,19 +29,21 @@ t.test("the gateway breaker's rolling window turns on simulated time", async (t)
   t.equal(stats.fires, 0, `the window holds ${stats.fires} fires at the end`);
 });
 
-t.test('the circuit refuses at once, and an open one tells the agent when it lets a trial call through', async (t) => {
+t.test('an open circuit refuses at once, with one audit entry, and says when it lets a trial call through', async (t) => {
   const base = scenarioByName('flapping-upstream');
-  const talos: Record<string, unknown>[] = [];
+  const refusals: { msgHash: string; talos: Record<string, unknown> }[] = [];
+  let sys: SimSystem | undefined;
   const watched: Scenario = {
     ...base,
     async setup(world) {
       const plan = await base.setup(world);
+      sys = plan.sys;
       // A spy on the gateway's answers (the agent reads them only after decryption).
-      const gateway = plan.sys.gateway as unknown as { finish(callId: string, c: unknown, response: RpcResponse): void };
+      const gateway = plan.sys.gateway as unknown as { finish(callId: string, c: { msgHash: string }, response: RpcResponse): void };
       const finish = gateway.finish.bind(gateway);
       gateway.finish = (callId, c, response) => {
-        const data = 'error' in response ? (response.error.data as { talos?: Record<string, unknown> } | undefined)?.talos : undefined;
-        if (data?.reason === 'upstream_unavailable') talos.push(data);
+        const talos = 'error' in response ? (response.error.data as { talos?: Record<string, unknown> } | undefined)?.talos : undefined;
+        if (talos?.reason === 'upstream_unavailable') refusals.push({ msgHash: c.msgHash, talos });
         finish(callId, c, response);
       };
       return plan;
@@ -48,9 +51,17 @@ t.test('the circuit refuses at once, and an open one tells the agent when it let
   };
   const r = await runScenario(watched, 2);
   t.ok(r.ok, r.violation?.detail ?? 'passes');
-  const circuit = talos.filter((d) => d.breaker === 'open');
-  const open = circuit.filter((d) => d.retryAfterMs !== undefined); // the rest: half-open, its trial call in flight
-  t.ok(open.length > 0 && circuit.length < talos.length, `${circuit.length} of ${talos.length} upstream_unavailable refusals come from the circuit, ${open.length} while it is open`);
-  t.ok(open.every((d) => Number.isInteger(d.retryAfterMs) && (d.retryAfterMs as number) >= 1 && (d.retryAfterMs as number) <= BREAKER_RESET_MS), 'an open circuit says when to come back, within the reset timeout');
-  t.ok(talos.every((d) => d.breaker === 'open' || d.retryAfterMs === undefined), 'a timeout or an upstream error gives no hint');
+  const open = refusals.filter((x) => x.talos.retryAfterMs !== undefined);
+  const behindTrial = refusals.filter((x) => x.talos.breaker === 'open' && x.talos.retryAfterMs === undefined);
+  t.ok(open.length > 0 && open.length + behindTrial.length < refusals.length, `${refusals.length} upstream_unavailable refusals: ${open.length} by the open circuit, ${behindTrial.length} behind a half-open trial, the rest timeouts and upstream errors`);
+  t.ok(open.every((x) => x.talos.breaker === 'open' && Number.isInteger(x.talos.retryAfterMs) && (x.talos.retryAfterMs as number) >= 1 && (x.talos.retryAfterMs as number) <= BREAKER_RESET_MS), 'an open circuit says when to come back, within the reset timeout');
+  t.ok(refusals.every((x) => x.talos.breaker === 'open' || x.talos.retryAfterMs === undefined), 'a timeout or an upstream error gives no hint');
+  const leaves = (await sys!.auditor.store.readLeaves(0, 10_000)).map((l) => JSON.parse(fromUtf8(l.leaf)) as { kind: string; msg_hash: string; decision?: string; reason: string });
+  const entries = (h: string) => leaves.filter((e) => e.msg_hash === h).map((e) => `${e.kind}:${e.decision ?? ''}:${e.reason}`);
+  // Refused at once by the open circuit: a deny entry and nothing else. The others were allowed,
+  // and refused at fire(): behind a half-open trial, or by a circuit that opened meanwhile.
+  const atOnce = open.filter((x) => entries(x.msgHash).includes('request:deny:upstream_unavailable'));
+  t.ok(atOnce.length > open.length / 2, `${atOnce.length} of ${open.length} refused at once`);
+  t.ok(atOnce.every((x) => entries(x.msgHash).every((e) => e === 'request:deny:upstream_unavailable')), 'refused at once: a deny entry (or its re-sent copy), never an allow');
+  t.ok(behindTrial.every((x) => entries(x.msgHash).includes('request:allow:granted')), 'refused behind a half-open trial: allowed first, as opossum decides at fire()');
 });

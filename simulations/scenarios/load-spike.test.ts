@@ -11,22 +11,24 @@ t.test('the spike really hits both the rate limit and the budget', async (t) => 
   const world = new World({ scenario: 'load-spike', seed: 1 });
   world.scheduler.installFakeTimers();
   let reasons: string[] = [];
-  let quiet: { issuedAt: number; outcome?: string }[] = [];
-  let spikeEnds = 0;
+  let quiet: { issuedAt: number; settledAt?: number; outcome?: string }[] = [];
+  let limited: number[] = [];
   try {
     const plan = await scenarioByName('load-spike').setup(world);
     plan.sys.startLoad();
-    spikeEnds = plan.sys.options.loadUntil;
     await world.scheduler.run(loadEndsAt(plan.sys.options) + 2000);
     reasons = (await plan.sys.auditor.store.readLeaves(0, 10_000)).map((l) => (JSON.parse(fromUtf8(l.leaf)) as { reason?: string }).reason ?? '');
-    quiet = [...plan.sys.truth.calls.values()].filter((c) => c.agent.startsWith('quiet-'));
+    const calls = [...plan.sys.truth.calls.values()];
+    quiet = calls.filter((c) => c.agent.startsWith('quiet-'));
+    limited = calls.filter((c) => c.reason === 'rate_limited' || c.reason === 'budget_exhausted').map((c) => c.settledAt!);
   } finally {
     world.scheduler.uninstallFakeTimers();
   }
   t.ok(reasons.includes('rate_limited'), 'rate_limited decisions');
   t.ok(reasons.includes('budget_exhausted'), 'budget_exhausted decisions');
   t.ok(reasons.includes('granted'), 'granted decisions');
-  t.equal(quiet.length, 8, 'two quiet agents make four calls each');
-  t.ok(quiet.some((c) => c.issuedAt < spikeEnds), 'a quiet agent calls during the spike');
-  t.ok(quiet.some((c) => c.outcome === 'ok'), 'quiet agents get results');
+  t.equal(quiet.length, 6, 'two quiet agents make three calls each');
+  // Isolation is only tested if a quiet call is answered while the busy agents are being refused.
+  const amid = quiet.filter((c) => c.outcome === 'ok' && limited.some((at) => at < c.issuedAt) && limited.some((at) => at > c.settledAt!));
+  t.ok(amid.length > 0, `${amid.length} quiet call(s) answered with a result between two limit refusals of busy agents`);
 });

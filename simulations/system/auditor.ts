@@ -12,13 +12,6 @@ import { INVARIANTS } from '../invariants.ts';
 import type { Packet } from '../network.ts';
 import type { SimNode, World } from '../world.ts';
 
-/**
- * The simulated auditor node: the REAL auditor actor (actors/auditor: the XState auditor
- * machine with its group commit and checkpoint timer, on the simulated clock) over the real
- * AuditLog, over a simulated AuditStore whose uncommitted transactions a crash loses. Appends
- * arrive over the network and are acknowledged once durable; checkpoints go to the real light
- * client, and each is checked against the previous one with a proof from the log.
- */
 /** The product's default (machines/auditor.machine.ts): the simulation runs the auditor as shipped. */
 export const CHECKPOINT_INTERVAL_MS = DEFAULT_AUDITOR_CONFIG.checkpointEveryMs;
 export const AUDITOR = 'auditor';
@@ -29,6 +22,13 @@ export interface AppendRequest {
   event: AuditEvent;
 }
 
+/**
+ * The simulated auditor node: the REAL auditor actor (actors/auditor: the XState auditor
+ * machine with its group commit and checkpoint timer, on the simulated clock) over the real
+ * AuditLog, over a simulated AuditStore whose uncommitted transactions a crash loses. Appends
+ * arrive over the network and are acknowledged once durable; checkpoints go to the real light
+ * client, and each is checked against the previous one with a proof from the log.
+ */
 export class SimAuditor implements SimNode {
   readonly name = AUDITOR;
   readonly kind = 'auditor' as const;

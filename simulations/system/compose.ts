@@ -35,18 +35,18 @@ export interface SystemOptions {
   tokenTtlMs?: number;
   /**
    * Quiet agents besides the others (named quiet-<i>, after them): each makes `calls` calls,
-   * the first within `gapMs` of the start of the load, then `gapMs` to 2 * `gapMs` apart.
+   * the first within `gapMs` of `startMs`, then `gapMs` to 2 * `gapMs` apart.
    */
-  quiet?: { agents: number; gapMs: number; calls: number };
+  quiet?: { agents: number; startMs: number; gapMs: number; calls: number };
 }
 
 /**
  * The latest simulated time a call of the workload can be made: the busy agents stop at
- * `loadUntil`; a quiet agent's n-th call comes at most (2n - 1) * gapMs after the start.
+ * `loadUntil`; a quiet agent's n-th call comes at most (2n - 1) * gapMs after its startMs.
  */
 export function loadEndsAt(options: SystemOptions): number {
   const q = options.quiet;
-  return Math.max(options.loadUntil, q ? (2 * q.calls - 1) * q.gapMs : 0);
+  return Math.max(options.loadUntil, q ? q.startMs + (2 * q.calls - 1) * q.gapMs : 0);
 }
 
 export const TOOLS = ['read_text_file', 'search'] as const;
@@ -157,7 +157,7 @@ export async function buildSystem(world: World, options: SystemOptions): Promise
         let made = 0;
         const next = () => {
           if (quiet && made++ === quiet.calls) return;
-          const wait = quiet ? (made > 1 ? quiet.gapMs : 0) + agent.rng.int(quiet.gapMs) : Math.max(1, Math.round(agent.rng.exponential(options.callMeanMs)));
+          const wait = quiet ? (made > 1 ? quiet.gapMs : quiet.startMs) + agent.rng.int(quiet.gapMs) : Math.max(1, Math.round(agent.rng.exponential(options.callMeanMs)));
           if (!quiet && world.scheduler.now + wait > options.loadUntil) return;
           world.scheduler.after(wait, `${agent.name} call`, () => {
             const tool = agent.rng.chance(0.1) ? 'delete_file' : agent.rng.pick(['read_text_file', 'read_text_file', 'search']);

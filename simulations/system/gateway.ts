@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import CircuitBreaker from 'opossum';
-import { circuitRefusal } from '../../actors/upstream/circuit.ts';
+import { circuitOpenFor } from '../../actors/upstream/circuit.ts';
 import { CapabilityChecker } from '../../runtime/capability/checker.ts';
 import type { RevocationSource } from '../../runtime/capability/revocation.ts';
 import { decodeToken } from '../../runtime/capability/token.ts';
@@ -9,6 +9,7 @@ import { GatewayPipeline, type AuditSink, type Authorizer, type ToolRouter } fro
 import { toB64u } from '../../runtime/encoding/base64url.ts';
 import { bytesEqual, fromUtf8, utf8 } from '../../runtime/encoding/bytes.ts';
 import { TalosError } from '../../runtime/errors.ts';
+import { TunnelError, circuitOpenRefusal } from '../../runtime/mcp/errors.ts';
 import type { BudgetLedger, RateLimiter, RateRule } from '../../runtime/limits/types.ts';
 import type { SecretVault } from '../../runtime/secrets/vault.ts';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from '../../runtime/session/envelope.ts';
@@ -74,9 +75,9 @@ export class SimGateway implements SimNode {
   sessions = new Map<string, Session>();
   private checker!: CapabilityChecker;
   /** Rebuilt at each boot; read by tests. */
-  /** When the breaker last opened (simulated ms): it lets a trial call through BREAKER_RESET_MS later. */
-  private breakerOpenedAt = 0;
   breaker!: CircuitBreaker<[ForwardRequest], ForwardResponse>;
+  /** As the real upstream actor's: while the breaker is open, ms until it lets a trial call through. */
+  private circuitOpenFor!: () => number | undefined;
   private auditWaiters = new Map<string, () => void>();
   private upstreamWaiters = new Map<string, (r: ForwardResponse) => void>();
   /** Frames this gateway opened, with when (for the forward-secrecy check). */
@@ -119,6 +120,7 @@ export class SimGateway implements SimNode {
       enableSnapshots: false,
       rotateBucketController: rotations,
     });
+    this.circuitOpenFor = circuitOpenFor(this.breaker, BREAKER_RESET_MS, () => this.world.scheduler.now);
     // The breaker's rolling window turns on simulated time: one bucket per tick, for as long as
     // this incarnation of the gateway lives (a crash ends it; the restart boots a new breaker).
     const epoch = this.epoch;
@@ -129,10 +131,7 @@ export class SimGateway implements SimNode {
     };
     this.world.scheduler.after(BREAKER_WINDOW_MS / BREAKER_BUCKETS, 'breaker window', tick);
     const trace = this.world.trace;
-    this.breaker.on('open', () => {
-      this.breakerOpenedAt = this.world.scheduler.now;
-      trace.state('breaker', 'open');
-    });
+    this.breaker.on('open', () => trace.state('breaker', 'open'));
     this.breaker.on('halfOpen', () => trace.state('breaker', 'halfOpen'));
     this.breaker.on('close', () => trace.state('breaker', 'closed'));
   }
@@ -258,7 +257,7 @@ export class SimGateway implements SimNode {
         if (!UPSTREAM_TOOLS.includes(name)) return undefined;
         return {
           tool: route(name),
-          circuitRefusal: () => circuitRefusal(this.breaker, this.breakerOpenedAt, BREAKER_RESET_MS, this.world.scheduler.now),
+          circuitOpenFor: this.circuitOpenFor,
           call: async (_method, params) => {
             const res = await this.forward(callId, c.msgHash, name, (params?.arguments ?? {}) as Record<string, unknown>, decision!);
             if (!res || !res.ok) throw new Error('the upstream did not answer');
@@ -311,8 +310,13 @@ export class SimGateway implements SimNode {
     const req: ForwardRequest = { callId, msgHash, tool, args, credential: secret ? fromUtf8(secret) : '', decision };
     try {
       return await this.breaker.fire(req);
-    } catch {
-      return null; // timeout, upstream error or breaker open: a transient failure
+    } catch (err) {
+      // As the real upstream actor: a call the breaker did not let through says so.
+      if ((err as { code?: string }).code === 'EOPENBREAKER') {
+        const open = circuitOpenRefusal(UPSTREAM, this.circuitOpenFor());
+        throw new TunnelError('upstream_unavailable', open.message, open.data);
+      }
+      return null; // timeout or upstream error: a transient failure
     }
   }
 
