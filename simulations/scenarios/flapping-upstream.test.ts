@@ -9,18 +9,23 @@ import { scenarioByName, type Scenario } from './index.ts';
 
 sweepScenarios(t, ['flapping-upstream']);
 
-t.test("the gateway breaker's rolling window turns on simulated time", async (t) => {
+/** Runs flapping-upstream at seed 2, handing its system to `watch` before the load starts. */
+function runWatched(watch: (sys: SimSystem) => void) {
   const base = scenarioByName('flapping-upstream');
-  let sys: SimSystem | undefined;
   const watched: Scenario = {
     ...base,
     async setup(world) {
       const plan = await base.setup(world);
-      sys = plan.sys;
+      watch(plan.sys);
       return plan;
     },
   };
-  const r = await runScenario(watched, 2);
+  return runScenario(watched, 2);
+}
+
+t.test("the gateway breaker's rolling window turns on simulated time", async (t) => {
+  let sys: SimSystem | undefined;
+  const r = await runWatched((s) => (sys = s));
   t.ok(r.ok, r.violation?.detail ?? 'passes');
   const stats = sys!.gateway.breaker.stats;
   t.ok(sys!.truth.forwards >= 10, `${sys!.truth.forwards} calls forwarded over ${r.simMs} ms`);
@@ -30,26 +35,19 @@ t.test("the gateway breaker's rolling window turns on simulated time", async (t)
 });
 
 t.test('an open circuit refuses at once, with one audit entry, and says when it lets a trial call through', async (t) => {
-  const base = scenarioByName('flapping-upstream');
   const refusals: { msgHash: string; talos: Record<string, unknown> }[] = [];
   let sys: SimSystem | undefined;
-  const watched: Scenario = {
-    ...base,
-    async setup(world) {
-      const plan = await base.setup(world);
-      sys = plan.sys;
-      // A spy on the gateway's answers (the agent reads them only after decryption).
-      const gateway = plan.sys.gateway as unknown as { finish(callId: string, c: { msgHash: string }, response: RpcResponse): void };
-      const finish = gateway.finish.bind(gateway);
-      gateway.finish = (callId, c, response) => {
-        const talos = 'error' in response ? (response.error.data as { talos?: Record<string, unknown> } | undefined)?.talos : undefined;
-        if (talos?.reason === 'upstream_unavailable') refusals.push({ msgHash: c.msgHash, talos });
-        finish(callId, c, response);
-      };
-      return plan;
-    },
-  };
-  const r = await runScenario(watched, 2);
+  const r = await runWatched((s) => {
+    sys = s;
+    // A spy on the gateway's answers (the agent reads them only after decryption).
+    const gateway = s.gateway as unknown as { finish(callId: string, c: { msgHash: string }, response: RpcResponse): void };
+    const finish = gateway.finish.bind(gateway);
+    gateway.finish = (callId, c, response) => {
+      const talos = 'error' in response ? (response.error.data as { talos?: Record<string, unknown> } | undefined)?.talos : undefined;
+      if (talos?.reason === 'upstream_unavailable') refusals.push({ msgHash: c.msgHash, talos });
+      finish(callId, c, response);
+    };
+  });
   t.ok(r.ok, r.violation?.detail ?? 'passes');
   const open = refusals.filter((x) => x.talos.retryAfterMs !== undefined);
   const behindTrial = refusals.filter((x) => x.talos.breaker === 'open' && x.talos.retryAfterMs === undefined);
