@@ -39,7 +39,7 @@ export class UpstreamRouter implements ToolRouter {
         const call: UpstreamCall = this.around
           ? (method, params, signal, onProgress) => this.around!(u, name, () => u.call(method, params, signal, onProgress))
           : (method, params, signal, onProgress) => u.call(method, params, signal, onProgress);
-        return { tool: t as RoutedTool, call, circuitOpenFor: u.circuitOpenFor };
+        return { tool: t as RoutedTool, call, admit: u.admit };
       }
       if (u.isDrifted(name)) return 'drift';
     }

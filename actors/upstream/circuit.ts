@@ -1,15 +1,48 @@
 import type CircuitBreaker from 'opossum';
+import type { CircuitAdmission } from '../../runtime/mcp/relay.ts';
+
+const GO: CircuitAdmission = { release: () => {} };
 
 /**
- * Follows `breaker` and answers, while it is open, how long until it lets a trial call through
- * (opossum half-opens it `resetTimeoutMs` after it opened; at least 1 ms). Closed, half-open or
- * shut down: undefined, and opossum's fire() decides (it refuses the calls behind a half-open
- * trial itself).
+ * The gateway's view of an upstream's opossum breaker, asked before a call spends anything (a
+ * rate token, budget, an audit entry). Open: refused, with the time until the breaker lets a
+ * trial call through (opossum half-opens it `resetTimeoutMs` after it opened; at least 1 ms).
+ * Half-open: exactly one call goes through as the trial, and holds it until it releases its
+ * admission (when its forward ends, however it ends); the others are refused without a hint,
+ * as opossum's fire() would refuse them. Closed or shut down: go (fire() decides).
  */
-export function circuitOpenFor(breaker: CircuitBreaker, resetTimeoutMs: number, now: () => number): () => number | undefined {
-  let openedAt = now();
-  breaker.on('open', () => {
-    openedAt = now();
-  });
-  return () => (breaker.opened ? Math.max(1, openedAt + resetTimeoutMs - now()) : undefined);
+export class CircuitGate {
+  private openedAt: number;
+  private trialHeld = false;
+
+  constructor(
+    private readonly breaker: CircuitBreaker,
+    private readonly resetTimeoutMs: number,
+    private readonly now: () => number,
+  ) {
+    this.openedAt = now();
+    breaker.on('open', () => {
+      this.openedAt = now();
+    });
+  }
+
+  /** While the breaker is open: ms until it lets a trial call through. Otherwise undefined. */
+  retryAfterMs(): number | undefined {
+    return this.breaker.opened ? Math.max(1, this.openedAt + this.resetTimeoutMs - this.now()) : undefined;
+  }
+
+  readonly admit = (): CircuitAdmission => {
+    const b = this.breaker;
+    if (b.opened) return { refused: { retryAfterMs: this.retryAfterMs()! }, release: GO.release };
+    if (!b.halfOpen) return GO;
+    // pendingClose: opossum has not let its trial through yet (fire() clears it).
+    if (this.trialHeld || !b.pendingClose) return { refused: {}, release: GO.release };
+    this.trialHeld = true;
+    let held = true;
+    return {
+      release: () => {
+        if (held) this.trialHeld = held = false;
+      },
+    };
+  };
 }

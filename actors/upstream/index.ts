@@ -6,9 +6,9 @@ import type { BreakerConfig, UpstreamConfig } from '../../runtime/config/config.
 import { TunnelError, circuitOpenRefusal } from '../../runtime/mcp/errors.ts';
 import type { RpcNotification } from '../../runtime/mcp/jsonrpc.ts';
 import { checkPins, promptHash, promptPinKey, type DriftReport, type PinStore, type PromptDefinition, type ToolDefinition } from '../../runtime/mcp/pinning.ts';
-import type { RelayUpstream } from '../../runtime/mcp/relay.ts';
+import type { CircuitAdmission, RelayUpstream } from '../../runtime/mcp/relay.ts';
 import { UpstreamConnection, transportFor, type TransportFactory } from '../../runtime/mcp/upstream-connection.ts';
-import { circuitOpenFor } from './circuit.ts';
+import { CircuitGate } from './circuit.ts';
 
 /**
  * The upstream actor: one per configured MCP server. It binds the pure upstream machine to a
@@ -64,8 +64,9 @@ export class UpstreamActor implements RelayUpstream {
   /** One re-read of prompts or resources at a time; a change announced meanwhile re-reads after it. */
   private readonly rereads: Record<'prompts' | 'resources', Promise<void>> = { prompts: Promise.resolve(), resources: Promise.resolve() };
   private connectedBefore = false;
-  /** While the breaker is open: ms until it lets a trial call through (the gateway refuses at once meanwhile). */
-  readonly circuitOpenFor: () => number | undefined;
+  /** Asked by the gateway before a call spends anything (actors/upstream/circuit.ts). */
+  readonly admit: () => CircuitAdmission;
+  private readonly gate: CircuitGate;
 
   constructor(private readonly options: UpstreamOptions) {
     const { config, breaker } = options;
@@ -92,7 +93,8 @@ export class UpstreamActor implements RelayUpstream {
         errorFilter: (err: unknown) => err instanceof McpError || (err instanceof TunnelError && err.code === 'cancelled'),
       },
     );
-    this.circuitOpenFor = circuitOpenFor(this.breaker, breaker.resetTimeoutMs, () => Date.now());
+    this.gate = new CircuitGate(this.breaker, breaker.resetTimeoutMs, () => Date.now());
+    this.admit = this.gate.admit;
     this.breaker.on('open', () => options.onBreakerState?.('open'));
     this.breaker.on('halfOpen', () => options.onBreakerState?.('half-open'));
     this.breaker.on('close', () => options.onBreakerState?.('closed'));
@@ -272,7 +274,7 @@ export class UpstreamActor implements RelayUpstream {
       if (err instanceof McpError || err instanceof TunnelError) throw err;
       const code = (err as { code?: string }).code;
       if (code === 'EOPENBREAKER') {
-        const open = circuitOpenRefusal(this.name, this.circuitOpenFor());
+        const open = circuitOpenRefusal(this.name, this.gate.retryAfterMs());
         throw new TunnelError('upstream_unavailable', open.message, open.data);
       }
       throw new TunnelError('upstream_unavailable', `upstream ${this.name} failed: ${(err as Error).message}`, { upstream: this.name }, { cause: err });

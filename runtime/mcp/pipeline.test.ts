@@ -160,35 +160,50 @@ t.test('budget: reserved before, refunded when the upstream is unreachable, exha
   t.equal(reason(await p.handle(ctx, call('fail'))), 'ok', 'a free tool (cost 0) still passes; its tool error is a result');
 });
 
-t.test('an open circuit refuses at once: no rate token, no budget, one audit entry, and when to come back', async (t) => {
+t.test('a circuit that refuses: at once, no rate token, no budget, one audit entry; an admitted call releases its admission however it ends', async (t) => {
   const events: AuditEvent[] = [];
   const budget = new MemoryBudgetLedger();
   const limiter = new MemoryRateLimiter();
   let takes = 0;
   const rate = { kind: limiter.kind, close: () => limiter.close(), take: (...a: Parameters<MemoryRateLimiter['take']>) => (takes++, limiter.take(...a)) };
-  let openFor: number | undefined = 150;
+  let refused: { retryAfterMs?: number } | undefined = { retryAfterMs: 150 };
+  let admitted = 0;
+  let released = 0;
   const breakered: ToolRouter = {
     tools: router.tools,
     resolve(name) {
       const r = router.resolve(name);
-      return r && r !== 'drift' ? { ...r, circuitOpenFor: () => openFor } : r;
+      if (!r || r === 'drift') return r;
+      const admit = () => (refused ? { refused, release: () => t.fail('a refusal has nothing to release') } : (admitted++, { release: () => void released++ }));
+      return { ...r, admit };
     },
   };
   const p = new GatewayPipeline(ports({ router: breakered, budget, rate, audit: { append: async (e) => void events.push(e) } }));
   received.length = 0;
-  for (let i = 0; i < 4; i++) {
+  for (let i = 0; i < 3; i++) {
     const r = await p.handle(ctx, call('echo', { message: 'x' }));
     t.equal(reason(r), 'upstream_unavailable');
     t.match('error' in r && r.error, { code: RPC_ERRORS.upstream_unavailable, message: /circuit open/, data: { talos: { upstream: 'fixture', breaker: 'open', retryAfterMs: 150 } } });
   }
+  refused = {}; // half-open, another call holds the trial
+  const behind = await p.handle(ctx, call('echo', { message: 'x' }));
+  t.equal(reason(behind), 'upstream_unavailable');
+  t.notOk('error' in behind && 'retryAfterMs' in (behind.error.data as { talos: object }).talos, 'no hint while nobody knows');
   t.same(received, [], 'nothing reached the upstream');
   t.equal(takes, 0, 'no rate token taken');
   t.equal(await budget.remaining(agent.did, 3), 3, 'no budget reserved');
   t.same(events.map((e) => `${e.kind}:${e.decision}:${e.reason}:${e.tool}`), Array(4).fill('request:deny:upstream_unavailable:echo'), 'one entry per refusal');
   t.ok(events.every((e) => e.token_id?.length === 22), 'naming the token');
-  openFor = undefined; // closed, or half-open: the breaker decides
-  t.equal(reason(await p.handle(ctx, call('echo', { message: 'x' }))), 'ok', 'closed again: forwarded');
-  t.equal(takes, 1);
+
+  refused = undefined;
+  t.equal(reason(await p.handle(ctx, call('echo', { message: 'x' }))), 'ok', 'admitted: forwarded');
+  for (let i = 0; i < 2; i++) t.equal(reason(await p.handle(ctx, call('echo', { message: 'x' }))), 'ok');
+  t.equal(reason(await p.handle(ctx, call('echo', { message: 'x' }))), 'budget_exhausted', 'admitted, then refused further on');
+  upstreamDown = true;
+  t.equal(reason(await p.handle(ctx, call('fail'))), 'upstream_unavailable', 'admitted, and the upstream failed');
+  upstreamDown = false;
+  t.equal(admitted, 5);
+  t.equal(released, 5, 'every admission released, whichever way its call ended');
 });
 
 t.test('an audit that fails refuses the call and refunds it; a limits store that fails refuses', async (t) => {

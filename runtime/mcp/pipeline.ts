@@ -8,12 +8,12 @@ import { LimitError, type BudgetLedger, type RateLimiter } from '../limits/types
 import { JSONRPC_INTERNAL_ERROR, JSONRPC_INVALID_PARAMS, JSONRPC_METHOD_NOT_FOUND, RPC_ERRORS, TunnelError, circuitOpenRefusal } from './errors.ts';
 import { TOOL_NAME, isPlainObject, rpcError, type RpcNotification, type RpcRequest, type RpcResponse } from './jsonrpc.ts';
 import { capabilityFrom, stripTalosMeta } from './meta.ts';
-import { MAX_SUBSCRIPTIONS_PER_SESSION, SessionHub, isLogLevel, mergedCapabilities, routePrompt, routeResource, type RelaySession, type RelayUpstream, type UpstreamCall } from './relay.ts';
+import { MAX_SUBSCRIPTIONS_PER_SESSION, SessionHub, isLogLevel, mergedCapabilities, routePrompt, routeResource, type CircuitAdmission, type RelaySession, type RelayUpstream, type UpstreamCall } from './relay.ts';
 
 /**
  * The gateway's per-request pipeline. For every JSON-RPC request that arrives through a session:
  *   classify (method, target, arguments) -> authorize (capability checker, sub = session DID)
- *   -> target known and not drifted -> its upstream's circuit not open
+ *   -> target known and not drifted -> admitted by its upstream's circuit breaker
  *   -> rate limit (agent, bucket) -> reserve budget (tools)
  *   -> append the decision to the audit log (BEFORE forwarding) -> strip every talos _meta key
  *   -> forward through the upstream's breaker -> settle the budget -> audit the response.
@@ -54,7 +54,7 @@ export interface RoutedTool {
 export interface ToolRouter {
   tools(): RoutedTool[];
   /** A tool by the name agents see: found, withheld because its definition drifted, or unknown. */
-  resolve(name: string): { tool: RoutedTool; call: UpstreamCall; circuitOpenFor?: CircuitOpenFor } | 'drift' | undefined;
+  resolve(name: string): { tool: RoutedTool; call: UpstreamCall; admit?: AdmitToCircuit } | 'drift' | undefined;
   /**
    * The upstreams in configured order, for everything besides tools (prompts, resources,
    * completion, logging, notifications). Without it the gateway relays tools only.
@@ -101,11 +101,7 @@ export const MAX_URI_LENGTH = 4096;
 
 type Sealed = { response: RpcResponse; audit?: (msgHash: string) => Promise<RpcResponse | undefined> };
 
-/**
- * While the upstream's circuit breaker is open: the milliseconds until it lets a trial call
- * through (at least 1). Otherwise undefined (closed or half-open: its breaker decides).
- */
-export type CircuitOpenFor = () => number | undefined;
+export type AdmitToCircuit = () => CircuitAdmission;
 
 /** An authorized request on its way to one upstream. */
 interface Forward {
@@ -120,7 +116,7 @@ interface Forward {
   cost: number;
   /** Runs on a successful answer, before it is returned (subscription bookkeeping). */
   onResult?: () => void;
-  circuitOpenFor?: CircuitOpenFor;
+  admit?: AdmitToCircuit;
 }
 
 /** One-shot: no native Hash object per call (the tunnel hashes every frame, both ways). */
@@ -421,7 +417,7 @@ export class GatewayPipeline {
     // The capability (and every other talos key) stops here.
     const upstreamParams = { ...stripTalosMeta(params), name: route.tool.upstreamName };
     const f: Forward = { tool: name, tokenId, upstream: route.tool.upstream, call: route.call, params: upstreamParams, bucket: name, rate, cost };
-    if (route.circuitOpenFor) f.circuitOpenFor = route.circuitOpenFor;
+    if (route.admit) f.admit = route.admit;
     return this.forward(ctx, req, f);
   }
 
@@ -503,7 +499,7 @@ export class GatewayPipeline {
       tokenId,
       upstream: upstream.name,
       call: (method, params, signal, onProgress) => upstream.call(method, params, signal, onProgress),
-      ...(upstream.circuitOpenFor ? { circuitOpenFor: () => upstream.circuitOpenFor!() } : {}),
+      ...(upstream.admit ? { admit: () => upstream.admit!() } : {}),
       params: stripTalosMeta(req.params),
       bucket: methodBucket(req.method),
       rate: this.ports.limits.rate,
@@ -549,18 +545,27 @@ export class GatewayPipeline {
   }
 
   /**
-   * The common tail of every relayed request: circuit open? -> rate limit -> budget -> audit
+   * The common tail of every relayed request: circuit admits? -> rate limit -> budget -> audit
    * the decision -> forward (talos keys already stripped) -> settle -> audit the response.
    */
   private async forward(ctx: RequestContext, req: RpcRequest, f: Forward): Promise<Sealed> {
     const { tool, tokenId } = f;
-    // A call that cannot reach its upstream while its circuit is open spends no rate token and
-    // no budget, and leaves one audit entry (the refusal), not an allow and a failed response.
-    const retryAfterMs = f.circuitOpenFor?.();
-    if (retryAfterMs !== undefined) {
-      const open = circuitOpenRefusal(f.upstream, retryAfterMs);
+    // A call its upstream's circuit would refuse spends no rate token and no budget, and leaves
+    // one audit entry (the refusal), not an allow and a failed response.
+    const admission = f.admit?.();
+    if (admission?.refused) {
+      const open = circuitOpenRefusal(f.upstream, admission.refused.retryAfterMs);
       return this.wrap(this.deny(ctx, req, tool, tokenId, refuse('upstream_unavailable', open.message, RPC_ERRORS.upstream_unavailable, open.data)));
     }
+    try {
+      return await this.admitted(ctx, req, f);
+    } finally {
+      admission?.release();
+    }
+  }
+
+  private async admitted(ctx: RequestContext, req: RpcRequest, f: Forward): Promise<Sealed> {
+    const { tool, tokenId } = f;
     const limited = await this.rateLimit(ctx, req, f.bucket, 1, f.rate, tokenId, tool);
     if (limited) return { response: limited };
 

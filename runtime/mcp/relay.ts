@@ -14,6 +14,17 @@ export type UpstreamCall = (
   onProgress?: (progress: Record<string, unknown>) => void,
 ) => Promise<Record<string, unknown>>;
 
+/**
+ * An upstream's circuit breaker, asked before a call spends anything
+ * (actors/upstream/circuit.ts): `refused` when it would not let the call through, with
+ * `retryAfterMs` while it is open; otherwise the call goes, and releases its admission when its
+ * forward ends (a half-open breaker's trial is held until then).
+ */
+export interface CircuitAdmission {
+  refused?: { retryAfterMs?: number };
+  release(): void;
+}
+
 /** One upstream, as the relay needs it (the upstream actor implements it). */
 export interface RelayUpstream {
   readonly name: string;
@@ -28,8 +39,8 @@ export interface RelayUpstream {
   /** Reads that listing again from the server (every page). */
   relist(listing: 'resources' | 'templates'): Promise<void>;
   call: UpstreamCall;
-  /** While its circuit breaker is open: ms until it lets a trial call through (pipeline.ts CircuitOpenFor). */
-  circuitOpenFor?(): number | undefined;
+  /** Asks its circuit breaker before a call spends anything. */
+  admit?(): CircuitAdmission;
   /** Calls `listener` with every notification the server sends that agents may get. */
   onNotification(listener: (notification: RpcNotification) => void): () => void;
 }

@@ -34,7 +34,7 @@ t.test("the gateway breaker's rolling window turns on simulated time", async (t)
   t.equal(stats.fires, 0, `the window holds ${stats.fires} fires at the end`);
 });
 
-t.test('an open circuit refuses at once, with one audit entry, and says when it lets a trial call through', async (t) => {
+t.test('the circuit refuses at once, with one audit entry, and an open one says when it lets a trial call through', async (t) => {
   const refusals: { msgHash: string; talos: Record<string, unknown> }[] = [];
   let sys: SimSystem | undefined;
   const r = await runWatched((s) => {
@@ -56,10 +56,10 @@ t.test('an open circuit refuses at once, with one audit entry, and says when it 
   t.ok(refusals.every((x) => x.talos.breaker === 'open' || x.talos.retryAfterMs === undefined), 'a timeout or an upstream error gives no hint');
   const leaves = (await sys!.auditor.store.readLeaves(0, 10_000)).map((l) => JSON.parse(fromUtf8(l.leaf)) as { kind: string; msg_hash: string; decision?: string; reason: string });
   const entries = (h: string) => leaves.filter((e) => e.msg_hash === h).map((e) => `${e.kind}:${e.decision ?? ''}:${e.reason}`);
-  // Refused at once by the open circuit: a deny entry and nothing else. The others were allowed,
-  // and refused at fire(): behind a half-open trial, or by a circuit that opened meanwhile.
+  // Refused at once by the circuit: a deny entry and nothing else. The others were admitted,
+  // and refused at fire() by a circuit that opened while they were on their way.
   const atOnce = open.filter((x) => entries(x.msgHash).includes('request:deny:upstream_unavailable'));
   t.ok(atOnce.length > open.length / 2, `${atOnce.length} of ${open.length} refused at once`);
   t.ok(atOnce.every((x) => entries(x.msgHash).every((e) => e === 'request:deny:upstream_unavailable')), 'refused at once: a deny entry (or its re-sent copy), never an allow');
-  t.ok(behindTrial.every((x) => entries(x.msgHash).includes('request:allow:granted')), 'refused behind a half-open trial: allowed first, as opossum decides at fire()');
+  t.ok(behindTrial.length > 0 && behindTrial.every((x) => entries(x.msgHash).every((e) => e === 'request:deny:upstream_unavailable')), 'refused behind a half-open trial: at once too');
 });

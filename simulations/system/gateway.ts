@@ -1,6 +1,6 @@
 import { EventEmitter } from 'node:events';
 import CircuitBreaker from 'opossum';
-import { circuitOpenFor } from '../../actors/upstream/circuit.ts';
+import { CircuitGate } from '../../actors/upstream/circuit.ts';
 import { CapabilityChecker } from '../../runtime/capability/checker.ts';
 import type { RevocationSource } from '../../runtime/capability/revocation.ts';
 import { decodeToken } from '../../runtime/capability/token.ts';
@@ -76,8 +76,8 @@ export class SimGateway implements SimNode {
   private checker!: CapabilityChecker;
   /** Rebuilt at each boot; read by tests. */
   breaker!: CircuitBreaker<[ForwardRequest], ForwardResponse>;
-  /** As the real upstream actor's: while the breaker is open, ms until it lets a trial call through. */
-  private circuitOpenFor!: () => number | undefined;
+  /** As the real upstream actor's: asked before a call spends anything. */
+  private gate!: CircuitGate;
   private auditWaiters = new Map<string, () => void>();
   private upstreamWaiters = new Map<string, (r: ForwardResponse) => void>();
   /** Frames this gateway opened, with when (for the forward-secrecy check). */
@@ -120,7 +120,7 @@ export class SimGateway implements SimNode {
       enableSnapshots: false,
       rotateBucketController: rotations,
     });
-    this.circuitOpenFor = circuitOpenFor(this.breaker, BREAKER_RESET_MS, () => this.world.scheduler.now);
+    this.gate = new CircuitGate(this.breaker, BREAKER_RESET_MS, () => this.world.scheduler.now);
     // The breaker's rolling window turns on simulated time: one bucket per tick, for as long as
     // this incarnation of the gateway lives (a crash ends it; the restart boots a new breaker).
     const epoch = this.epoch;
@@ -257,7 +257,7 @@ export class SimGateway implements SimNode {
         if (!UPSTREAM_TOOLS.includes(name)) return undefined;
         return {
           tool: route(name),
-          circuitOpenFor: this.circuitOpenFor,
+          admit: this.gate.admit,
           call: async (_method, params) => {
             const res = await this.forward(callId, c.msgHash, name, (params?.arguments ?? {}) as Record<string, unknown>, decision!);
             if (!res || !res.ok) throw new Error('the upstream did not answer');
@@ -313,7 +313,7 @@ export class SimGateway implements SimNode {
     } catch (err) {
       // As the real upstream actor: a call the breaker did not let through says so.
       if ((err as { code?: string }).code === 'EOPENBREAKER') {
-        const open = circuitOpenRefusal(UPSTREAM, this.circuitOpenFor());
+        const open = circuitOpenRefusal(UPSTREAM, this.gate.retryAfterMs());
         throw new TunnelError('upstream_unavailable', open.message, open.data);
       }
       return null; // timeout or upstream error: a transient failure
