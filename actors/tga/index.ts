@@ -1,6 +1,7 @@
 import { createActor, fromCallback, type AnyActorLogic, type InspectionEvent } from 'xstate';
 import { tgaMachine, type TgaInput } from '../../machines/tga.machine.ts';
 import type { DriftFinding } from '../../runtime/drift/index.ts';
+import { MAX_TIMER_MS } from '../../runtime/jobs/in-process.ts';
 import type { BreakerState, ChildKind, DriftReported } from '../messages.ts';
 
 export interface TgaServices {
@@ -23,10 +24,10 @@ export interface TgaServices {
 }
 
 /**
- * The longest drift interval: Node's timers take at most 2^31-1 ms and run a longer delay after
- * 1 ms instead (drift checks back to back). The runtime refuses more with `config_invalid`.
+ * The longest drift interval: the longest delay Node's timers take (a longer one runs after 1 ms
+ * instead: drift checks back to back). The runtime refuses more with `config_invalid`.
  */
-export const MAX_DRIFT_INTERVAL_MS = 2 ** 31 - 1;
+export const MAX_DRIFT_INTERVAL_MS = MAX_TIMER_MS;
 
 /**
  * The drift monitor: checks on its interval and on `drift.check`, one check at a time, and

@@ -1,4 +1,5 @@
 import type CircuitBreaker from 'opossum';
+import { TunnelError, circuitOpenRefusal } from '../../runtime/mcp/errors.ts';
 import type { CircuitAdmission } from '../../runtime/mcp/relay.ts';
 
 const GO: CircuitAdmission = { release: () => {} };
@@ -29,6 +30,12 @@ export class CircuitGate {
   /** While the breaker is open: ms until it lets a trial call through. Otherwise undefined. */
   retryAfterMs(): number | undefined {
     return this.breaker.opened ? Math.max(1, this.openedAt + this.resetTimeoutMs - this.now()) : undefined;
+  }
+
+  /** The error for a call opossum's fire() refused (EOPENBREAKER): it opened while the call was on its way. */
+  openError(upstream: string): TunnelError {
+    const open = circuitOpenRefusal(upstream, this.retryAfterMs());
+    return new TunnelError('upstream_unavailable', open.message, open.data);
   }
 
   readonly admit = (): CircuitAdmission => {

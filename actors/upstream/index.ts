@@ -3,7 +3,7 @@ import { createActor, fromPromise, waitFor, type Actor, type InspectionEvent } f
 import { McpError } from '@modelcontextprotocol/sdk/types.js';
 import { upstreamMachine } from '../../machines/upstream.machine.ts';
 import type { BreakerConfig, UpstreamConfig } from '../../runtime/config/config.ts';
-import { TunnelError, circuitOpenRefusal } from '../../runtime/mcp/errors.ts';
+import { TunnelError } from '../../runtime/mcp/errors.ts';
 import type { RpcNotification } from '../../runtime/mcp/jsonrpc.ts';
 import { checkPins, promptHash, promptPinKey, type DriftReport, type PinStore, type PromptDefinition, type ToolDefinition } from '../../runtime/mcp/pinning.ts';
 import type { CircuitAdmission, RelayUpstream } from '../../runtime/mcp/relay.ts';
@@ -273,10 +273,7 @@ export class UpstreamActor implements RelayUpstream {
     } catch (err) {
       if (err instanceof McpError || err instanceof TunnelError) throw err;
       const code = (err as { code?: string }).code;
-      if (code === 'EOPENBREAKER') {
-        const open = circuitOpenRefusal(this.name, this.gate.retryAfterMs());
-        throw new TunnelError('upstream_unavailable', open.message, open.data);
-      }
+      if (code === 'EOPENBREAKER') throw this.gate.openError(this.name);
       throw new TunnelError('upstream_unavailable', `upstream ${this.name} failed: ${(err as Error).message}`, { upstream: this.name }, { cause: err });
     }
   };

@@ -34,17 +34,21 @@ export const callIdOfAttempt = (requestId: string): string => requestId.slice(0,
 /** Gateway refusals that are about the moment, not the request: the agent tries again. */
 export const TRANSIENT_REASONS = new Set(['limits_unavailable', 'upstream_unavailable', 'audit_unavailable']);
 
+/** What the gateway said of a refusal (error.data.talos), if anything. */
+function talosData(response: RpcResponse): { reason?: unknown; retryAfterMs?: unknown } | undefined {
+  return 'error' in response ? (response.error.data as { talos?: { reason?: unknown; retryAfterMs?: unknown } } | undefined)?.talos : undefined;
+}
+
 /** The gateway's reason for a refusal (error.data.talos.reason), if it gave one. */
 export function refusalReason(response: RpcResponse): string | undefined {
-  if ('result' in response) return undefined;
-  const reason = (response.error.data as { talos?: { reason?: unknown } } | undefined)?.talos?.reason;
+  const reason = talosData(response)?.reason;
   return typeof reason === 'string' ? reason : undefined;
 }
 
 /** How long to wait before the next attempt after `retries` transient refusals, this one included. */
 export function retryWait(response: RpcResponse, retries: number): number {
   const backoff = Math.min(MAX_RETRY_AFTER_MS, RETRY_AFTER_MS * 2 ** retries);
-  const hint = 'error' in response ? (response.error.data as { talos?: { retryAfterMs?: unknown } } | undefined)?.talos?.retryAfterMs : undefined;
+  const hint = talosData(response)?.retryAfterMs;
   return typeof hint === 'number' && hint > backoff ? Math.min(hint, MAX_RETRY_AFTER_MS) : backoff;
 }
 

@@ -9,7 +9,6 @@ import { GatewayPipeline, type AuditSink, type Authorizer, type ToolRouter } fro
 import { toB64u } from '../../runtime/encoding/base64url.ts';
 import { bytesEqual, fromUtf8, utf8 } from '../../runtime/encoding/bytes.ts';
 import { TalosError } from '../../runtime/errors.ts';
-import { TunnelError, circuitOpenRefusal } from '../../runtime/mcp/errors.ts';
 import type { BudgetLedger, RateLimiter, RateRule } from '../../runtime/limits/types.ts';
 import type { SecretVault } from '../../runtime/secrets/vault.ts';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from '../../runtime/session/envelope.ts';
@@ -312,10 +311,7 @@ export class SimGateway implements SimNode {
       return await this.breaker.fire(req);
     } catch (err) {
       // As the real upstream actor: a call the breaker did not let through says so.
-      if ((err as { code?: string }).code === 'EOPENBREAKER') {
-        const open = circuitOpenRefusal(UPSTREAM, this.gate.retryAfterMs());
-        throw new TunnelError('upstream_unavailable', open.message, open.data);
-      }
+      if ((err as { code?: string }).code === 'EOPENBREAKER') throw this.gate.openError(UPSTREAM);
       return null; // timeout or upstream error: a transient failure
     }
   }
