@@ -3,7 +3,8 @@ import fc from 'fast-check';
 import { execFileSync } from 'node:child_process';
 import { createHmac, hkdfSync } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
-import { NATIVE_ENV, NATIVE_SCRATCH_BYTES, nativeKdf, nativeKdfStatus, nativeScratchIsWiped } from './native-kdf.ts';
+import { NATIVE_ENV, NATIVE_SCRATCH_BYTES, nativeScratchIsWiped } from './native-addon.ts';
+import { nativeKdf, nativeKdfStatus } from './native-kdf.ts';
 import { hex, toHexString, wycheproof } from './vector-files.ts';
 
 // The native HMAC/HKDF path (native/kdf.c) against the published vectors and node:crypto, its
@@ -76,16 +77,19 @@ t.test('inputs outside the path are declined (undefined), never truncated', { sk
   t.same(kdf.hmacEach(b(32), []), [], 'no messages, no MACs');
 });
 
-t.test('two instances of this module in one thread each get their own, right results', { skip: !nativeKdf && 'native path off' }, async (t) => {
-  // A second copy of the module (another URL for the same file, as a require() beside an
-  // import, or a bundler, can make) must not change what the first computes.
-  const second = (await import(new URL('./native-kdf.ts?second-instance', import.meta.url).href)) as typeof import('./native-kdf.ts');
-  t.not(second.nativeKdf, nativeKdf, 'a second instance');
+t.test('two instances of the loader in one thread each get their own, right results', { skip: !nativeKdf && 'native path off' }, async (t) => {
+  // A second copy of the loader (another URL for the same file, as a require() beside an
+  // import, or a bundler, can make) gets the same addon and buffers of its own; neither
+  // changes what the other computes.
+  const second = (await import(new URL('./native-addon.ts?second-instance', import.meta.url).href)) as typeof import('./native-addon.ts');
+  t.not(second.input, (await import('./native-addon.ts')).input, 'a second instance, with its own buffers');
   const key = new Uint8Array(32).fill(9);
   for (let i = 0; i < 100; i++) {
     const msg = Uint8Array.of(i);
     t.equal(toHexString(kdf.hmacEach(key, [msg])![0]!), nodeHmac(key, msg));
-    t.equal(toHexString(second.nativeKdf!.hmacEach(key, [msg])![0]!), nodeHmac(key, msg));
+    second.put(msg, second.put(key, 0));
+    second.addon!.hmacEach(second.input, second.output, key.length, 1, msg.length);
+    t.equal(toHexString(second.take(0, 32)), nodeHmac(key, msg));
   }
   t.ok(nativeScratchIsWiped() && second.nativeScratchIsWiped(), 'both instances left their buffers wiped');
 });
@@ -138,16 +142,22 @@ t.test('threads do not share the exchange buffers', { skip: !nativeKdf && 'nativ
   await worker.terminate();
 });
 
-t.test('TALOS_NATIVE=0: the node provider takes the JavaScript path and gives the same bytes', async (t) => {
+t.test('TALOS_NATIVE=0: the node provider takes its other paths and gives the same bytes', async (t) => {
   const script = `
     const { nativeKdfStatus } = await import(${JSON.stringify(new URL('./native-kdf.ts', import.meta.url).href)});
+    const { nativeX25519Status } = await import(${JSON.stringify(new URL('./native-x25519.ts', import.meta.url).href)});
     const { createNodeProvider } = await import(${JSON.stringify(new URL('./node.ts', import.meta.url).href)});
     const c = createNodeProvider();
     const key = new Uint8Array(32).fill(7), hex = (b) => Buffer.from(b).toString('hex');
-    console.log(JSON.stringify({ status: nativeKdfStatus, macs: c.hmacSha256Each(key, [Uint8Array.of(1), Uint8Array.of(2)]).map(hex), okm: hex(c.hkdfSha256(key, new Uint8Array(32), new Uint8Array(17), 44)) }));`;
+    const alice = Buffer.from('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a', 'hex'), bob = Buffer.from('de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f', 'hex');
+    console.log(JSON.stringify({ status: nativeKdfStatus, xStatus: nativeX25519Status, alicePublic: hex(c.x25519PublicKey(alice)), shared: hex(c.x25519(alice, bob)), macs: c.hmacSha256Each(key, [Uint8Array.of(1), Uint8Array.of(2)]).map(hex), okm: hex(c.hkdfSha256(key, new Uint8Array(32), new Uint8Array(17), 44)) }));`;
   const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { ...process.env, [NATIVE_ENV]: '0' }, encoding: 'utf8' });
-  const r = JSON.parse(out) as { status: { active: boolean; reason: string }; macs: string[]; okm: string };
+  const r = JSON.parse(out) as { status: object; xStatus: object; alicePublic: string; shared: string; macs: string[]; okm: string };
   t.same(r.status, { active: false, reason: `${NATIVE_ENV}=0` });
+  t.same(r.xStatus, { active: false, reason: `${NATIVE_ENV}=0` });
+  // RFC 7748 section 6.1 through node:crypto's key objects.
+  t.equal(r.alicePublic, '8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a');
+  t.equal(r.shared, '4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742');
   const key = new Uint8Array(32).fill(7);
   t.same(r.macs, [nodeHmac(key, Uint8Array.of(1)), nodeHmac(key, Uint8Array.of(2))]);
   t.equal(r.okm, Buffer.from(hkdfSync('sha256', key, new Uint8Array(32), new Uint8Array(17), 44)).toString('hex'));

@@ -28,6 +28,7 @@ import { isValidEd25519PublicKey, passesEd25519KeyByteChecks } from './ed25519-p
 import { hchacha20 } from './hchacha20.ts';
 import { LruCache } from './lru.ts';
 import { nativeKdf } from './native-kdf.ts';
+import { nativeX25519 } from './native-x25519.ts';
 import {
   hkdfSha256Small,
   hmacSha256Small,
@@ -219,6 +220,25 @@ export function createNodeProvider(options: ProviderOptions = {}): CryptoProvide
     return entry;
   }
 
+  // X25519 on OpenSSL's own functions where the addon found them (native-x25519.ts), else
+  // through node:crypto's key objects.
+  function x25519PublicKey(secretKey: Uint8Array): Uint8Array {
+    checkLength(secretKey, 32, 'x25519_bad_secret');
+    return nativeX25519 !== undefined ? nativeX25519.publicKey(secretKey) : rawPublic(xPrivateKey(secretKey));
+  }
+
+  /** undefined when the shared secret is all zeros (a low-order public key). */
+  function x25519SharedSecret(secretKey: Uint8Array, publicKey: Uint8Array): Uint8Array | undefined {
+    if (nativeX25519 !== undefined) return nativeX25519.sharedSecret(secretKey, publicKey);
+    let shared: Uint8Array;
+    try {
+      shared = plain(diffieHellman({ privateKey: xPrivateKey(secretKey), publicKey: xPublicKeyObject(publicKey) }));
+    } catch {
+      return undefined; // OpenSSL refuses to return the all-zero result of a low-order public key
+    }
+    return isAllZero(shared) ? undefined : shared;
+  }
+
   function seal(key: Uint8Array, nonce12: Uint8Array, plaintext: Uint8Array, aad: Uint8Array | undefined): Uint8Array {
     const cipher = createCipheriv('chacha20-poly1305', key, nonce12, { authTagLength: AEAD_TAG_LENGTH });
     if (aad !== undefined && aad.length > 0) cipher.setAAD(aad, { plaintextLength: plaintext.length });
@@ -314,24 +334,18 @@ export function createNodeProvider(options: ProviderOptions = {}): CryptoProvide
       // A fresh pair from the background pool when our source is the OS's (x25519-pool.ts).
       const pooled = secret === undefined && injected === undefined ? takePooledX25519Pair() : undefined;
       if (pooled !== undefined) {
-        xPrivateKeys.remember(pooled.secretKey, pooled.key);
+        if (nativeX25519 === undefined) xPrivateKeys.remember(pooled.secretKey, pooled.key);
         return { secretKey: pooled.secretKey, publicKey: pooled.publicKey };
       }
       const secretKey = secret ?? random(32);
-      return { secretKey, publicKey: rawPublic(xPrivateKey(secretKey)) };
+      return { secretKey, publicKey: x25519PublicKey(secretKey) };
     },
-    x25519PublicKey: (secretKey) => rawPublic(xPrivateKey(secretKey)),
+    x25519PublicKey,
     x25519(secretKey, publicKey) {
-      const privateKey = xPrivateKey(secretKey);
+      checkLength(secretKey, 32, 'x25519_bad_secret');
       checkLength(publicKey, 32, 'x25519_bad_public');
-      let shared: Uint8Array;
-      try {
-        shared = plain(diffieHellman({ privateKey, publicKey: xPublicKeyObject(publicKey) }));
-      } catch {
-        // OpenSSL refuses to return the all-zero result of a low-order public key.
-        throw new CryptoError('x25519_low_order', 'X25519 shared secret is all zeros');
-      }
-      if (isAllZero(shared)) throw new CryptoError('x25519_low_order', 'X25519 shared secret is all zeros');
+      const shared = x25519SharedSecret(secretKey, publicKey);
+      if (shared === undefined) throw new CryptoError('x25519_low_order', 'X25519 shared secret is all zeros');
       return shared;
     },
 

@@ -1,9 +1,10 @@
 {
   "targets": [
     {
-      "target_name": "talos_kdf",
-      "sources": ["kdf.c"],
-      "cflags": ["-O2", "-Wall", "-Wextra"]
+      "target_name": "talos_native",
+      "sources": ["addon.c", "kdf.c", "x25519.c"],
+      "cflags": ["-O2", "-Wall", "-Wextra"],
+      "conditions": [["OS=='linux'", { "libraries": ["-ldl"] }]]
     }
   ]
 }

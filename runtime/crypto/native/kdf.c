@@ -12,7 +12,7 @@
  * returns; the caller wipes the output once it has copied the result out.
  */
 #define OPENSSL_SUPPRESS_DEPRECATED /* SHA256_Init & co.: the low-level API without EVP's lookups */
-#include <node_api.h>
+#include "native.h"
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 #include <pthread.h>
@@ -22,7 +22,6 @@
 #define BLOCK 64
 #define HASH 32
 #define HKDF_MAX_LENGTH (255 * HASH)
-#define MAX_ARGS 6
 
 typedef struct {
   SHA256_CTX inner, outer;
@@ -63,44 +62,14 @@ static void mac3(const schedule_t *s, const uint8_t *a, size_t a_len, const uint
   OPENSSL_cleanse(&ctx, sizeof ctx);
 }
 
-typedef struct {
-  uint8_t *in, *out;
-  size_t in_len, out_len;
-  uint32_t n[MAX_ARGS - 2];
-} call_t;
-
-/* Reads (input: Uint8Array, output: Uint8Array, ...`counts` lengths); false with an exception
- * pending when the arguments are not that. */
-static int read_call(napi_env env, napi_callback_info info, size_t counts, call_t *c) {
-  napi_value argv[MAX_ARGS];
-  size_t argc = MAX_ARGS;
-  napi_typedarray_type type_in, type_out;
-  napi_value ab;
-  size_t offset;
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 + counts ||
-      napi_get_typedarray_info(env, argv[0], &type_in, &c->in_len, (void **)&c->in, &ab, &offset) != napi_ok ||
-      napi_get_typedarray_info(env, argv[1], &type_out, &c->out_len, (void **)&c->out, &ab, &offset) != napi_ok ||
-      type_in != napi_uint8_array || type_out != napi_uint8_array) {
-    napi_throw_type_error(env, "native_bad_call", "talos_kdf: (input: Uint8Array, output: Uint8Array, ...lengths)");
-    return 0;
-  }
-  for (size_t i = 0; i < counts; i++) {
-    if (napi_get_value_uint32(env, argv[2 + i], &c->n[i]) != napi_ok) {
-      napi_throw_type_error(env, "native_bad_call", "talos_kdf: lengths are unsigned integers");
-      return 0;
-    }
-  }
-  return 1;
-}
-
 /* hmacEach(input, output, keyLen, count, messageLen): input = key || count messages of
  * messageLen bytes; output = count MACs of 32 bytes. */
-static napi_value hmac_each(napi_env env, napi_callback_info info) {
+napi_value talos_hmac_each(napi_env env, napi_callback_info info) {
   call_t c;
   if (!read_call(env, info, 3, &c)) return NULL;
   const size_t key_len = c.n[0], count = c.n[1], msg_len = c.n[2];
   if (key_len > BLOCK || key_len + count * msg_len > c.in_len || count * HASH > c.out_len) {
-    napi_throw_range_error(env, "native_bad_call", "talos_kdf: hmacEach lengths out of range");
+    napi_throw_range_error(env, "native_bad_call", "talos_native: hmacEach lengths out of range");
     return NULL;
   }
   schedule_t sch;
@@ -114,12 +83,12 @@ static napi_value hmac_each(napi_env env, napi_callback_info info) {
 /* hkdf(input, output, ikmLen, saltLen, infoLen, length): input = ikm || salt || info; output =
  * OKM. An empty salt is HashLen zeros (RFC 5869 2.2), which HMAC pads to the same block as no
  * key at all. */
-static napi_value hkdf(napi_env env, napi_callback_info info) {
+napi_value talos_hkdf(napi_env env, napi_callback_info info) {
   call_t c;
   if (!read_call(env, info, 4, &c)) return NULL;
   const size_t ikm_len = c.n[0], salt_len = c.n[1], info_len = c.n[2], length = c.n[3];
   if (salt_len > BLOCK || ikm_len + salt_len + info_len > c.in_len || length > c.out_len || length > HKDF_MAX_LENGTH) {
-    napi_throw_range_error(env, "native_bad_call", "talos_kdf: hkdf lengths out of range");
+    napi_throw_range_error(env, "native_bad_call", "talos_native: hkdf lengths out of range");
     return NULL;
   }
   const uint8_t *ikm = c.in, *salt = c.in + ikm_len, *inf = c.in + ikm_len + salt_len;
@@ -148,14 +117,4 @@ static napi_value hkdf(napi_env env, napi_callback_info info) {
   OPENSSL_cleanse(t, HASH);
   OPENSSL_cleanse(c.in, ikm_len + salt_len + info_len);
   return NULL;
-}
-
-NAPI_MODULE_INIT() {
-  const struct { const char *name; napi_callback fn; } fns[] = {{"hmacEach", hmac_each}, {"hkdf", hkdf}};
-  for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) {
-    napi_value f;
-    napi_create_function(env, fns[i].name, NAPI_AUTO_LENGTH, fns[i].fn, NULL, &f);
-    napi_set_named_property(env, exports, fns[i].name, f);
-  }
-  return exports;
 }

@@ -1,0 +1,45 @@
+/* The addon's entry: argument reading shared by every call, and the module's exports. */
+#include "native.h"
+
+int read_call(napi_env env, napi_callback_info info, size_t counts, call_t *c) {
+  napi_value argv[MAX_ARGS];
+  size_t argc = MAX_ARGS;
+  napi_typedarray_type type_in, type_out;
+  napi_value ab;
+  size_t offset;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 + counts ||
+      napi_get_typedarray_info(env, argv[0], &type_in, &c->in_len, (void **)&c->in, &ab, &offset) != napi_ok ||
+      napi_get_typedarray_info(env, argv[1], &type_out, &c->out_len, (void **)&c->out, &ab, &offset) != napi_ok ||
+      type_in != napi_uint8_array || type_out != napi_uint8_array) {
+    napi_throw_type_error(env, "native_bad_call", "talos_native: (input: Uint8Array, output: Uint8Array, ...lengths)");
+    return 0;
+  }
+  for (size_t i = 0; i < counts; i++) {
+    if (napi_get_value_uint32(env, argv[2 + i], &c->n[i]) != napi_ok) {
+      napi_throw_type_error(env, "native_bad_call", "talos_native: lengths are unsigned integers");
+      return 0;
+    }
+  }
+  return 1;
+}
+
+static void export_function(napi_env env, napi_value exports, const char *name, napi_callback fn) {
+  napi_value f;
+  napi_create_function(env, name, NAPI_AUTO_LENGTH, fn, NULL, &f);
+  napi_set_named_property(env, exports, name, f);
+}
+
+NAPI_MODULE_INIT() {
+  export_function(env, exports, "hmacEach", talos_hmac_each);
+  export_function(env, exports, "hkdf", talos_hkdf);
+  const char *why = talos_x25519_unavailable();
+  if (why == NULL) {
+    export_function(env, exports, "x25519", talos_x25519);
+    export_function(env, exports, "x25519Base", talos_x25519_base);
+  } else {
+    napi_value reason;
+    napi_create_string_utf8(env, why, NAPI_AUTO_LENGTH, &reason);
+    napi_set_named_property(env, exports, "x25519Unavailable", reason);
+  }
+  return exports;
+}

@@ -1,0 +1,28 @@
+/* The Talos native addon (Node-API): short KDFs (kdf.c) and X25519 (x25519.c) on the OpenSSL
+ * inside Node. Every call names its input and output Uint8Arrays; no pointer outlives a call. */
+#ifndef TALOS_NATIVE_H
+#define TALOS_NATIVE_H
+#include <node_api.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MAX_ARGS 6
+
+typedef struct {
+  uint8_t *in, *out;
+  size_t in_len, out_len;
+  uint32_t n[MAX_ARGS - 2];
+} call_t;
+
+/* Reads (input: Uint8Array, output: Uint8Array, ...`counts` lengths); false with an exception
+ * pending when the arguments are not that. */
+int read_call(napi_env env, napi_callback_info info, size_t counts, call_t *c);
+
+napi_value talos_hmac_each(napi_env env, napi_callback_info info);
+napi_value talos_hkdf(napi_env env, napi_callback_info info);
+
+/* NULL when OpenSSL's X25519 is usable here, else why not (then the two below are not exported). */
+const char *talos_x25519_unavailable(void);
+napi_value talos_x25519(napi_env env, napi_callback_info info);
+napi_value talos_x25519_base(napi_env env, napi_callback_info info);
+#endif
