@@ -73,7 +73,8 @@ export class Scheduler {
 
   /**
    * Installs fake timers over the globals, on this clock. Only one simulation may run at a time
-   * in a process (the globals are shared): runs are serial by design.
+   * in a thread (the globals are the thread's): runs on one thread are serial by design; a
+   * sweep with jobs > 1 gives each run of it to one of its worker threads.
    */
   installFakeTimers(): void {
     if (this.clock) return;

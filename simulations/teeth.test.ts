@@ -33,7 +33,8 @@ for (const c of cases) {
   t.test(`${c.broken}: the ${c.scenario} sweep finds it and the replay reproduces it`, async (t) => {
     const dir = mkdtempSync(join(tmpdir(), 'talos-sim-'));
     const io = capture(dir);
-    const code = await runCli(['sim', 'sweep', c.scenario, '--seeds', String(TEETH_SEEDS), '--first-failure', '--broken', c.broken], io.ctx, simCommands);
+    // One thread: the suite runs test files in parallel already (sweep.test.ts covers --jobs).
+    const code = await runCli(['sim', 'sweep', c.scenario, '--seeds', String(TEETH_SEEDS), '--first-failure', '--broken', c.broken, '--jobs', '1'], io.ctx, simCommands);
     t.equal(code, 1, 'the sweep fails');
     const replay = /replay: (talos sim run \S+ --seed \d+ --broken \S+)/.exec(io.err());
     t.ok(replay, 'a replay command is printed');

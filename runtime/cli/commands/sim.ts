@@ -1,4 +1,5 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
+import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { optionalString, output, UsageError, type CliCommand, type CliContext, type OptionValues } from '../command.ts';
 import { progressBar } from '../progress.ts';
@@ -14,6 +15,14 @@ import { BROKEN_VARIANTS, type BrokenVariant } from '../../../simulations/world.
 export const TRACE_DIR = 'sim-traces';
 /** Seeds one sweep may ask for (per scenario). */
 export const MAX_SWEEP_SEEDS = 1_000_000;
+/** Worker threads one sweep may ask for. */
+export const MAX_SWEEP_JOBS = 256;
+/**
+ * Runs a worker thread must get before the default gives it one: a thread spends ~3 s loading
+ * TypeScript before its first run (~50 runs' worth on a 2-core host), so smaller sweeps stay on
+ * the calling thread.
+ */
+export const MIN_RUNS_PER_THREAD = 100;
 
 function seedOption(options: OptionValues, name: string, fallback?: number): number {
   const raw = optionalString(options, name);
@@ -22,6 +31,13 @@ function seedOption(options: OptionValues, name: string, fallback?: number): num
     throw new UsageError(`--${name} is required`);
   }
   if (!/^(0|[1-9][0-9]*)$/.test(raw) || !Number.isSafeInteger(Number(raw))) throw new UsageError(`--${name} must be a non-negative integer`);
+  return Number(raw);
+}
+
+function jobsOption(options: OptionValues, runs: number): number {
+  const raw = optionalString(options, 'jobs');
+  if (raw === undefined) return Math.max(1, Math.min(availableParallelism(), MAX_SWEEP_JOBS, Math.floor(runs / MIN_RUNS_PER_THREAD)));
+  if (!/^[1-9][0-9]*$/.test(raw) || Number(raw) > MAX_SWEEP_JOBS) throw new UsageError(`--jobs must be 1..${MAX_SWEEP_JOBS}`);
   return Number(raw);
 }
 
@@ -120,13 +136,14 @@ export const simCommands: CliCommand[] = [
   {
     name: 'sim sweep',
     summary: 'run a scenario (or all) over many seeds; prints the replay command of every failure',
-    usage: 'talos sim sweep <scenario|all> --seeds K [--from N] [--first-failure]',
+    usage: 'talos sim sweep <scenario|all> --seeds K [--from N] [--first-failure] [--jobs N]',
     positionals: ['scenario'],
-    examples: ['talos sim sweep all --seeds 100', 'talos sim sweep swarm --seeds 1000 --from 5000'],
+    examples: ['talos sim sweep all --seeds 100', 'talos sim sweep swarm --seeds 1000 --from 5000', 'talos sim sweep all --seeds 1000 --jobs 8'],
     options: [
       { name: 'seeds', type: 'string', description: 'seeds per scenario', default: '100' },
       { name: 'from', type: 'string', description: 'first seed', default: '1' },
       { name: 'first-failure', type: 'boolean', description: "stop each scenario's sweep at its first failure" },
+      { name: 'jobs', type: 'string', description: `worker threads, 1..${MAX_SWEEP_JOBS} (default: the machine's parallelism, at most one per ${MIN_RUNS_PER_THREAD} runs); results do not depend on it` },
       ...SHARED_OPTIONS,
     ],
     async run({ options, positionals }, ctx) {
@@ -137,31 +154,34 @@ export const simCommands: CliCommand[] = [
       const broken = brokenOption(options);
       const crypto = cryptoOption(options);
       const total = (target === 'all' ? SCENARIOS.length : 1) * seeds;
+      // More threads than runs would only start idle threads.
+      const jobs = Math.min(jobsOption(options, total), total);
       const bar = progressBar(ctx, 'sim sweep', total);
-      const failures: RunResult[] = [];
       const r = await sweep(target === 'all' ? 'all' : [target], {
         seeds,
         firstSeed: from,
         stopOnFailure: options['first-failure'] === true,
+        jobs,
         ...(broken ? { __broken: broken } : {}),
         ...(crypto ? { crypto } : {}),
+        // Runs come back in sequential order whatever --jobs: the FAIL lines are the final failures.
         onRun: (done, _total, run) => {
           bar.update(done);
-          if (!run.ok) {
-            failures.push(run);
-            if (!ctx.json) ctx.stderr(`${ctx.interactive ? '\n' : ''}FAIL ${run.scenario} seed ${run.seed}: ${run.violation!.invariant}: ${run.violation!.detail}\n  replay: ${run.command}\n`);
+          if (!run.ok && !ctx.json) {
+            ctx.stderr(`${ctx.interactive ? '\n' : ''}FAIL ${run.scenario} seed ${run.seed}: ${run.violation!.invariant}: ${run.violation!.detail}\n  replay: ${run.command}\n`);
           }
         },
       });
       bar.finish();
+      const failures = r.failures;
       for (const f of failures) writeTrace(ctx, f);
       const speed = r.wallMs > 0 ? r.simMs / r.wallMs : 0;
       output(
         ctx,
-        { runs: r.runs, failures: failures.map(summary), simulatedMs: r.simMs, wallMs: Math.round(r.wallMs), speedup: Number(speed.toFixed(1)) },
+        { runs: r.runs, jobs, failures: failures.map(summary), simulatedMs: r.simMs, wallMs: Math.round(r.wallMs), speedup: Number(speed.toFixed(1)) },
         () =>
           [
-            `${r.runs} runs, ${failures.length} failed; ${(r.simMs / 1000).toFixed(1)} s simulated in ${(r.wallMs / 1000).toFixed(1)} s (${speed.toFixed(0)}x real time)`,
+            `${r.runs} runs on ${jobs} ${jobs === 1 ? 'thread' : 'threads'}, ${failures.length} failed; ${(r.simMs / 1000).toFixed(1)} s simulated in ${(r.wallMs / 1000).toFixed(1)} s (${speed.toFixed(0)}x real time)`,
             ...failures.map((f) => `  replay: ${f.command}`),
           ].join('\n'),
       );
