@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { runScenario, sweep } from '../simulations/runner.ts';
 import { SCENARIOS } from '../simulations/scenarios/index.ts';
 import type { CryptoProvider } from '../runtime/crypto/provider.ts';
@@ -15,7 +16,8 @@ import { target, type Benchmark } from './harness.ts';
  *  - <scenario>_crypto_ceiling_x: simulated time over the time spent in the crypto provider,
  *    the speed the scenario would reach if everything else cost nothing.
  *  - sweep_<n>_wall_s: wall time of an n-seed sweep of one scenario (default 1,000 seeds of
- *    'partition'), and its CPU seconds.
+ *    'partition') on this thread, and its CPU seconds; sweep_<n>_threads_wall_s: the same sweep
+ *    on one worker thread per core (`talos sim sweep --jobs`), against the one-thread sweep.
  * Target: every standard scenario at least 100x real time.
  */
 const DEFAULT_SWEEP_SEEDS = 1000;
@@ -107,12 +109,23 @@ const bench: Benchmark = async (args) => {
 
   const cpu0 = cpuMs();
   const r = await sweep([sweepScenario], { seeds: sweepSeeds });
-  metrics[`sweep_${sweepSeeds}_wall_s`] = Number((r.wallMs / 1000).toFixed(1));
-  metrics[`sweep_${sweepSeeds}_cpu_s`] = Number(((cpuMs() - cpu0) / 1000).toFixed(1));
-  metrics[`sweep_${sweepSeeds}_failures`] = r.failures.length;
+  const sweepKey = `sweep_${sweepSeeds}`;
+  metrics[`${sweepKey}_wall_s`] = Number((r.wallMs / 1000).toFixed(1));
+  metrics[`${sweepKey}_cpu_s`] = Number(((cpuMs() - cpu0) / 1000).toFixed(1));
+  metrics[`${sweepKey}_failures`] = r.failures.length;
   // Baseline for the sweep: the simulated time it covers, at real time.
-  baseline[`sweep_${sweepSeeds}_wall_s`] = Number((r.simMs / 1000).toFixed(1));
-  ratios[`sweep_${sweepSeeds}_wall_s`] = Number((r.simMs / r.wallMs).toFixed(1));
+  baseline[`${sweepKey}_wall_s`] = Number((r.simMs / 1000).toFixed(1));
+  ratios[`${sweepKey}_wall_s`] = Number((r.simMs / r.wallMs).toFixed(1));
+
+  // The same sweep on a worker thread per core (thread start-up included), against the one above.
+  const jobs = availableParallelism();
+  const threaded = await sweep([sweepScenario], { seeds: sweepSeeds, jobs });
+  metrics[`${sweepKey}_threads`] = jobs;
+  metrics[`${sweepKey}_threads_wall_s`] = Number((threaded.wallMs / 1000).toFixed(1));
+  metrics[`${sweepKey}_threads_x`] = Number((threaded.simMs / threaded.wallMs).toFixed(1));
+  metrics[`${sweepKey}_threads_failures`] = threaded.failures.length;
+  baseline[`${sweepKey}_threads_wall_s`] = Number((r.wallMs / 1000).toFixed(1));
+  ratios[`${sweepKey}_threads_speedup`] = Number((r.wallMs / threaded.wallMs).toFixed(2));
 
   return {
     metrics,
@@ -120,7 +133,7 @@ const bench: Benchmark = async (args) => {
     ratios,
     targets,
     notes: [
-      `${seeds} seeds per scenario; sweep of ${sweepSeeds} seeds of ${sweepScenario}`,
+      `${seeds} seeds per scenario; sweep of ${sweepSeeds} seeds of ${sweepScenario}, on this thread and on ${jobs} worker threads`,
       'x = simulated seconds per wall-clock second; cpu_x = per CPU-second of this process (unaffected by other load)',
       'every call runs the real crypto (X3DH, Double Ratchet, Ed25519 tokens and checkpoints), so speed is bounded by crypto per simulated call',
       '<scenario>_crypto_ceiling_x: simulated time over the time spent inside the crypto provider (one more run, seed 1, every provider call timed): the speed the scenario would reach if the simulator and the rest of the runtime cost nothing. Every call is at least one DH ratchet step both ways (6 X25519 scalar multiplications), so a scenario\'s ceiling falls as its calls (and retries) per simulated second rise',

@@ -16,7 +16,7 @@ import type { RunOptions, SweepPlan, SweepTask, SweptRun } from './runner.ts';
  */
 export class SweepError extends TalosError {}
 
-/** The worker entry: plain JS that gives the thread a TypeScript loader first (like workers/crypto-worker.mjs). */
+/** The worker entry: plain JS that gives the thread a TypeScript loader first (workers/typescript-loader.mjs). */
 const WORKER_FILE = new URL('./sweep-worker.mjs', import.meta.url);
 
 /** What the sweep worker sends back for one task. */

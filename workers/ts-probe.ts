@@ -1,2 +1,2 @@
-/** Imported once by crypto-worker.mjs to learn whether this thread can already load TypeScript. */
+/** Imported once by typescript-loader.mjs to learn whether this thread can already load TypeScript. */
 export const canLoadTypeScript = true;

@@ -112,7 +112,7 @@ t.test('threads do not share the exchange buffers', { skip: !nativeKdf && 'nativ
   const worker = new Worker(
     `import { createHmac } from 'node:crypto';
      import { workerData, parentPort } from 'node:worker_threads';
-     try { await import(workerData.probe); } catch { (await import('tsx/esm/api')).register(); }
+     await import(workerData.loader);
      const { nativeKdf } = await import(workerData.module);
      parentPort.postMessage('ready');
      let bad = 0;
@@ -122,7 +122,7 @@ t.test('threads do not share the exchange buffers', { skip: !nativeKdf && 'nativ
        if (mac !== createHmac('sha256', key).update(msg).digest('hex')) bad++;
      }
      parentPort.postMessage(bad);`,
-    { eval: true, workerData: { rounds, module: new URL('./native-kdf.ts', import.meta.url).href, probe: new URL('../../workers/ts-probe.ts', import.meta.url).href } },
+    { eval: true, workerData: { rounds, module: new URL('./native-kdf.ts', import.meta.url).href, loader: new URL('../../workers/typescript-loader.mjs', import.meta.url).href } },
   );
   const messages: unknown[] = [];
   const next = () => new Promise((resolve, reject) => {

@@ -19,9 +19,8 @@
 #include "native.h"
 #include <openssl/crypto.h>
 #include <string.h>
-#ifndef _WIN32
 #include <dlfcn.h>
-#endif
+#include <pthread.h>
 
 #define KEY 32
 
@@ -51,16 +50,20 @@ static int answers_rfc7748(void) {
   return shared_secret(out, alice, bob_public) == 1 && memcmp(out, shared, KEY) == 0;
 }
 
-const char *talos_x25519_unavailable(void) {
-#ifdef _WIN32
-  return "not looked up on Windows";
-#else
+/* Looked up and checked once per process: every thread that loads the addon shares the answer. */
+static const char *unavailable;
+static pthread_once_t lookup_once = PTHREAD_ONCE_INIT;
+
+static void look_up(void) {
   shared_secret = (x25519_fn)dlsym(RTLD_DEFAULT, "ossl_x25519");
   public_key = (x25519_base_fn)dlsym(RTLD_DEFAULT, "ossl_x25519_public_from_private");
-  if (shared_secret == NULL || public_key == NULL) return "this Node does not export OpenSSL's X25519 functions";
-  if (!answers_rfc7748()) return "OpenSSL's X25519 functions did not give the RFC 7748 answers";
-  return NULL;
-#endif
+  if (shared_secret == NULL || public_key == NULL) unavailable = "this Node does not export OpenSSL's X25519 functions";
+  else if (!answers_rfc7748()) unavailable = "OpenSSL's X25519 functions did not give the RFC 7748 answers";
+}
+
+const char *talos_x25519_unavailable(void) {
+  pthread_once(&lookup_once, look_up);
+  return unavailable;
 }
 
 /* x25519(input, output) -> boolean: input = scalar || u (64 bytes), output = the shared secret
