@@ -45,6 +45,13 @@ export async function runOnThreads(plan: SweepPlan, options: SweepWorkerData['op
   try {
     await new Promise<void>((resolve, reject) => {
       let idle = 0;
+      // Once the sweep has failed, replies already queued from other threads are ignored:
+      // nothing more is reported (onRun) or handed out after sweep() has rejected.
+      let failed = false;
+      const fail = (err: unknown) => {
+        failed = true;
+        reject(err);
+      };
       for (let i = 0; i < threads; i++) {
         // No execArgv: a test runner's loaders and instrumentation would cost each thread seconds; the
         // worker registers its own TypeScript loader.
@@ -63,17 +70,18 @@ export async function runOnThreads(plan: SweepPlan, options: SweepWorkerData['op
             resolve();
           }
         };
-        // After the promise has settled (a reject, or our own terminate) these are no-ops.
+        // After the promise has settled (a failure, or our own terminate) these change nothing.
         const crashed = (why: string) => {
           const run = task ? ` ${running ? 'while running' : 'after running'} ${task.scenario} seed ${task.seed}` : '';
-          reject(new SweepError('sim_worker_crashed', `a sweep worker thread ${why}${run}`));
+          fail(new SweepError('sim_worker_crashed', `a sweep worker thread ${why}${run}`));
         };
         worker.on('message', (reply: SweepWorkerReply) => {
-          if ('threw' in reply) return reject(runThrew(task!, reply.threw));
+          if (failed) return;
+          if ('threw' in reply) return fail(runThrew(task!, reply.threw));
           try {
             plan.add(task!, reply.run);
           } catch (err) {
-            return reject(err); // the onRun callback threw
+            return fail(err); // the onRun callback threw
           }
           feed();
         });

@@ -18,6 +18,8 @@ export const NATIVE_ENV = 'TALOS_NATIVE';
 export const NATIVE_SCRATCH_BYTES = 1024;
 
 const ADDON = new URL('./native/build/Release/talos_native.node', import.meta.url);
+/** What checkouts before the addon took X25519 built (the KDFs alone). */
+const OLD_ADDON = new URL('./native/build/Release/talos_kdf.node', import.meta.url);
 
 export interface Addon {
   /** input = key || messages, output = their MACs. */
@@ -38,7 +40,10 @@ export interface NativeStatus {
 
 function load(): { addon?: Addon; reason?: string } {
   if (process.env[NATIVE_ENV] === '0') return { reason: `${NATIVE_ENV}=0` };
-  if (!existsSync(ADDON)) return { reason: 'not built (npm ci builds it; see runtime/crypto/native/build.mjs)' };
+  if (!existsSync(ADDON)) {
+    if (existsSync(OLD_ADDON)) return { reason: 'built by an older checkout (npm rebuild builds this one)' };
+    return { reason: 'not built (npm ci builds it; see runtime/crypto/native/build.mjs)' };
+  }
   try {
     return { addon: createRequire(import.meta.url)(fileURLToPath(ADDON)) as Addon };
   } catch (err) {

@@ -1,6 +1,7 @@
 import t from 'tap';
+import { execFileSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey, diffieHellman, randomBytes } from 'node:crypto';
-import { NATIVE_ENV, nativeScratchIsWiped } from './native-addon.ts';
+import { addon, NATIVE_ENV, nativeScratchIsWiped } from './native-addon.ts';
 import { nativeX25519, nativeX25519Status } from './native-x25519.ts';
 import { hex, toHexString, wycheproof } from './vector-files.ts';
 
@@ -8,9 +9,14 @@ import { hex, toHexString, wycheproof } from './vector-files.ts';
 // X25519, and its hygiene. The provider-level tests (known-answers, wycheproof, agreement) run
 // the node provider, which takes this path whenever it is active.
 
-t.test('the path is in use (npm ci builds it; TALOS_NATIVE=0 is the only way out)', async (t) => {
+t.test('the path is in use where this Node exports OpenSSL\'s X25519 (npm ci builds it; TALOS_NATIVE=0 turns it off)', async (t) => {
   if (process.env[NATIVE_ENV] === '0') {
     t.equal(nativeX25519Status.active, false);
+    return;
+  }
+  if (addon?.x25519Unavailable?.startsWith('this Node does not export')) {
+    // A Node on a shared libcrypto: node:crypto's path is the design there (the subprocess test below covers it).
+    t.same(nativeX25519Status, { active: false, reason: addon.x25519Unavailable });
     return;
   }
   t.same(nativeX25519Status, { active: true }, nativeX25519Status.reason ?? 'active');
@@ -64,4 +70,43 @@ t.test('a low-order public key gives no secret and leaves nothing behind', { ski
     t.equal(x.sharedSecret(randomBytes(32), u), undefined);
   }
   t.ok(nativeScratchIsWiped());
+});
+
+t.test('output may be the input array: the result is written after the scalar is wiped', { skip }, async (t) => {
+  const secret = randomBytes(32);
+  const peer = x.publicKey(randomBytes(32));
+  const wanted = toHexString(x.sharedSecret(secret, peer)!);
+  const both = new Uint8Array(64);
+  both.set(secret);
+  both.set(peer, 32);
+  t.equal(addon!.x25519!(both, both), true);
+  t.equal(toHexString(both.subarray(0, 32)), wanted, 'the shared secret');
+  t.equal(toHexString(both.subarray(32)), '00'.repeat(32), 'the rest of the input wiped');
+  const one = new Uint8Array(secret);
+  addon!.x25519Base!(one, one);
+  t.equal(toHexString(one), toHexString(x.publicKey(secret)), 'the public key');
+});
+
+t.test('TALOS_NATIVE=0: the node provider takes node:crypto\'s path, with the same answers on every Wycheproof case', async (t) => {
+  // The fallback is what a Node without OpenSSL's symbols runs: checked case by case, refusal codes included.
+  const script = `
+    const { nativeX25519Status } = await import(${JSON.stringify(new URL('./native-x25519.ts', import.meta.url).href)});
+    const { createNodeProvider } = await import(${JSON.stringify(new URL('./node.ts', import.meta.url).href)});
+    const { hex, toHexString, wycheproof } = await import(${JSON.stringify(new URL('./vector-files.ts', import.meta.url).href)});
+    const c = createNodeProvider();
+    const code = (f) => { try { return toHexString(f()); } catch (e) { return e.code; } };
+    const answers = [];
+    for (const group of wycheproof('x25519_test.json').testGroups) for (const test of group.tests) answers.push(code(() => c.x25519(hex(test.private), hex(test.public))));
+    answers.push(code(() => c.x25519(new Uint8Array(31), new Uint8Array(32))), code(() => c.x25519(new Uint8Array(32), new Uint8Array(33))));
+    answers.push(code(() => c.x25519PublicKey(hex('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a'))));
+    console.log(JSON.stringify({ status: nativeX25519Status, answers }));`;
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { ...process.env, [NATIVE_ENV]: '0' }, encoding: 'utf8' });
+  const r = JSON.parse(out) as { status: object; answers: string[] };
+  t.same(r.status, { active: false, reason: `${NATIVE_ENV}=0` });
+  const wanted: string[] = [];
+  for (const group of wycheproof('x25519_test.json').testGroups) {
+    for (const test of group.tests) wanted.push(test['shared'] === '00'.repeat(32) ? 'x25519_low_order' : (test['shared'] as string));
+  }
+  wanted.push('x25519_bad_secret', 'x25519_bad_public', '8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a');
+  t.same(r.answers, wanted, `${wanted.length - 3} Wycheproof cases, two bad lengths and RFC 7748 6.1's public key`);
 });

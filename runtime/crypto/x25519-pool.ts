@@ -4,9 +4,10 @@ import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from '
 /**
  * X25519 key pairs made ahead of use by a background thread, for the node provider's
  * x25519KeyPair() without an argument (a DH ratchet step takes one after the message
- * authenticates). Importing a fresh private key costs OpenSSL a scalar multiplication (it
- * computes the public key): the worker pays it off the caller's thread, and hands over the
- * KeyObject itself (KeyObjects are shared between threads, not re-imported).
+ * authenticates). A fresh pair costs a scalar multiplication (the public key): the worker pays
+ * it off the caller's thread, and hands over the KeyObject too (KeyObjects are shared between
+ * threads, not re-imported), which node:crypto's X25519 path uses; the native path
+ * (native-x25519.ts) needs only the bytes.
  *
  * Only for the operating system's random source: the worker draws from randomFillSync, which
  * is the node provider's source when none is injected. A provider with an injected (for

@@ -67,7 +67,8 @@ const char *talos_x25519_unavailable(void) {
 }
 
 /* x25519(input, output) -> boolean: input = scalar || u (64 bytes), output = the shared secret
- * (32 bytes); false when that secret is all zeros (a low-order u). The scalar is wiped. */
+ * (32 bytes); false when that secret is all zeros (a low-order u). The scalar is wiped. The
+ * result is made on the stack and copied out after the wipe, so output may be input. */
 napi_value talos_x25519(napi_env env, napi_callback_info info) {
   call_t c;
   if (!read_call(env, info, 0, &c)) return NULL;
@@ -75,14 +76,18 @@ napi_value talos_x25519(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "native_bad_call", "talos_native: x25519 needs 64 bytes in, 32 out");
     return NULL;
   }
-  const int nonzero = shared_secret(c.out, c.in, c.in + KEY);
+  uint8_t shared[KEY];
+  const int nonzero = shared_secret(shared, c.in, c.in + KEY);
   OPENSSL_cleanse(c.in, 2 * KEY);
+  memcpy(c.out, shared, KEY);
+  OPENSSL_cleanse(shared, KEY);
   napi_value result;
   napi_get_boolean(env, nonzero == 1, &result);
   return result;
 }
 
-/* x25519Base(input, output): input = scalar (32 bytes), output = its public key. The scalar is wiped. */
+/* x25519Base(input, output): input = scalar (32 bytes), output = its public key. The scalar is
+ * wiped; output may be input. */
 napi_value talos_x25519_base(napi_env env, napi_callback_info info) {
   call_t c;
   if (!read_call(env, info, 0, &c)) return NULL;
@@ -90,7 +95,9 @@ napi_value talos_x25519_base(napi_env env, napi_callback_info info) {
     napi_throw_range_error(env, "native_bad_call", "talos_native: x25519Base needs 32 bytes in, 32 out");
     return NULL;
   }
-  public_key(c.out, c.in);
+  uint8_t public_value[KEY];
+  public_key(public_value, c.in);
   OPENSSL_cleanse(c.in, KEY);
+  memcpy(c.out, public_value, KEY);
   return NULL;
 }
