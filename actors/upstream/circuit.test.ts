@@ -40,7 +40,10 @@ t.test('half-open: one call holds the trial until it releases it; the others are
   t.equal(second.refused, undefined, 'released without firing (refused further on): the next call may be the trial');
   t.same(gate.admit().refused, {});
   const trial = breaker.fire();
-  await t.rejects(breaker.fire(), { code: 'EOPENBREAKER' }, 'opossum agrees: one trial at a time');
+  const atFire = await breaker.fire().catch((e: unknown) => e);
+  t.match(atFire, { code: 'EOPENBREAKER' }, 'opossum agrees: one trial at a time');
+  t.match(gate.refusal(atFire, 'files'), { code: 'upstream_unavailable', message: /circuit open/, data: { upstream: 'files', breaker: 'open' } }, "opossum's refusal told as the gate's");
+  t.equal(gate.refusal(new Error('timeout'), 'files'), undefined, 'any other failure is not a circuit refusal');
   release();
   await trial;
   second.release();

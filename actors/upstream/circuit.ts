@@ -32,8 +32,12 @@ export class CircuitGate {
     return this.breaker.opened ? Math.max(1, this.openedAt + this.resetTimeoutMs - this.now()) : undefined;
   }
 
-  /** The error for a call opossum's fire() refused (EOPENBREAKER): it opened while the call was on its way. */
-  openError(upstream: string): TunnelError {
+  /**
+   * When `err` is opossum's refusal at fire() (EOPENBREAKER: the circuit opened while the call
+   * was on its way), what the agent is told; otherwise undefined.
+   */
+  refusal(err: unknown, upstream: string): TunnelError | undefined {
+    if ((err as { code?: unknown } | null)?.code !== 'EOPENBREAKER') return undefined;
     const open = circuitOpenRefusal(upstream, this.retryAfterMs());
     return new TunnelError('upstream_unavailable', open.message, open.data);
   }

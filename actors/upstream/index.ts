@@ -272,9 +272,7 @@ export class UpstreamActor implements RelayUpstream {
       return await this.breaker.fire(method, params, signal, onProgress);
     } catch (err) {
       if (err instanceof McpError || err instanceof TunnelError) throw err;
-      const code = (err as { code?: string }).code;
-      if (code === 'EOPENBREAKER') throw this.gate.openError(this.name);
-      throw new TunnelError('upstream_unavailable', `upstream ${this.name} failed: ${(err as Error).message}`, { upstream: this.name }, { cause: err });
+      throw this.gate.refusal(err, this.name) ?? new TunnelError('upstream_unavailable', `upstream ${this.name} failed: ${(err as Error).message}`, { upstream: this.name }, { cause: err });
     }
   };
 

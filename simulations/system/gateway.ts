@@ -311,7 +311,8 @@ export class SimGateway implements SimNode {
       return await this.breaker.fire(req);
     } catch (err) {
       // As the real upstream actor: a call the breaker did not let through says so.
-      if ((err as { code?: string }).code === 'EOPENBREAKER') throw this.gate.openError(UPSTREAM);
+      const refused = this.gate.refusal(err, UPSTREAM);
+      if (refused) throw refused;
       return null; // timeout or upstream error: a transient failure
     }
   }
