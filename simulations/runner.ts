@@ -228,20 +228,20 @@ export async function sweep(names: readonly string[] | 'all', options: SweepOpti
   if (jobs > 1 && options.observe) throw new SweepError('sim_sweep_bad_options', 'observe runs on the calling thread: use jobs 1');
   const plan = new SweepPlan(list.map((sc) => sc.name), options);
   const threads = Math.min(jobs, plan.total);
-  // Plain data only: these cross to the worker threads.
-  const runOptions: Pick<RunOptions, '__broken' | 'crypto'> = { ...(options.__broken ? { __broken: options.__broken } : {}), ...(options.crypto ? { crypto: options.crypto } : {}) };
   const started = performance.now();
   if (threads <= 1) {
     for (let task = plan.next(); task; task = plan.next()) {
       let r: RunResult;
       try {
-        r = await runScenario(task.scenario, task.seed, { ...runOptions, ...(options.observe ? { observe: options.observe } : {}) });
+        r = await runScenario(task.scenario, task.seed, options);
       } catch (err) {
         throw runThrew(task, err);
       }
       plan.add(task, sweptRun(r));
     }
   } else {
+    // Plain data only: these cross to the worker threads.
+    const runOptions: Pick<RunOptions, '__broken' | 'crypto'> = { ...(options.__broken ? { __broken: options.__broken } : {}), ...(options.crypto ? { crypto: options.crypto } : {}) };
     await runOnThreads(plan, runOptions, threads);
   }
   plan.result.wallMs = performance.now() - started;
