@@ -3,10 +3,10 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 /**
- * The native addon (native/*.c, built by `npm ci`): short KDFs and X25519 on the OpenSSL inside
- * Node, for the node provider (native-kdf.ts, native-x25519.ts). When it is not built, does not
- * load or is turned off (TALOS_NATIVE=0), the provider takes its other paths, which give the
- * same bytes (tests).
+ * The native addon (native/*.c, built by `npm ci`): short KDFs, ChaCha20-Poly1305 and X25519 on
+ * the OpenSSL inside Node, for the node provider (native-kdf.ts, native-aead.ts,
+ * native-x25519.ts). When it is not built, does not load or is turned off (TALOS_NATIVE=0), the
+ * provider takes its other paths, which give the same bytes (tests).
  *
  * Bytes cross in two buffers of this module instance, named on every call (the addon keeps no
  * pointer between calls): the input is copied in and wiped by the addon, the output copied out
@@ -26,6 +26,10 @@ export interface Addon {
   hmacEach(input: Uint8Array, output: Uint8Array, keyLength: number, count: number, messageLength: number): void;
   /** input = ikm || salt || info, output = the OKM. */
   hkdf(input: Uint8Array, output: Uint8Array, ikmLength: number, saltLength: number, infoLength: number, length: number): void;
+  /** keyNonce = key || nonce (wiped), out = ciphertext || tag. Absent when this OpenSSL has no ChaCha20-Poly1305. */
+  chachaSeal?(keyNonce: Uint8Array, aad: Uint8Array, plaintext: Uint8Array, out: Uint8Array): void;
+  /** keyNonce = key || nonce (wiped), out = the plaintext; false (out wiped) when the tag does not verify. */
+  chachaOpen?(keyNonce: Uint8Array, aad: Uint8Array, sealed: Uint8Array, out: Uint8Array): boolean;
   /** input = scalar || u, output = the shared secret; false when it is all zeros. Absent when x25519Unavailable says why. */
   x25519?(input: Uint8Array, output: Uint8Array): boolean;
   /** input = scalar, output = its public key. */

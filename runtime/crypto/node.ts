@@ -27,6 +27,7 @@ import {
 import { isValidEd25519PublicKey, passesEd25519KeyByteChecks } from './ed25519-points.ts';
 import { hchacha20 } from './hchacha20.ts';
 import { LruCache } from './lru.ts';
+import { nativeAead } from './native-aead.ts';
 import { nativeKdf } from './native-kdf.ts';
 import { nativeX25519 } from './native-x25519.ts';
 import {
@@ -70,6 +71,8 @@ export const PUBLIC_KEY_CACHE_SIZE = 1024;
 export const X25519_PUBLIC_KEY_CACHE_SIZE = 16;
 
 const AEAD_TAG_LENGTH = 16;
+const NO_AAD = new Uint8Array(0);
+const authFailed = () => new CryptoError('aead_auth_failed', 'authentication tag did not verify');
 
 /**
  * Where a secret is encoded to base64url. toB64u would copy a small array into Node's shared
@@ -239,7 +242,10 @@ export function createNodeProvider(options: ProviderOptions = {}): CryptoProvide
     return isAllZero(shared) ? undefined : shared;
   }
 
+  // ChaCha20-Poly1305 on OpenSSL's cipher where the addon found it (native-aead.ts), else
+  // through node:crypto's cipher objects.
   function seal(key: Uint8Array, nonce12: Uint8Array, plaintext: Uint8Array, aad: Uint8Array | undefined): Uint8Array {
+    if (nativeAead !== undefined) return nativeAead.seal(key, nonce12, plaintext, aad ?? NO_AAD);
     const cipher = createCipheriv('chacha20-poly1305', key, nonce12, { authTagLength: AEAD_TAG_LENGTH });
     if (aad !== undefined && aad.length > 0) cipher.setAAD(aad, { plaintextLength: plaintext.length });
     const body = cipher.update(plaintext);
@@ -253,6 +259,11 @@ export function createNodeProvider(options: ProviderOptions = {}): CryptoProvide
 
   function open(key: Uint8Array, nonce12: Uint8Array, sealed: Uint8Array, aad: Uint8Array | undefined): Uint8Array {
     if (sealed.length < AEAD_TAG_LENGTH) throw new CryptoError('aead_auth_failed', 'ciphertext shorter than its tag');
+    if (nativeAead !== undefined) {
+      const text = nativeAead.open(key, nonce12, sealed, aad ?? NO_AAD);
+      if (text === undefined) throw authFailed();
+      return text;
+    }
     const textLength = sealed.length - AEAD_TAG_LENGTH;
     const decipher = createDecipheriv('chacha20-poly1305', key, nonce12, { authTagLength: AEAD_TAG_LENGTH });
     decipher.setAuthTag(sealed.subarray(textLength));
@@ -264,7 +275,7 @@ export function createNodeProvider(options: ProviderOptions = {}): CryptoProvide
       return tail.length === 0 ? owned(body) : plain(Buffer.concat([body, tail]));
     } catch {
       body.fill(0);
-      throw new CryptoError('aead_auth_failed', 'authentication tag did not verify');
+      throw authFailed();
     }
   }
 

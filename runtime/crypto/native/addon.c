@@ -1,19 +1,32 @@
 /* The addon's entry: argument reading shared by every call, and the module's exports. */
 #include "native.h"
 
+static int uint8_array(napi_env env, napi_value value, bytes_t *b) {
+  napi_typedarray_type type;
+  napi_value ab;
+  size_t offset;
+  return napi_get_typedarray_info(env, value, &type, &b->len, (void **)&b->p, &ab, &offset) == napi_ok && type == napi_uint8_array;
+}
+
+int read_arrays(napi_env env, napi_callback_info info, size_t n, bytes_t *arrays) {
+  napi_value argv[MAX_ARGS];
+  size_t argc = MAX_ARGS;
+  int ok = n <= MAX_ARGS && napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc >= n;
+  for (size_t i = 0; ok && i < n; i++) ok = uint8_array(env, argv[i], &arrays[i]);
+  if (!ok) napi_throw_type_error(env, "native_bad_call", "talos_native: arguments must be Uint8Arrays");
+  return ok;
+}
+
 int read_call(napi_env env, napi_callback_info info, size_t counts, call_t *c) {
   napi_value argv[MAX_ARGS];
   size_t argc = MAX_ARGS;
-  napi_typedarray_type type_in, type_out;
-  napi_value ab;
-  size_t offset;
+  bytes_t in, out;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 + counts ||
-      napi_get_typedarray_info(env, argv[0], &type_in, &c->in_len, (void **)&c->in, &ab, &offset) != napi_ok ||
-      napi_get_typedarray_info(env, argv[1], &type_out, &c->out_len, (void **)&c->out, &ab, &offset) != napi_ok ||
-      type_in != napi_uint8_array || type_out != napi_uint8_array) {
+      !uint8_array(env, argv[0], &in) || !uint8_array(env, argv[1], &out)) {
     napi_throw_type_error(env, "native_bad_call", "talos_native: (input: Uint8Array, output: Uint8Array, ...lengths)");
     return 0;
   }
+  c->in = in.p, c->in_len = in.len, c->out = out.p, c->out_len = out.len;
   for (size_t i = 0; i < counts; i++) {
     if (napi_get_value_uint32(env, argv[2 + i], &c->n[i]) != napi_ok) {
       napi_throw_type_error(env, "native_bad_call", "talos_native: lengths are unsigned integers");
@@ -32,6 +45,10 @@ static void export_function(napi_env env, napi_value exports, const char *name, 
 NAPI_MODULE_INIT() {
   export_function(env, exports, "hmacEach", talos_hmac_each);
   export_function(env, exports, "hkdf", talos_hkdf);
+  if (talos_aead_unavailable() == NULL) {
+    export_function(env, exports, "chachaSeal", talos_chacha_seal);
+    export_function(env, exports, "chachaOpen", talos_chacha_open);
+  }
   const char *why = talos_x25519_unavailable();
   if (why == NULL) {
     export_function(env, exports, "x25519", talos_x25519);

@@ -1,5 +1,5 @@
-/* The Talos native addon (Node-API): short KDFs (kdf.c) and X25519 (x25519.c) on the OpenSSL
- * inside Node. Every call names its input and output Uint8Arrays; no pointer outlives a call. */
+/* The Talos native addon (Node-API): short KDFs (kdf.c), ChaCha20-Poly1305 (aead.c) and X25519
+ * (x25519.c) on the OpenSSL inside Node. Every call names its arrays; no pointer outlives a call. */
 #ifndef TALOS_NATIVE_H
 #define TALOS_NATIVE_H
 #include <node_api.h>
@@ -14,12 +14,25 @@ typedef struct {
   uint32_t n[MAX_ARGS - 2];
 } call_t;
 
+typedef struct {
+  uint8_t *p;
+  size_t len;
+} bytes_t;
+
+/* Reads n Uint8Array arguments; false with an exception pending when they are not that. */
+int read_arrays(napi_env env, napi_callback_info info, size_t n, bytes_t *arrays);
+
 /* Reads (input: Uint8Array, output: Uint8Array, ...`counts` lengths); false with an exception
  * pending when the arguments are not that. */
 int read_call(napi_env env, napi_callback_info info, size_t counts, call_t *c);
 
 napi_value talos_hmac_each(napi_env env, napi_callback_info info);
 napi_value talos_hkdf(napi_env env, napi_callback_info info);
+
+/* NULL when OpenSSL's ChaCha20-Poly1305 is usable here (then the two below are exported). */
+const char *talos_aead_unavailable(void);
+napi_value talos_chacha_seal(napi_env env, napi_callback_info info);
+napi_value talos_chacha_open(napi_env env, napi_callback_info info);
 
 /* NULL when OpenSSL's X25519 is usable here, else why not (then the two below are not exported). */
 const char *talos_x25519_unavailable(void);

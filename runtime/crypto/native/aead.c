@@ -1,0 +1,77 @@
+/*
+ * ChaCha20-Poly1305 (RFC 8439) on the OpenSSL inside Node, through its public EVP interface.
+ *
+ * Why: node:crypto builds a cipher object, its OpenSSL context and Buffers for every message;
+ * for the few hundred bytes of a ratchet message that costs several times the cipher itself.
+ * Here a call makes one context on a cipher fetched once per process, and frees it (OpenSSL
+ * wipes a ChaCha context when it frees it).
+ *
+ * Arguments: keyNonce = key (32) || nonce (12), wiped before the call returns; aad; text; out,
+ * an array of the caller's own (never one of the others) of exactly the result's length.
+ */
+#include "native.h"
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <limits.h>
+#include <pthread.h>
+
+#define KEY 32
+#define NONCE 12
+#define TAG 16
+
+static EVP_CIPHER *chacha;
+static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
+static void fetch(void) { chacha = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL); }
+
+const char *talos_aead_unavailable(void) {
+  pthread_once(&fetch_once, fetch);
+  return chacha == NULL ? "this OpenSSL has no ChaCha20-Poly1305" : NULL;
+}
+
+/* Reads the four arrays and checks their lengths; text_len is the plaintext's. */
+static int read_aead(napi_env env, napi_callback_info info, int sealing, bytes_t a[4], size_t *text_len) {
+  if (!read_arrays(env, info, 4, a)) return 0;
+  const size_t in = a[2].len;
+  *text_len = sealing ? in : in - TAG;
+  if (a[0].len < KEY + NONCE || a[1].len > INT_MAX || in > INT_MAX - TAG || (!sealing && in < TAG) ||
+      a[3].len != (sealing ? in + TAG : in - TAG)) {
+    OPENSSL_cleanse(a[0].p, a[0].len < KEY + NONCE ? a[0].len : KEY + NONCE);
+    napi_throw_range_error(env, "native_bad_call", "talos_native: chacha lengths out of range");
+    return 0;
+  }
+  return 1;
+}
+
+/* One pass of the AEAD; 1 when it succeeded (and, opening, the tag verified). */
+static int run(const bytes_t a[4], size_t text_len, int sealing) {
+  EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
+  int n = 0, ok = ctx != NULL && EVP_CipherInit_ex2(ctx, chacha, a[0].p, a[0].p + KEY, sealing, NULL) == 1;
+  OPENSSL_cleanse(a[0].p, KEY + NONCE);
+  if (ok && !sealing) ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG, a[2].p + text_len) == 1;
+  if (ok && a[1].len > 0) ok = EVP_CipherUpdate(ctx, NULL, &n, a[1].p, (int)a[1].len) == 1;
+  if (ok && text_len > 0) ok = EVP_CipherUpdate(ctx, a[3].p, &n, a[2].p, (int)text_len) == 1;
+  if (ok) ok = EVP_CipherFinal_ex(ctx, a[3].p + text_len, &n) == 1;
+  if (ok && sealing) ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG, a[3].p + text_len) == 1;
+  EVP_CIPHER_CTX_free(ctx);
+  if (!ok) OPENSSL_cleanse(a[3].p, a[3].len);
+  return ok;
+}
+
+/* chachaSeal(keyNonce, aad, plaintext, out): out = ciphertext || tag. */
+napi_value talos_chacha_seal(napi_env env, napi_callback_info info) {
+  bytes_t a[4];
+  size_t text_len;
+  if (!read_aead(env, info, 1, a, &text_len)) return NULL;
+  if (!run(a, text_len, 1)) napi_throw_error(env, "native_failed", "talos_native: chacha seal failed");
+  return NULL;
+}
+
+/* chachaOpen(keyNonce, aad, sealed, out) -> boolean: false (out wiped) when the tag does not verify. */
+napi_value talos_chacha_open(napi_env env, napi_callback_info info) {
+  bytes_t a[4];
+  size_t text_len;
+  if (!read_aead(env, info, 0, a, &text_len)) return NULL;
+  napi_value result;
+  napi_get_boolean(env, run(a, text_len, 0), &result);
+  return result;
+}
