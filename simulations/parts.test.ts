@@ -4,7 +4,7 @@ import { SimRedis } from './limits.ts';
 import { SimNetwork } from './network.ts';
 import { Rng } from './random.ts';
 import { Scheduler } from './scheduler.ts';
-import { SecretScanner } from './secrets-scan.ts';
+import { KEY_PREFIX_BYTES, SecretScanner } from './secrets-scan.ts';
 import { SimDisk } from './storage.ts';
 import { TraceWriter } from './trace-writer.ts';
 import { decodeTrace } from '../runtime/inspect/trace.ts';
@@ -112,6 +112,61 @@ t.test('the scanner finds canaries and key bytes in any common encoding', async 
   t.equal(sc.scan(`{"ct":"${plaintext.toString('base64url')}"}`), 'plaintext canary cnry-0123456789abcdef (base64-encoded)');
   t.equal(sc.scan(`{"ct":"${plaintext.toString('hex')}"}`), 'plaintext canary cnry-0123456789abcdef (hex-encoded)');
   t.equal(sc.scan(`{"ct":"${Buffer.from('{"note":"cnry-ffffffffffffffff"}').toString('base64url')}"}`), null, 'an unregistered canary, encoded');
+});
+
+t.test('the scanner agrees with a plain regex-and-Buffer reading on random texts', async (t) => {
+  // The reference: the same rules written the obvious way (regexes, Node's own decoders).
+  const rng = new Rng(7, 'scanner');
+  const bytes = (n: number) => Uint8Array.from({ length: n }, () => rng.int(256));
+  const keys = Array.from({ length: 8 }, (_, i) => ({ key: bytes(32), label: `k${i}` }));
+  const canaries = Array.from({ length: 4 }, () => `cnry-${rng.hex(8)}`);
+  const sc = new SecretScanner();
+  for (const k of keys) sc.key(k.key, k.label);
+  for (const c of canaries) sc.canary(c);
+  const findCanary = (s: string) => [...s.matchAll(/cnry-[0-9a-f]{16}/g)].map((m) => m[0]).find((c) => canaries.includes(c));
+  const inBytes = (d: Buffer, encoding: string) => {
+    const c = findCanary(d.toString('latin1'));
+    if (c) return `plaintext canary ${c} (${encoding}-encoded)`;
+    let first: { at: number; label: string } | undefined;
+    for (const k of keys) {
+      const at = d.indexOf(k.key.subarray(0, KEY_PREFIX_BYTES));
+      if (at >= 0 && (!first || at < first.at)) first = { at, label: k.label };
+    }
+    return first ? `key bytes (${first.label})` : null;
+  };
+  const reference = (text: string): string | null => {
+    const c = findCanary(text);
+    if (c) return `plaintext canary ${c}`;
+    for (const [run] of text.matchAll(/[A-Za-z0-9_\-+/]{16,}/g)) {
+      const hit = inBytes(Buffer.from(run.length % 4 === 1 ? run.slice(0, -1) : run, 'base64'), 'base64');
+      if (hit) return hit;
+      if (run.length >= 2 * KEY_PREFIX_BYTES && /^[0-9a-fA-F]+$/.test(run)) {
+        const h = inBytes(Buffer.from(run.length % 2 ? run.slice(0, -1) : run, 'hex'), 'hex');
+        if (h) return h;
+      }
+    }
+    return null;
+  };
+  const piece = (): string => {
+    const secret = rng.chance(0.5) ? keys[rng.int(keys.length)]!.key.subarray(0, KEY_PREFIX_BYTES + rng.int(4)) : Buffer.from(`{"note":"${canaries[rng.int(canaries.length)]}"}`);
+    const body = rng.chance(0.04) ? Buffer.concat([bytes(rng.int(20)), secret, bytes(rng.int(20))]) : Buffer.from(bytes(rng.int(40)));
+    const encoding = (['base64', 'base64url', 'hex', 'hex'] as const)[rng.int(4)]!;
+    const encoded = Buffer.from(body).toString(encoding);
+    return rng.chance(0.5) ? encoded : encoded.toUpperCase();
+  };
+  const separators = ['"', ',', ':', ' ', '=', '.', 'é', '\u{1F600}', '\n'];
+  let found = 0;
+  let disagreements = 0;
+  for (let i = 0; i < 3000; i++) {
+    let text = '';
+    for (let j = rng.int(6); j >= 0; j--) text += piece() + separators[rng.int(separators.length)];
+    if (rng.chance(0.02)) text += canaries[rng.int(canaries.length)];
+    const want = reference(text);
+    if (want) found++;
+    if (sc.scan(text) !== want) disagreements++;
+  }
+  t.equal(disagreements, 0, `${found} of 3000 texts hold a secret`);
+  t.ok(found > 100, 'enough texts with secrets to mean something');
 });
 
 t.test('trace writer output is a valid inspector trace', async (t) => {

@@ -20,16 +20,23 @@ export const MAX_EVENTS_PER_RUN = 2_000_000;
 /** Fake timers fired at one instant at most (an interval of 0 would otherwise spin forever). */
 export const FAKE_TIMER_LOOP_LIMIT = 100_000;
 
-interface Entry {
-  time: number;
-  seq: number;
-  label: string;
-  fn: () => void | Promise<void>;
-  cancelled: boolean;
-}
-
 export interface Scheduled {
   cancel(): void;
+}
+
+/** A scheduled event is its own handle: no closure per event. */
+class Entry implements Scheduled {
+  cancelled = false;
+  constructor(
+    readonly time: number,
+    readonly seq: number,
+    readonly label: string,
+    readonly fn: () => void | Promise<void>,
+  ) {}
+
+  cancel(): void {
+    this.cancelled = true;
+  }
 }
 
 export class SchedulerError extends Error {}
@@ -57,9 +64,9 @@ export class Scheduler {
 
   at(time: number, label: string, fn: () => void | Promise<void>): Scheduled {
     if (!Number.isFinite(time)) throw new SchedulerError(`event ${label} scheduled at a non-finite time`);
-    const entry: Entry = { time: Math.max(this.now, Math.ceil(time)), seq: this.seq++, label, fn, cancelled: false };
+    const entry = new Entry(Math.max(this.now, Math.ceil(time)), this.seq++, label, fn);
     this.push(entry);
-    return { cancel: () => void (entry.cancelled = true) };
+    return entry;
   }
 
   after(delay: number, label: string, fn: () => void | Promise<void>): Scheduled {
