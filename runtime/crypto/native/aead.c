@@ -11,6 +11,7 @@
  */
 #include "native.h"
 #include <openssl/crypto.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <limits.h>
 #include <pthread.h>
@@ -21,7 +22,10 @@
 
 static EVP_CIPHER *chacha;
 static pthread_once_t fetch_once = PTHREAD_ONCE_INIT;
-static void fetch(void) { chacha = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL); }
+static void fetch(void) {
+  chacha = EVP_CIPHER_fetch(NULL, "ChaCha20-Poly1305", NULL);
+  if (chacha == NULL) ERR_clear_error();
+}
 
 const char *talos_aead_unavailable(void) {
   pthread_once(&fetch_once, fetch);
@@ -42,7 +46,8 @@ static int read_aead(napi_env env, napi_callback_info info, int sealing, bytes_t
   return 1;
 }
 
-/* One pass of the AEAD; 1 when it succeeded (and, opening, the tag verified). */
+/* One pass of the AEAD: 1 done, 0 the tag did not verify (opening), -1 OpenSSL failed. On
+ * anything but 1, out is wiped and OpenSSL's error queue left empty (node:crypto reads it). */
 static int run(const bytes_t a[4], size_t text_len, int sealing) {
   EVP_CIPHER_CTX *ctx = EVP_CIPHER_CTX_new();
   int n = 0, ok = ctx != NULL && EVP_CipherInit_ex2(ctx, chacha, a[0].p, a[0].p + KEY, sealing, NULL) == 1;
@@ -50,11 +55,15 @@ static int run(const bytes_t a[4], size_t text_len, int sealing) {
   if (ok && !sealing) ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_SET_TAG, TAG, a[2].p + text_len) == 1;
   if (ok && a[1].len > 0) ok = EVP_CipherUpdate(ctx, NULL, &n, a[1].p, (int)a[1].len) == 1;
   if (ok && text_len > 0) ok = EVP_CipherUpdate(ctx, a[3].p, &n, a[2].p, (int)text_len) == 1;
-  if (ok) ok = EVP_CipherFinal_ex(ctx, a[3].p + text_len, &n) == 1;
-  if (ok && sealing) ok = EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG, a[3].p + text_len) == 1;
+  int result = -1;
+  if (ok) result = EVP_CipherFinal_ex(ctx, a[3].p + text_len, &n) == 1 ? 1 : sealing ? -1 : 0;
+  if (result == 1 && sealing && EVP_CIPHER_CTX_ctrl(ctx, EVP_CTRL_AEAD_GET_TAG, TAG, a[3].p + text_len) != 1) result = -1;
   EVP_CIPHER_CTX_free(ctx);
-  if (!ok) OPENSSL_cleanse(a[3].p, a[3].len);
-  return ok;
+  if (result != 1) {
+    OPENSSL_cleanse(a[3].p, a[3].len);
+    ERR_clear_error();
+  }
+  return result;
 }
 
 /* chachaSeal(keyNonce, aad, plaintext, out): out = ciphertext || tag. */
@@ -62,7 +71,7 @@ napi_value talos_chacha_seal(napi_env env, napi_callback_info info) {
   bytes_t a[4];
   size_t text_len;
   if (!read_aead(env, info, 1, a, &text_len)) return NULL;
-  if (!run(a, text_len, 1)) napi_throw_error(env, "native_failed", "talos_native: chacha seal failed");
+  if (run(a, text_len, 1) != 1) napi_throw_error(env, "native_failed", "talos_native: chacha seal failed");
   return NULL;
 }
 
@@ -71,7 +80,12 @@ napi_value talos_chacha_open(napi_env env, napi_callback_info info) {
   bytes_t a[4];
   size_t text_len;
   if (!read_aead(env, info, 0, a, &text_len)) return NULL;
-  napi_value result;
-  napi_get_boolean(env, run(a, text_len, 0), &result);
-  return result;
+  const int result = run(a, text_len, 0);
+  if (result < 0) {
+    napi_throw_error(env, "native_failed", "talos_native: chacha open failed");
+    return NULL;
+  }
+  napi_value verified;
+  napi_get_boolean(env, result == 1, &verified);
+  return verified;
 }
