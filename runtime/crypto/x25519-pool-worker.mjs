@@ -1,11 +1,13 @@
 // Worker of runtime/crypto/x25519-pool.ts: makes X25519 key pairs ahead of use, exactly as the
-// node provider does when it has no injected random source (32 bytes from randomFillSync,
-// imported as a JWK private key, which makes OpenSSL compute the public key), and posts each
-// as { key, d, x }: the private KeyObject (shared with the receiving thread, not re-imported),
-// the secret and the public key. It makes one pair per credit it receives and posts each batch
-// as one array, so the pool never holds more pairs than the credits it handed out. Plain
+// node provider does when it has no injected random source (32 bytes from randomFillSync), and
+// posts each as { d, x, key? }: the secret, the public key and, for node:crypto's X25519 path, the
+// private KeyObject (shared with the receiving thread, not re-imported). When the provider's
+// X25519 runs on the native addon (workerData.native), so does the public key here; else a JWK
+// import makes OpenSSL compute it. It makes one pair per credit it receives and posts each
+// batch as one array, so the pool never holds more pairs than the credits it handed out. Plain
 // JavaScript with node: built-ins only, so it starts without a TypeScript loader.
 import { createPrivateKey, randomFillSync } from 'node:crypto';
+import { createRequire } from 'node:module';
 import { setPriority } from 'node:os';
 import { workerData } from 'node:worker_threads';
 import { wipingPoolAllocations } from './buffer-pool.mjs';
@@ -24,8 +26,29 @@ if (process.platform === 'linux') {
 /** @type {import('node:worker_threads').MessagePort} */
 const port = workerData.port;
 
+/** The addon's fixed-base multiplication (native/x25519.c), or undefined for node:crypto's path. */
+const addon = workerData.native ? loadAddon() : undefined;
+const scalar = new Uint8Array(32);
+const product = new Uint8Array(32);
+
+function loadAddon() {
+  try {
+    return createRequire(import.meta.url)('./native/build/Release/talos_native.node').x25519Base;
+  } catch {
+    return undefined; // the pairs then carry KeyObjects, which the provider does not need
+  }
+}
+
 function makePair() {
   const d = randomFillSync(new Uint8Array(32));
+  if (addon !== undefined) {
+    // The addon wipes the scalar's copy; the public key's is wiped once copied out.
+    scalar.set(d);
+    addon(scalar, product);
+    const x = product.slice();
+    product.fill(0);
+    return { d, x };
+  }
   // Encoded from a view of `d` itself (wiped below): Buffer.from(d) would copy the secret into
   // Node's shared Buffer pool, where no one wipes it. The view may cost `d` a small malloc,
   // which this background thread can afford.

@@ -1,6 +1,7 @@
 import t from 'tap';
 import { MessageChannel, Worker, type MessagePort } from 'node:worker_threads';
 import { createNobleProvider } from './noble.ts';
+import { nativeX25519 } from './native-x25519.ts';
 import { createNodeProvider } from './node.ts';
 import { seededRandom } from './seeded-random.ts';
 import { takePooledX25519Pair, X25519_POOL_SIZE } from './x25519-pool.ts';
@@ -16,14 +17,14 @@ async function pooledPair() {
   throw new Error('the pool never delivered a pair');
 }
 
-t.test('pooled pairs are real, distinct X25519 pairs with a working KeyObject', async (t) => {
+t.test('pooled pairs are real, distinct X25519 pairs, with a KeyObject only for node:crypto\'s path', async (t) => {
   const seen = new Set<string>();
   for (let i = 0; i < X25519_POOL_SIZE + 4; i++) {
     const pair = await pooledPair();
     t.equal(pair.secretKey.length, 32);
     t.same(pair.publicKey, noble.x25519PublicKey(pair.secretKey), 'public key belongs to the secret');
-    t.equal(pair.key.type, 'private');
-    t.equal(pair.key.asymmetricKeyType, 'x25519');
+    if (nativeX25519 !== undefined) t.equal(pair.key, undefined, 'made on the addon: no KeyObject');
+    else t.match(pair.key, { type: 'private', asymmetricKeyType: 'x25519' });
     seen.add(Buffer.from(pair.secretKey).toString('hex'));
   }
   t.equal(seen.size, X25519_POOL_SIZE + 4, 'no secret handed out twice');
@@ -76,28 +77,33 @@ function nextMessage<T>(port: MessagePort): Promise<T> {
   return new Promise((resolve) => port.once('message', resolve));
 }
 
-t.test("the pool worker leaves no copy of a secret in its thread's Buffer pool", async (t) => {
-  const keys = new MessageChannel();
-  const probe = new MessageChannel();
-  const url = new URL('./x25519-pool-worker.mjs', import.meta.url).href;
-  const worker = new Worker(POOL_PROBE, {
-    eval: true,
-    workerData: { port: keys.port2, probe: probe.port2, url },
-    transferList: [keys.port2, probe.port2],
+for (const native of [false, true]) {
+  const path = native ? 'addon' : 'node:crypto';
+  t.test(`the pool worker leaves no copy of a secret in its thread's Buffer pool (${path})`, { skip: native && !nativeX25519 && 'addon off' }, async (t) => {
+    const keys = new MessageChannel();
+    const probe = new MessageChannel();
+    const url = new URL('./x25519-pool-worker.mjs', import.meta.url).href;
+    const worker = new Worker(POOL_PROBE, {
+      eval: true,
+      workerData: { port: keys.port2, probe: probe.port2, url, native },
+      transferList: [keys.port2, probe.port2],
+    });
+    t.teardown(async () => {
+      keys.port1.close();
+      probe.port1.close();
+      await worker.terminate();
+    });
+    t.equal(await nextMessage(probe.port1), 'ready');
+    probe.port1.postMessage('mark');
+    t.equal(await nextMessage(probe.port1), 'marked');
+    keys.port1.postMessage(8);
+    const pairs = await nextMessage<{ d: Uint8Array; x: Uint8Array; key?: unknown }[]>(keys.port1);
+    t.equal(pairs.length, 8);
+    t.equal(pairs.every((p) => (p.key === undefined) === native), true, native ? 'pairs made on the addon' : 'pairs made through node:crypto');
+    t.same(pairs.map((p) => p.x), pairs.map((p) => noble.x25519PublicKey(p.d)), 'each public key belongs to its secret');
+    probe.port1.postMessage(pairs.map((p) => p.d));
+    const verdict = await nextMessage<{ found: number; control: boolean }>(probe.port1);
+    t.ok(verdict.control, 'the probe finds a pooled copy');
+    t.equal(verdict.found, 0, 'no secret left in the pool');
   });
-  t.teardown(async () => {
-    keys.port1.close();
-    probe.port1.close();
-    await worker.terminate();
-  });
-  t.equal(await nextMessage(probe.port1), 'ready');
-  probe.port1.postMessage('mark');
-  t.equal(await nextMessage(probe.port1), 'marked');
-  keys.port1.postMessage(8);
-  const pairs = await nextMessage<{ d: Uint8Array; x: Uint8Array }[]>(keys.port1);
-  t.equal(pairs.length, 8);
-  probe.port1.postMessage(pairs.map((p) => p.d));
-  const verdict = await nextMessage<{ found: number; control: boolean }>(probe.port1);
-  t.ok(verdict.control, 'the probe finds a pooled copy');
-  t.equal(verdict.found, 0, 'no secret left in the pool');
-});
+}

@@ -1,13 +1,14 @@
 import type { KeyObject } from 'node:crypto';
 import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from 'node:worker_threads';
+import { nativeX25519 } from './native-x25519.ts';
 
 /**
  * X25519 key pairs made ahead of use by a background thread, for the node provider's
  * x25519KeyPair() without an argument (a DH ratchet step takes one after the message
  * authenticates). A fresh pair costs a scalar multiplication (the public key): the worker pays
- * it off the caller's thread, and hands over the KeyObject too (KeyObjects are shared between
- * threads, not re-imported), which node:crypto's X25519 path uses; the native path
- * (native-x25519.ts) needs only the bytes.
+ * it off the caller's thread, the way the provider would: on the native addon when the
+ * provider's X25519 runs there (native-x25519.ts; only the bytes are needed), else through
+ * node:crypto, handing over the KeyObject too (shared between threads, not re-imported).
  *
  * Only for the operating system's random source: the worker draws from randomFillSync, which
  * is the node provider's source when none is injected. A provider with an injected (for
@@ -17,7 +18,8 @@ import { MessageChannel, receiveMessageOnPort, Worker, type MessagePort } from '
  * behind) take() returns undefined and the caller makes the pair itself.
  */
 export interface PooledPair {
-  key: KeyObject;
+  /** Only when the provider's X25519 goes through node:crypto. */
+  key?: KeyObject;
   secretKey: Uint8Array;
   publicKey: Uint8Array;
 }
@@ -39,7 +41,7 @@ function start(): MessagePort | null {
   try {
     const channel = new MessageChannel();
     const worker = new Worker(new URL('./x25519-pool-worker.mjs', import.meta.url), {
-      workerData: { port: channel.port2 },
+      workerData: { port: channel.port2, native: nativeX25519 !== undefined },
       transferList: [channel.port2],
     });
     // Neither the worker nor the port keeps the process alive.
@@ -58,7 +60,7 @@ function start(): MessagePort | null {
 }
 
 /** Pairs received from the worker and not yet taken, oldest last. */
-const ready: { key: KeyObject; d: Uint8Array; x: Uint8Array }[] = [];
+const ready: { key?: KeyObject; d: Uint8Array; x: Uint8Array }[] = [];
 
 /** A ready pair, or undefined; pairs taken are replaced (asked for REFILL_BATCH at a time). */
 export function takePooledX25519Pair(): PooledPair | undefined {
@@ -74,5 +76,5 @@ export function takePooledX25519Pair(): PooledPair | undefined {
     owed = 0;
   }
   const { key, d, x } = ready.pop()!;
-  return { key, secretKey: d, publicKey: x };
+  return { ...(key ? { key } : {}), secretKey: d, publicKey: x };
 }
