@@ -3,7 +3,10 @@ import { execFileSync } from 'node:child_process';
 import { createCipheriv, randomBytes, randomInt } from 'node:crypto';
 import { addon, input, NATIVE_ENV, nativeScratchIsWiped } from './native-addon.ts';
 import { nativeAead, nativeAeadStatus } from './native-aead.ts';
+import { Worker } from 'node:worker_threads';
 import { hex, toHexString, wycheproof } from './vector-files.ts';
+
+const ROUNDS = 50_000;
 
 // The native ChaCha20-Poly1305 path (native/aead.c) against the published vectors and
 // node:crypto's own cipher, and its hygiene. The provider-level tests (known-answers,
@@ -51,9 +54,7 @@ t.test("equal to node:crypto's cipher on random sizes (empty text and AAD includ
     const text = randomBytes(i < 5 ? 0 : randomInt(0, 5000));
     const aad = randomBytes(i % 3 === 0 ? 0 : randomInt(0, 100));
     const before = [key, nonce, text, aad].map(toHexString);
-    const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 });
-    if (aad.length > 0) c.setAAD(aad, { plaintextLength: text.length });
-    const wanted = Buffer.concat([c.update(text), c.final(), c.getAuthTag()]).toString('hex');
+    const wanted = nodeSeal(key, nonce, text, aad).toString('hex');
     const sealed = aead.seal(key, nonce, text, aad);
     const opened = aead.open(key, nonce, sealed, aad);
     const untouched = [key, nonce, text, aad].map(toHexString).every((h, j) => h === before[j]);
@@ -61,6 +62,55 @@ t.test("equal to node:crypto's cipher on random sizes (empty text and AAD includ
   }
   t.equal(bad, 0, 'every sealed text equal, every open the plaintext, every input as it was');
   t.ok(nativeScratchIsWiped(), 'nothing left in the exchange buffers');
+});
+
+t.test('views at any offset (subarrays, pooled Buffers) and large texts read and give the same bytes', { skip }, async (t) => {
+  const slab = randomBytes(4096); // Buffer.allocUnsafe's pool: small Buffers share a slab
+  for (const size of [0, 1, 64, 1000, 1 << 20, 16 << 20]) {
+    const text = size <= 1000 ? new Uint8Array(slab.buffer, slab.byteOffset + 7, size) : randomBytes(size).subarray(3);
+    const aad = Buffer.from(randomBytes(37)).subarray(5);
+    const [key, nonce] = [randomBytes(40).subarray(8), randomBytes(20).subarray(3, 15)];
+    const sealed = aead.seal(key, nonce, text, aad);
+    t.equal(Buffer.from(sealed).equals(nodeSeal(key, nonce, text, aad)), true, `${text.length} bytes sealed`);
+    const inside = new Uint8Array(sealed.length + 9);
+    inside.set(sealed, 9);
+    t.equal(Buffer.from(aead.open(key, nonce, inside.subarray(9), aad)!).equals(text), true, `${text.length} bytes opened from a view`);
+  }
+  t.ok(nativeScratchIsWiped());
+});
+
+t.test('threads each seal and open through their own exchange buffers', { skip }, async (t) => {
+  // Key and nonce cross in the module's buffers: with one pair shared, a thread sealing at the
+  // same time would see the other's key.
+  const worker = new Worker(
+    `import { createCipheriv } from 'node:crypto';
+     import { workerData, parentPort } from 'node:worker_threads';
+     await import(workerData.loader);
+     const { nativeAead } = await import(workerData.module);
+     parentPort.postMessage('ready');
+     let bad = 0;
+     for (let i = 0; i < workerData.rounds; i++) {
+       const key = new Uint8Array(32).fill(i & 0xff), nonce = new Uint8Array(12).fill(7), text = new Uint8Array([i & 0xff, 1]);
+       const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 });
+       const want = Buffer.concat([c.update(text), c.final(), c.getAuthTag()]);
+       if (!want.equals(nativeAead.seal(key, nonce, text, new Uint8Array(0)))) bad++;
+     }
+     parentPort.postMessage(bad);`,
+    { eval: true, workerData: { rounds: ROUNDS, module: new URL('./native-aead.ts', import.meta.url).href, loader: new URL('../../workers/typescript-loader.mjs', import.meta.url).href } },
+  );
+  const next = () => new Promise<unknown>((resolve, reject) => worker.once('message', resolve).once('error', reject));
+  t.equal(await next(), 'ready');
+  const theirs = next();
+  let bad = 0;
+  for (let i = 0; i < ROUNDS; i++) {
+    const key = new Uint8Array(32).fill(255 - (i & 0xff));
+    const nonce = new Uint8Array(12).fill(9);
+    const text = new Uint8Array([i & 0xff, 2]);
+    if (!Buffer.from(aead.open(key, nonce, nodeSeal(key, nonce, text, new Uint8Array(0)), new Uint8Array(0)) ?? []).equals(text)) bad++;
+  }
+  t.equal(bad, 0, 'this thread: every open right');
+  t.equal(await theirs, 0, 'the worker: every seal right');
+  await worker.terminate();
 });
 
 t.test('a forged tag, text or AAD opens to nothing, and the partial plaintext is wiped', { skip }, async (t) => {
@@ -125,6 +175,12 @@ t.test("TALOS_NATIVE=0: the node provider takes node:crypto's path, with the sam
   }
   t.same(r.answers, wanted, 'every Wycheproof case sealed (the valid ones) and opened');
 });
+
+function nodeSeal(key: Uint8Array, nonce: Uint8Array, text: Uint8Array, aad: Uint8Array): Buffer {
+  const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 });
+  if (aad.length > 0) c.setAAD(aad, { plaintextLength: text.length });
+  return Buffer.concat([c.update(text), c.final(), c.getAuthTag()]);
+}
 
 function flip(bytes: Uint8Array, at: number): Uint8Array {
   const copy = new Uint8Array(bytes);

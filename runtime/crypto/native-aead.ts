@@ -25,9 +25,10 @@ function create(native: AeadAddon): NativeAead {
   // Key and nonce cross in the shared input buffer, which the addon wipes; the texts are read
   // where they are and the result written straight into its own new array.
   return {
+    // `out` is made first: were its allocation to throw, no key would be left in the buffer.
     seal(key, nonce, plaintext, aad) {
-      put(nonce, put(key, 0));
       const out = new Uint8Array(plaintext.length + TAG);
+      put(nonce, put(key, 0));
       try {
         native.chachaSeal(input, aad, plaintext, out);
       } catch (err) {
@@ -36,8 +37,8 @@ function create(native: AeadAddon): NativeAead {
       return out;
     },
     open(key, nonce, sealed, aad) {
-      put(nonce, put(key, 0));
       const out = new Uint8Array(sealed.length - TAG);
+      put(nonce, put(key, 0));
       let verified = false;
       try {
         verified = native.chachaOpen(input, aad, sealed, out);

@@ -287,12 +287,18 @@ export function createNodeProvider(options: ProviderOptions = {}): CryptoProvide
   };
 
   // XChaCha20-Poly1305 = ChaCha20-Poly1305 under HChaCha20(key, nonce[0..16]) with the 12-byte
-  // nonce 0x00000000 || nonce[16..24] (draft-irtf-cfrg-xchacha section 2.3).
-  const xchachaParts = (key: Uint8Array, nonce: Uint8Array): [Uint8Array, Uint8Array] => {
+  // nonce 0x00000000 || nonce[16..24] (draft-irtf-cfrg-xchacha section 2.3). The subkey is a
+  // secret like the key: wiped once used, whether or not the AEAD succeeded.
+  function underSubkey<T>(key: Uint8Array, nonce: Uint8Array, aead: (subkey: Uint8Array, nonce12: Uint8Array) => T): T {
     const nonce12 = new Uint8Array(12);
     nonce12.set(nonce.subarray(16, 24), 4);
-    return [hchacha20(key, nonce.subarray(0, 16)), nonce12];
-  };
+    const subkey = hchacha20(key, nonce.subarray(0, 16));
+    try {
+      return aead(subkey, nonce12);
+    } finally {
+      subkey.fill(0);
+    }
+  }
 
   const hmacSha256 = (key: Uint8Array, data: Uint8Array): Uint8Array => {
     checkBytes(key, 'HMAC key');
@@ -370,13 +376,11 @@ export function createNodeProvider(options: ProviderOptions = {}): CryptoProvide
     },
     xchachaSeal(key, nonce, plaintext, aad) {
       checkAead(key, nonce, 24, plaintext, aad);
-      const [subkey, nonce12] = xchachaParts(key, nonce);
-      return seal(subkey, nonce12, plaintext, aad);
+      return underSubkey(key, nonce, (subkey, nonce12) => seal(subkey, nonce12, plaintext, aad));
     },
     xchachaOpen(key, nonce, sealed, aad) {
       checkAead(key, nonce, 24, sealed, aad);
-      const [subkey, nonce12] = xchachaParts(key, nonce);
-      return open(subkey, nonce12, sealed, aad);
+      return underSubkey(key, nonce, (subkey, nonce12) => open(subkey, nonce12, sealed, aad));
     },
 
     sha256: (data) => oneShotDigest('sha256', checkBytes(data, 'hash input'), 32),
