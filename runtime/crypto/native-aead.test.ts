@@ -1,11 +1,12 @@
 import t from 'tap';
 import { execFileSync } from 'node:child_process';
 import { createCipheriv, randomBytes, randomInt } from 'node:crypto';
+import { Worker } from 'node:worker_threads';
 import { addon, input, NATIVE_ENV, nativeScratchIsWiped } from './native-addon.ts';
 import { nativeAead, nativeAeadStatus } from './native-aead.ts';
-import { Worker } from 'node:worker_threads';
 import { hex, toHexString, wycheproof } from './vector-files.ts';
 
+/** Seals per thread in the two-thread test. */
 const ROUNDS = 50_000;
 
 // The native ChaCha20-Poly1305 path (native/aead.c) against the published vectors and
