@@ -152,12 +152,6 @@ export class World {
 export const KEY_CHECK_MEMO_LIMIT = 100_000;
 
 /**
- * The run's provider, with `ed25519IsValidPublicKey` remembered per key: it is a pure function
- * of the key bytes (a point decompression and a subgroup check), asked again for the same few
- * keys at every checkpoint, DID parse and token check. Every other operation, and every
- * verdict, is the provider's own; nothing random is consumed by the check.
- */
-/**
  * BROKEN (test-only): ChaCha20-Poly1305 that does not encrypt (the plaintext and a zero tag):
  * session frames then carry their plaintext, base64url-encoded, for the leak scanner to find.
  */
@@ -169,6 +163,12 @@ function withoutEncryption(base: CryptoProvider): CryptoProvider {
   });
 }
 
+/**
+ * The run's provider, with `ed25519IsValidPublicKey` remembered per key: it is a pure function
+ * of the key bytes (a point decompression and a subgroup check), asked again for the same few
+ * keys at every checkpoint, DID parse and token check. Every other operation, and every
+ * verdict, is the provider's own; nothing random is consumed by the check.
+ */
 function memoizeKeyChecks(base: CryptoProvider): CryptoProvider {
   const seen = new Map<string, boolean>();
   const check = base.ed25519IsValidPublicKey.bind(base);
