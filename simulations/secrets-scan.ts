@@ -4,6 +4,9 @@
  * root and chain keys, KEKs, upstream credentials). Binary values travel as base64url, base64
  * or hex, so every long run of such characters is decoded and searched byte-wise, for key
  * bytes and for canaries; a key is found when KEY_PREFIX_BYTES of it appear anywhere.
+ * A run is decoded from its first character: an encoding glued to other run characters (a
+ * `sk_` or `0x` prefix, say) decodes out of step and is not seen. Talos writes every binary
+ * field as a JSON string of its own, where the run and the encoding start together.
  */
 export const KEY_PREFIX_BYTES = 12;
 /**
