@@ -7,10 +7,10 @@ import { target, type Benchmark } from './harness.ts';
 /**
  * `npm run bench -- sim [sweep-seeds] [seeds-per-scenario] [sweep-scenario]`: the simulator's
  * speed, in the same run as its baseline (real time: 1 simulated second per second).
- *  - <scenario>_x: simulated seconds per wall-clock second over DEFAULT_SEEDS runs of each
- *    standard scenario, taken round-robin (ratio = the same, as baseline is 1);
- *    <scenario>_cpu_x: per CPU-second of this process, which the other users of a shared
- *    machine do not change.
+ *  - <scenario>_x: simulated seconds per wall-clock second over seeds-per-scenario runs
+ *    (default DEFAULT_SEEDS) of each standard scenario, taken round-robin (ratio = the same, as
+ *    baseline is 1); <scenario>_cpu_x: per CPU-second of this process (all its threads), which
+ *    the other users of a shared machine do not change.
  *  - <scenario>_calls_per_sim_s and <scenario>_cpu_ms_per_call: the two factors of its speed
  *    (cpu_x = 1000 / (calls_per_sim_s * cpu_ms_per_call)): how busy its workload is, and what a
  *    call costs in it (its retries, faults and checks included).
@@ -142,7 +142,7 @@ const bench: Benchmark = async (args) => {
     targets,
     notes: [
       `${seeds} seeds per scenario, round-robin over the scenarios; sweep of ${sweepSeeds} seeds of ${sweepScenario}, on this thread and on ${jobs} worker thread${jobs === 1 ? '' : 's'}`,
-      'x = simulated seconds per wall-clock second; cpu_x = per CPU-second of this process (other processes do not count; the host\'s own speed, which drifts on a shared machine, does: see env.host)',
+      'x = simulated seconds per wall-clock second; cpu_x = per CPU-second of this process, all its threads (V8\'s helpers included; other processes do not count; the host\'s own speed, which drifts on a shared machine, does: see env.host)',
       'every call runs the real crypto (X3DH, Double Ratchet, Ed25519 tokens and checkpoints), so speed is bounded by crypto per simulated call',
       '<scenario>_crypto_ceiling_x: simulated time over the time spent inside the crypto provider (one more run, seed 1, every provider call timed): the speed the scenario would reach if the simulator and the rest of the runtime cost nothing. Every call is at least one DH ratchet step both ways (6 X25519 scalar multiplications), so a scenario\'s ceiling falls as its calls (and retries) per simulated second rise',
     ],

@@ -20,6 +20,7 @@ export const MAX_EVENTS_PER_RUN = 2_000_000;
 /** Fake timers fired at one instant at most (an interval of 0 would otherwise spin forever). */
 export const FAKE_TIMER_LOOP_LIMIT = 100_000;
 
+/** Call as `handle.cancel()`: the method belongs to its handle (not a detached function). */
 export interface Scheduled {
   cancel(): void;
 }

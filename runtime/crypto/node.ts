@@ -351,7 +351,7 @@ export function createNodeProvider(options: ProviderOptions = {}): CryptoProvide
       // A fresh pair from the background pool when our source is the OS's (x25519-pool.ts).
       const pooled = secret === undefined && injected === undefined ? takePooledX25519Pair() : undefined;
       if (pooled !== undefined) {
-        if (pooled.key !== undefined) xPrivateKeys.remember(pooled.secretKey, pooled.key);
+        if (nativeX25519 === undefined && pooled.key !== undefined) xPrivateKeys.remember(pooled.secretKey, pooled.key);
         return { secretKey: pooled.secretKey, publicKey: pooled.publicKey };
       }
       const secretKey = secret ?? random(32);
