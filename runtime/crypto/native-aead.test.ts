@@ -1,9 +1,9 @@
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
 import { createCipheriv, randomBytes, randomInt } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { addon, input, NATIVE_ENV, nativeScratchIsWiped } from './native-addon.ts';
 import { nativeAead, nativeAeadStatus } from './native-aead.ts';
+import { runWithoutAddon } from './native-test-helpers.ts';
 import { hex, toHexString, wycheproof } from './vector-files.ts';
 
 /** Seals per thread in the two-thread test. */
@@ -148,22 +148,18 @@ t.test('bad calls to the addon are typed errors that leave no key behind', { ski
 
 t.test("TALOS_NATIVE=0: the node provider takes node:crypto's path, with the same answers on every Wycheproof case", async (t) => {
   // The fallback is what a Node without the addon runs: checked case by case, refusal codes included.
-  const script = `
-    const { nativeAeadStatus } = await import(${JSON.stringify(new URL('./native-aead.ts', import.meta.url).href)});
-    const { createNodeProvider } = await import(${JSON.stringify(new URL('./node.ts', import.meta.url).href)});
-    const { hex, toHexString, wycheproof } = await import(${JSON.stringify(new URL('./vector-files.ts', import.meta.url).href)});
-    const c = createNodeProvider();
-    const code = (f) => { try { return toHexString(f()); } catch (e) { return e.code; } };
-    const answers = [];
+  const r = runWithoutAddon<{ answers: string[] }>(
+    'native-aead.ts',
+    'nativeAeadStatus',
+    `const answers = [];
     for (const group of wycheproof('chacha20_poly1305_test.json').testGroups) for (const test of group.tests) {
       const [key, iv, aad] = [hex(test.key), hex(test.iv), hex(test.aad)];
       // An invalid case's ct || tag is a forgery: only opening it is asked.
       if (test.result === 'valid' || iv.length !== 12) answers.push(code(() => c.chachaSeal(key, iv, hex(test.msg), aad)));
       answers.push(code(() => c.chachaOpen(key, iv, hex(test.ct + test.tag), aad)));
     }
-    console.log(JSON.stringify({ status: nativeAeadStatus, answers }));`;
-  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { ...process.env, [NATIVE_ENV]: '0' }, encoding: 'utf8' });
-  const r = JSON.parse(out) as { status: object; answers: string[] };
+    return { answers };`,
+  );
   t.same(r.status, { active: false, reason: `${NATIVE_ENV}=0` });
   const wanted: string[] = [];
   for (const group of wycheproof('chacha20_poly1305_test.json').testGroups) {

@@ -1,10 +1,10 @@
 import t from 'tap';
 import fc from 'fast-check';
-import { execFileSync } from 'node:child_process';
 import { createHmac, hkdfSync } from 'node:crypto';
 import { Worker } from 'node:worker_threads';
 import { NATIVE_ENV, NATIVE_SCRATCH_BYTES, nativeScratchIsWiped } from './native-addon.ts';
 import { nativeKdf, nativeKdfStatus } from './native-kdf.ts';
+import { runWithoutAddon } from './native-test-helpers.ts';
 import { hex, toHexString, wycheproof } from './vector-files.ts';
 
 // The native HMAC/HKDF path (native/kdf.c) against the published vectors and node:crypto, its
@@ -143,14 +143,12 @@ t.test('threads do not share the exchange buffers', { skip: !nativeKdf && 'nativ
 });
 
 t.test('TALOS_NATIVE=0: the node provider takes the JavaScript path and gives the same bytes', async (t) => {
-  const script = `
-    const { nativeKdfStatus } = await import(${JSON.stringify(new URL('./native-kdf.ts', import.meta.url).href)});
-    const { createNodeProvider } = await import(${JSON.stringify(new URL('./node.ts', import.meta.url).href)});
-    const c = createNodeProvider();
-    const key = new Uint8Array(32).fill(7), hex = (b) => Buffer.from(b).toString('hex');
-    console.log(JSON.stringify({ status: nativeKdfStatus, macs: c.hmacSha256Each(key, [Uint8Array.of(1), Uint8Array.of(2)]).map(hex), okm: hex(c.hkdfSha256(key, new Uint8Array(32), new Uint8Array(17), 44)) }));`;
-  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { ...process.env, [NATIVE_ENV]: '0' }, encoding: 'utf8' });
-  const r = JSON.parse(out) as { status: { active: boolean; reason: string }; macs: string[]; okm: string };
+  const r = runWithoutAddon<{ macs: string[]; okm: string }>(
+    'native-kdf.ts',
+    'nativeKdfStatus',
+    `const key = new Uint8Array(32).fill(7);
+    return { macs: c.hmacSha256Each(key, [Uint8Array.of(1), Uint8Array.of(2)]).map(toHexString), okm: toHexString(c.hkdfSha256(key, new Uint8Array(32), new Uint8Array(17), 44)) };`,
+  );
   t.same(r.status, { active: false, reason: `${NATIVE_ENV}=0` });
   const key = new Uint8Array(32).fill(7);
   t.same(r.macs, [nodeHmac(key, Uint8Array.of(1)), nodeHmac(key, Uint8Array.of(2))]);

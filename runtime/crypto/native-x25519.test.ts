@@ -1,8 +1,8 @@
 import t from 'tap';
-import { execFileSync } from 'node:child_process';
 import { createPrivateKey, createPublicKey, diffieHellman, randomBytes } from 'node:crypto';
 import { addon, NATIVE_ENV, nativeScratchIsWiped } from './native-addon.ts';
 import { nativeX25519, nativeX25519Status } from './native-x25519.ts';
+import { runWithoutAddon } from './native-test-helpers.ts';
 import { hex, toHexString, wycheproof } from './vector-files.ts';
 
 // The native X25519 path (native/x25519.c) against the published vectors and node:crypto's own
@@ -89,19 +89,15 @@ t.test('output may be the input array: the result is written after the scalar is
 
 t.test('TALOS_NATIVE=0: the node provider takes node:crypto\'s path, with the same answers on every Wycheproof case', async (t) => {
   // The fallback is what a Node without OpenSSL's symbols runs: checked case by case, refusal codes included.
-  const script = `
-    const { nativeX25519Status } = await import(${JSON.stringify(new URL('./native-x25519.ts', import.meta.url).href)});
-    const { createNodeProvider } = await import(${JSON.stringify(new URL('./node.ts', import.meta.url).href)});
-    const { hex, toHexString, wycheproof } = await import(${JSON.stringify(new URL('./vector-files.ts', import.meta.url).href)});
-    const c = createNodeProvider();
-    const code = (f) => { try { return toHexString(f()); } catch (e) { return e.code; } };
-    const answers = [];
+  const r = runWithoutAddon<{ answers: string[] }>(
+    'native-x25519.ts',
+    'nativeX25519Status',
+    `const answers = [];
     for (const group of wycheproof('x25519_test.json').testGroups) for (const test of group.tests) answers.push(code(() => c.x25519(hex(test.private), hex(test.public))));
     answers.push(code(() => c.x25519(new Uint8Array(31), new Uint8Array(32))), code(() => c.x25519(new Uint8Array(32), new Uint8Array(33))));
     answers.push(code(() => c.x25519PublicKey(hex('77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a'))));
-    console.log(JSON.stringify({ status: nativeX25519Status, answers }));`;
-  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { ...process.env, [NATIVE_ENV]: '0' }, encoding: 'utf8' });
-  const r = JSON.parse(out) as { status: object; answers: string[] };
+    return { answers };`,
+  );
   t.same(r.status, { active: false, reason: `${NATIVE_ENV}=0` });
   const wanted: string[] = [];
   for (const group of wycheproof('x25519_test.json').testGroups) {
