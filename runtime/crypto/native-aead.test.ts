@@ -1,9 +1,8 @@
 import t from 'tap';
 import { createCipheriv, randomBytes, randomInt } from 'node:crypto';
-import { Worker } from 'node:worker_threads';
 import { addon, input, NATIVE_ENV, nativeScratchIsWiped } from './native-addon.ts';
 import { nativeAead, nativeAeadStatus } from './native-aead.ts';
-import { runWithoutAddon } from './native-test-helpers.ts';
+import { loopInWorker, runWithoutAddon } from './native-test-helpers.ts';
 import { hex, toHexString, wycheproof } from './vector-files.ts';
 
 /** Seals per thread in the two-thread test. */
@@ -83,23 +82,16 @@ t.test('views at any offset (subarrays, pooled Buffers) and large texts read and
 t.test('threads each seal and open through their own exchange buffers', { skip }, async (t) => {
   // Key and nonce cross in the module's buffers: with one pair shared, a thread sealing at the
   // same time would see the other's key.
-  const worker = new Worker(
-    `import { createCipheriv } from 'node:crypto';
-     import { workerData, parentPort } from 'node:worker_threads';
-     await import(workerData.loader);
-     const { nativeAead } = await import(workerData.module);
-     parentPort.postMessage('ready');
-     let bad = 0;
-     for (let i = 0; i < workerData.rounds; i++) {
-       const key = new Uint8Array(32).fill(i & 0xff), nonce = new Uint8Array(12).fill(7), text = new Uint8Array([i & 0xff, 1]);
-       const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 });
-       const want = Buffer.concat([c.update(text), c.final(), c.getAuthTag()]);
-       if (!want.equals(nativeAead.seal(key, nonce, text, new Uint8Array(0)))) bad++;
-     }
-     parentPort.postMessage(bad);`,
-    { eval: true, workerData: { rounds: ROUNDS, module: new URL('./native-aead.ts', import.meta.url).href, loader: new URL('../../workers/typescript-loader.mjs', import.meta.url).href } },
+  const { worker, next } = loopInWorker(
+    'native-aead.ts',
+    'nativeAead',
+    "import { createCipheriv } from 'node:crypto';",
+    `const key = new Uint8Array(32).fill(i & 0xff), nonce = new Uint8Array(12).fill(7), text = new Uint8Array([i & 0xff, 1]);
+     const c = createCipheriv('chacha20-poly1305', key, nonce, { authTagLength: 16 });
+     const want = Buffer.concat([c.update(text), c.final(), c.getAuthTag()]);
+     if (!want.equals(nativeAead.seal(key, nonce, text, new Uint8Array(0)))) bad++;`,
+    ROUNDS,
   );
-  const next = () => new Promise<unknown>((resolve, reject) => worker.once('message', resolve).once('error', reject));
   t.equal(await next(), 'ready');
   const theirs = next();
   let bad = 0;

@@ -1,10 +1,9 @@
 import t from 'tap';
 import fc from 'fast-check';
 import { createHmac, hkdfSync } from 'node:crypto';
-import { Worker } from 'node:worker_threads';
 import { NATIVE_ENV, NATIVE_SCRATCH_BYTES, nativeScratchIsWiped } from './native-addon.ts';
 import { nativeKdf, nativeKdfStatus } from './native-kdf.ts';
-import { runWithoutAddon } from './native-test-helpers.ts';
+import { loopInWorker, runWithoutAddon } from './native-test-helpers.ts';
 import { hex, toHexString, wycheproof } from './vector-files.ts';
 
 // The native HMAC/HKDF path (native/kdf.c) against the published vectors and node:crypto, its
@@ -109,27 +108,15 @@ t.test('threads do not share the exchange buffers', { skip: !nativeKdf && 'nativ
   // Each thread binds its own pair: with one shared pair, two loops running at the same time
   // would read each other's bytes. The worker says when it is loaded; then both loop at once.
   const rounds = 100_000;
-  const worker = new Worker(
-    `import { createHmac } from 'node:crypto';
-     import { workerData, parentPort } from 'node:worker_threads';
-     await import(workerData.loader);
-     const { nativeKdf } = await import(workerData.module);
-     parentPort.postMessage('ready');
-     let bad = 0;
-     for (let i = 0; i < workerData.rounds; i++) {
-       const key = new Uint8Array(32).fill(i & 0xff), msg = new Uint8Array([1, i & 0xff]);
-       const mac = Buffer.from(nativeKdf.hmacEach(key, [msg])[0]).toString('hex');
-       if (mac !== createHmac('sha256', key).update(msg).digest('hex')) bad++;
-     }
-     parentPort.postMessage(bad);`,
-    { eval: true, workerData: { rounds, module: new URL('./native-kdf.ts', import.meta.url).href, loader: new URL('../../workers/typescript-loader.mjs', import.meta.url).href } },
+  const { worker, next } = loopInWorker(
+    'native-kdf.ts',
+    'nativeKdf',
+    "import { createHmac } from 'node:crypto';",
+    `const key = new Uint8Array(32).fill(i & 0xff), msg = new Uint8Array([1, i & 0xff]);
+     const mac = Buffer.from(nativeKdf.hmacEach(key, [msg])[0]).toString('hex');
+     if (mac !== createHmac('sha256', key).update(msg).digest('hex')) bad++;`,
+    rounds,
   );
-  const messages: unknown[] = [];
-  const next = () => new Promise((resolve, reject) => {
-    if (messages.length > 0) return resolve(messages.shift());
-    worker.once('message', resolve);
-    worker.once('error', reject);
-  });
   t.equal(await next(), 'ready');
   let bad = 0;
   for (let i = 0; i < rounds; i++) {

@@ -1,4 +1,5 @@
 import { execFileSync } from 'node:child_process';
+import { Worker } from 'node:worker_threads';
 import { NATIVE_ENV, type NativeStatus } from './native-addon.ts';
 
 const here = (file: string) => JSON.stringify(new URL(`./${file}`, import.meta.url).href);
@@ -20,4 +21,25 @@ export function runWithoutAddon<T extends object>(statusFile: string, statusName
     console.log(JSON.stringify({ status, ...(await (async () => { ${body} })()) }));`;
   const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { ...process.env, [NATIVE_ENV]: '0' }, encoding: 'utf8' });
   return JSON.parse(out) as T & { status: NativeStatus };
+}
+
+/**
+ * A worker thread that imports the export `name` of `file` (through the project's TypeScript
+ * loader), posts 'ready', runs `loop` (statements over `i` that count failures in `bad`, with
+ * `imports` in scope) `rounds` times, then posts `bad`. `next()` is the worker's next message.
+ */
+export function loopInWorker(file: string, name: string, imports: string, loop: string, rounds: number): { worker: Worker; next: () => Promise<unknown> } {
+  const worker = new Worker(
+    `${imports}
+     import { workerData, parentPort } from 'node:worker_threads';
+     await import(workerData.loader);
+     const { ${name} } = await import(workerData.module);
+     parentPort.postMessage('ready');
+     let bad = 0;
+     for (let i = 0; i < workerData.rounds; i++) { ${loop} }
+     parentPort.postMessage(bad);`,
+    { eval: true, workerData: { rounds, module: new URL(`./${file}`, import.meta.url).href, loader: new URL('../../workers/typescript-loader.mjs', import.meta.url).href } },
+  );
+  const next = () => new Promise<unknown>((resolve, reject) => worker.once('message', resolve).once('error', reject));
+  return { worker, next };
 }
