@@ -40,8 +40,15 @@ export interface RunResult {
   command: string;
 }
 
+/** The options that change what a run does (plain data: they cross to a sweep's worker threads). */
+export type RunVariant = Pick<RunOptions, '__broken' | 'crypto'>;
+
+function runVariant(options: RunOptions): RunVariant {
+  return { ...(options.__broken ? { __broken: options.__broken } : {}), ...(options.crypto ? { crypto: options.crypto } : {}) };
+}
+
 /** The command that replays one run: every option that changes what the run does is carried over. */
-export function replayCommand(scenario: string, seed: number, options: Pick<RunOptions, '__broken' | 'crypto'> = {}): string {
+export function replayCommand(scenario: string, seed: number, options: RunVariant = {}): string {
   const broken = options.__broken ? ` --broken ${options.__broken}` : '';
   const crypto = options.crypto ? ` --crypto ${options.crypto}` : '';
   return `talos sim run ${scenario} --seed ${seed}${broken}${crypto}`;
@@ -50,7 +57,7 @@ export function replayCommand(scenario: string, seed: number, options: Pick<RunO
 export async function runScenario(scenario: Scenario | string, seed: number, options: RunOptions = {}): Promise<RunResult> {
   const sc = typeof scenario === 'string' ? scenarioByName(scenario) : scenario;
   const started = performance.now();
-  const world = new World({ scenario: sc.name, seed, ...(options.__broken ? { __broken: options.__broken } : {}), ...(options.crypto ? { crypto: options.crypto } : {}) });
+  const world = new World({ scenario: sc.name, seed, ...runVariant(options) });
   options.observe?.(world);
   const inv = world.invariants;
   let truth: { calls: Map<string, unknown>; unsettled(): unknown[] } | null = null;
@@ -240,9 +247,7 @@ export async function sweep(names: readonly string[] | 'all', options: SweepOpti
       plan.add(task, sweptRun(r));
     }
   } else {
-    // Plain data only: these cross to the worker threads.
-    const runOptions: Pick<RunOptions, '__broken' | 'crypto'> = { ...(options.__broken ? { __broken: options.__broken } : {}), ...(options.crypto ? { crypto: options.crypto } : {}) };
-    await runOnThreads(plan, runOptions, threads);
+    await runOnThreads(plan, runVariant(options), threads);
   }
   plan.result.wallMs = performance.now() - started;
   return plan.result;

@@ -1,6 +1,6 @@
 import { Worker } from 'node:worker_threads';
 import { TalosError } from '../runtime/errors.ts';
-import type { RunOptions, SweepPlan, SweepTask, SweptRun } from './runner.ts';
+import type { RunVariant, SweepPlan, SweepTask, SweptRun } from './runner.ts';
 
 /**
  * A sweep spread over worker threads. Every run is independent and a function of its seed, and
@@ -24,10 +24,11 @@ export type SweepWorkerReply = { run: SweptRun } | { threw: string };
 
 /** Data the worker starts with: the options every run of the sweep shares (plain data only). */
 export interface SweepWorkerData {
-  options: Pick<RunOptions, '__broken' | 'crypto'>;
+  options: RunVariant;
 }
 
-function describe(err: unknown): string {
+/** An error as one line: its name and message. */
+export function describe(err: unknown): string {
   return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
 }
 
