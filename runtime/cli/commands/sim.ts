@@ -18,9 +18,9 @@ export const MAX_SWEEP_SEEDS = 1_000_000;
 /** Worker threads one sweep may ask for. */
 export const MAX_SWEEP_JOBS = 256;
 /**
- * Runs a worker thread must get before the default gives it one: a thread spends ~3 s loading
- * TypeScript before its first run (~50 runs' worth on a 2-core host), so smaller sweeps stay on
- * the calling thread.
+ * Runs a worker thread must get before the default gives it one: a thread spends 1-3 s loading
+ * TypeScript before its first run (40-60 runs' worth, measured on 2-core hosts), so smaller
+ * sweeps stay on the calling thread.
  */
 export const MIN_RUNS_PER_THREAD = 100;
 
