@@ -142,9 +142,9 @@ const bench: Benchmark = async (args) => {
     targets,
     notes: [
       `${seeds} seeds per scenario, round-robin over the scenarios; sweep of ${sweepSeeds} seeds of ${sweepScenario}, on this thread and on ${jobs} worker thread${jobs === 1 ? '' : 's'}`,
-      'x = simulated seconds per wall-clock second; cpu_x = per CPU-second of this process, all its threads (V8\'s helpers included; other processes do not count; the host\'s own speed, which drifts on a shared machine, does: see env.host)',
+      'x = simulated seconds per wall-clock second; cpu_x = per CPU-second of this process, all its threads (V8\'s helpers and the key-pair helper thread, simulations/key-pairs-ahead.ts, included; other processes do not count; the host\'s own speed, which drifts on a shared machine, does: see env.host)',
       'every call runs the real crypto (X3DH, Double Ratchet, Ed25519 tokens and checkpoints), so speed is bounded by crypto per simulated call',
-      '<scenario>_crypto_ceiling_x: simulated time over the time spent inside the crypto provider (one more run, seed 1, every provider call timed): the speed the scenario would reach if the simulator and the rest of the runtime cost nothing. Every call is at least one DH ratchet step both ways (6 X25519 scalar multiplications), so a scenario\'s ceiling falls as its calls (and retries) per simulated second rise',
+      '<scenario>_crypto_ceiling_x: simulated time over the time spent inside the crypto provider (one more run, seed 1, every provider call timed): the speed the scenario would reach if the simulator and the rest of the runtime cost nothing. Every call is at least one DH ratchet step both ways (6 X25519 scalar multiplications; the 2 that make the new key pairs\' public keys are mostly done ahead on the helper thread), so a scenario\'s ceiling falls as its calls (and retries) per simulated second rise',
     ],
   };
 };

@@ -3,6 +3,7 @@ import type { InspectionEvent } from 'xstate';
 import { createRecorder } from '../runtime/inspect/recorder.ts';
 import { startTga, type TgaActor } from '../actors/tga/index.ts';
 import type { ChildKind } from '../actors/messages.ts';
+import { withKeyPairsAhead } from './key-pairs-ahead.ts';
 import { InvariantLog, InvariantViolation, INVARIANTS } from './invariants.ts';
 import { SimNetwork } from './network.ts';
 import { Rng } from './random.ts';
@@ -63,7 +64,11 @@ export class World {
     this.trace = new TraceWriter(TraceWriter.header(options.scenario, options.seed), () => this.scheduler.now);
     this.network = new SimNetwork(this.scheduler, this.rng.fork('network'), this.trace);
     this.invariants = new InvariantLog(() => this.scheduler.now);
-    const crypto = memoizeKeyChecks(createCryptoProvider({ name: options.crypto ?? 'node', random: this.rng.randomSource('crypto') }));
+    const name = options.crypto ?? 'node';
+    const provider = memoizeKeyChecks(createCryptoProvider({ name, random: this.rng.randomSource('crypto') }));
+    // Fresh X25519 pairs from a stream of their own, their public keys made ahead on a helper
+    // thread for the node provider (the noble one computes its own: a pure-JavaScript run).
+    const crypto = withKeyPairsAhead(provider, this.rng.randomSource('x25519'), name === 'node');
     this.crypto = this.broken === 'plaintext-frames' ? withoutEncryption(crypto) : crypto;
     this.scheduler.onError = (err) => this.report(err);
     // No plaintext or key bytes on an untrusted link, ever: every packet is scanned as sent.

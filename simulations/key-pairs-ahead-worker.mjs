@@ -1,0 +1,41 @@
+// Helper thread of simulations/key-pairs-ahead.ts: waits on the ring in shared memory, and for
+// every slot the run has submitted computes the public key of the slot's secret with the native
+// addon's fixed-base X25519, writes it after the secret, wipes the secret and counts the slot
+// done, in order. Plain JavaScript with node: built-ins only, so it starts without a loader.
+import { createRequire } from 'node:module';
+import { setPriority } from 'node:os';
+import { workerData } from 'node:worker_threads';
+
+// Lowest priority (Linux: this thread's nice value), so that working ahead never takes a core
+// from a thread running a simulation; a helper left behind only means the run computes more.
+if (process.platform === 'linux') {
+  try {
+    setPriority(19);
+  } catch {
+    // not allowed here: keep the default priority
+  }
+}
+
+const { buffer, slots, slotBytes, controlBytes } = workerData;
+const SUBMITTED = 0;
+const DONE = 1;
+const control = new Int32Array(buffer, 0, 2);
+const ring = new Uint8Array(buffer, controlBytes);
+const x25519Base = createRequire(import.meta.url)('../runtime/crypto/native/build/Release/talos_native.node').x25519Base;
+// The addon reads and writes through these (it wipes its copy of the scalar).
+const scalar = new Uint8Array(32);
+const product = new Uint8Array(32);
+
+let done = Atomics.load(control, DONE);
+for (;;) {
+  Atomics.wait(control, SUBMITTED, done);
+  const submitted = Atomics.load(control, SUBMITTED);
+  for (; done !== submitted; done++) {
+    const at = (done % slots) * slotBytes;
+    scalar.set(ring.subarray(at, at + 32));
+    ring.fill(0, at, at + 32);
+    x25519Base(scalar, product);
+    ring.set(product, at + 32);
+    Atomics.store(control, DONE, done + 1);
+  }
+}

@@ -1,0 +1,86 @@
+import t from 'tap';
+import { execFileSync } from 'node:child_process';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { createCryptoProvider } from '../runtime/crypto/index.ts';
+import { nativeX25519 } from '../runtime/crypto/native-x25519.ts';
+import { seededRandom } from '../runtime/crypto/seeded-random.ts';
+import { NATIVE_ENV } from '../runtime/crypto/native-addon.ts';
+import { AHEAD, keyPairsTaken, withKeyPairsAhead } from './key-pairs-ahead.ts';
+
+const provider = createCryptoProvider({ name: 'node', random: seededRandom('unused') });
+const reference = createCryptoProvider({ name: 'noble', random: seededRandom('unused') });
+
+/** The pairs the stream `label` must give, in order, made by the pure-JavaScript provider. */
+function expected(label: string, n: number) {
+  const stream = seededRandom(label);
+  return Array.from({ length: n }, () => reference.x25519KeyPair(stream(32)));
+}
+
+t.test('pairs are the stream\'s, in order, made ahead by the helper thread', async (t) => {
+  t.ok(nativeX25519, 'the native addon is in use (the helper needs it)');
+  const ahead = withKeyPairsAhead(provider, seededRandom('pairs'), true);
+  const want = expected('pairs', 500);
+  let i = 0;
+  const takeAndCheck = () => {
+    const got = ahead.x25519KeyPair();
+    t.same([...got.secretKey, ...got.publicKey], [...want[i]!.secretKey, ...want[i]!.publicKey], `pair ${i}`);
+    i++;
+  };
+  // The helper thread starts in the background: pairs taken meanwhile are made here.
+  const started = keyPairsTaken.fromHelper;
+  while (keyPairsTaken.fromHelper === started && i < 100) {
+    await sleep(50);
+    takeAndCheck();
+  }
+  t.ok(keyPairsTaken.fromHelper > started, `the helper made a public key by pair ${i}`);
+  const [from, before] = [i, { ...keyPairsTaken }];
+  while (i < want.length) {
+    // Bursts (the helper falls behind) and pauses (it catches up), as a run takes them.
+    if (i % 40 === 0) await sleep(20);
+    takeAndCheck();
+  }
+  const fromHelper = keyPairsTaken.fromHelper - before.fromHelper;
+  t.equal(fromHelper + keyPairsTaken.madeHere - before.madeHere, want.length - from);
+  t.ok(fromHelper >= (want.length - from) / 2, `${fromHelper} of the last ${want.length - from} public keys came from the helper`);
+});
+
+t.test('without the helper, or after a later run took the ring over, the same pairs', async (t) => {
+  const same = (got: { secretKey: Uint8Array; publicKey: Uint8Array }, want: typeof got) => t.same([...got.secretKey, ...got.publicKey], [...want.secretKey, ...want.publicKey]);
+  const n = 3 * AHEAD;
+  const alone = withKeyPairsAhead(provider, seededRandom('a'), false);
+  for (const want of expected('a', n)) same(alone.x25519KeyPair(), want);
+
+  const first = withKeyPairsAhead(provider, seededRandom('b'), true);
+  await sleep(50);
+  const second = withKeyPairsAhead(provider, seededRandom('c'), true); // takes the ring over
+  await sleep(50);
+  const madeHere = keyPairsTaken.madeHere;
+  for (const want of expected('b', n)) same(first.x25519KeyPair(), want);
+  t.equal(keyPairsTaken.madeHere - madeHere, n, 'the run that lost the ring makes its own public keys');
+  for (const want of expected('c', n)) same(second.x25519KeyPair(), want);
+});
+
+t.test('a pair for a given secret, and every other operation, is the provider\'s own', async (t) => {
+  const ahead = withKeyPairsAhead(provider, seededRandom('d'), true);
+  const secret = new Uint8Array(32).fill(7);
+  t.same(ahead.x25519KeyPair(secret), provider.x25519KeyPair(secret));
+  t.same(ahead.sha256(new Uint8Array([1, 2])), provider.sha256(new Uint8Array([1, 2])));
+  // The stream is untouched by a pair made from a given secret.
+  const got = ahead.x25519KeyPair();
+  t.same([...got.secretKey], [...expected('d', 1)[0]!.secretKey]);
+});
+
+t.test('with the addon off (TALOS_NATIVE=0) there is no helper, and the pairs are the same', async (t) => {
+  const at = (file: string) => JSON.stringify(new URL(file, import.meta.url).href);
+  const script = `
+    const { createCryptoProvider } = await import(${at('../runtime/crypto/index.ts')});
+    const { seededRandom } = await import(${at('../runtime/crypto/seeded-random.ts')});
+    const { keyPairsTaken, withKeyPairsAhead } = await import(${at('./key-pairs-ahead.ts')});
+    const ahead = withKeyPairsAhead(createCryptoProvider({ name: 'node', random: seededRandom('unused') }), seededRandom('e'), true);
+    const pairs = Array.from({ length: 20 }, () => Buffer.from(ahead.x25519KeyPair().publicKey).toString('hex'));
+    console.log(JSON.stringify({ pairs, taken: keyPairsTaken }));`;
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { ...process.env, [NATIVE_ENV]: '0' }, encoding: 'utf8' });
+  const { pairs, taken } = JSON.parse(out) as { pairs: string[]; taken: typeof keyPairsTaken };
+  t.same(pairs, expected('e', 20).map((p) => Buffer.from(p.publicKey).toString('hex')));
+  t.same(taken, { fromHelper: 0, madeHere: 20 });
+});

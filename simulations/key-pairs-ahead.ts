@@ -1,0 +1,127 @@
+import { Worker } from 'node:worker_threads';
+import type { CryptoProvider, KeyPair, RandomSource } from '../runtime/crypto/provider.ts';
+import { nativeX25519 } from '../runtime/crypto/native-x25519.ts';
+
+/**
+ * A run's fresh X25519 key pairs (x25519KeyPair() without a secret: every DH ratchet step,
+ * handshake ephemeral and prekey) come from a seeded stream of their own, so their secrets can
+ * be drawn before they are needed, and a helper thread computes their public keys (a fixed-base
+ * multiplication each, a quarter of a ratchet step's cost) while the run goes on. The pairs and
+ * their order are the stream's alone: a public key the helper has not finished is computed
+ * here, from the same secret, so the helper changes how fast a run goes, never what it does.
+ *
+ * The helper is one worker thread per thread that runs simulations, shared by its runs one
+ * after another through a ring in shared memory: the run draws secrets into it (at most AHEAD
+ * before use), the helper turns each slot's secret into its public key, wipes the secret and
+ * counts the slot done. A run created later takes the ring over; an earlier one still running
+ * then computes its own public keys. Only with the native addon's X25519 (the helper calls it
+ * directly); otherwise every public key is computed here.
+ */
+export const AHEAD = 16;
+/** Slots in the ring: a slot is written again only once the helper is past it. */
+const SLOTS = 64;
+const SLOT_BYTES = 64; // secret (wiped once used) || public key
+/** Int32 counters at the start of the shared buffer; the slots follow them. */
+const SUBMITTED = 0;
+const DONE = 1;
+const CONTROL_BYTES = 8;
+
+interface Ring {
+  control: Int32Array;
+  slots: Uint8Array;
+  /** The run drawing into the ring now. */
+  owner: object | null;
+}
+
+/** undefined: not started yet; null: no helper here (no native X25519, or it failed). */
+let shared: Ring | null | undefined;
+
+function ring(): Ring | null {
+  if (shared !== undefined) return shared;
+  shared = null;
+  if (nativeX25519 === undefined) return null;
+  try {
+    const buffer = new SharedArrayBuffer(CONTROL_BYTES + SLOTS * SLOT_BYTES);
+    const worker = new Worker(new URL('./key-pairs-ahead-worker.mjs', import.meta.url), {
+      workerData: { buffer, slots: SLOTS, slotBytes: SLOT_BYTES, controlBytes: CONTROL_BYTES },
+      execArgv: [], // plain JavaScript: none of this process's loaders, a faster start
+    });
+    worker.unref(); // it waits on the ring forever: never what keeps the process alive
+    const started: Ring = { control: new Int32Array(buffer, 0, 2), slots: new Uint8Array(buffer, CONTROL_BYTES), owner: null };
+    // A helper that died leaves its slots unfinished: the runs compute them, as without one.
+    worker.on('error', () => {
+      started.owner = null;
+      shared = null;
+    });
+    shared = started;
+  } catch {
+    shared = null;
+  }
+  return shared;
+}
+
+/** Pairs taken on this thread so far, by where their public key was made (for tests and benches). */
+export const keyPairsTaken = { fromHelper: 0, madeHere: 0 };
+
+class PairsAhead {
+  /** Secrets drawn and not yet used, oldest first, with their ring position (-1: not in it). */
+  private readonly queue: { index: number; secret: Uint8Array }[] = [];
+
+  constructor(
+    private readonly provider: CryptoProvider,
+    private readonly secrets: RandomSource,
+    private readonly ring: Ring | null,
+  ) {
+    if (ring) ring.owner = this;
+    this.topUp();
+  }
+
+  take(): KeyPair {
+    const next = this.queue.shift() ?? { index: -1, secret: this.secrets(32) };
+    let publicKey = this.finished(next.index);
+    if (publicKey !== undefined) keyPairsTaken.fromHelper++;
+    else {
+      publicKey = this.provider.x25519PublicKey(next.secret);
+      keyPairsTaken.madeHere++;
+    }
+    if (this.queue.length < AHEAD / 2) this.topUp();
+    return { secretKey: next.secret, publicKey };
+  }
+
+  /** The helper's public key for ring position `index`, if it is done and the ring still ours. */
+  private finished(index: number): Uint8Array | undefined {
+    const r = this.ring;
+    if (index < 0 || r === null || r.owner !== this || Atomics.load(r.control, DONE) <= index) return undefined;
+    const at = (index % SLOTS) * SLOT_BYTES + 32;
+    return r.slots.slice(at, at + 32);
+  }
+
+  /** Draws secrets up to AHEAD ahead into the ring, never into a slot the helper has not finished. */
+  private topUp(): void {
+    const r = this.ring;
+    if (r === null || r.owner !== this) return;
+    const from = Atomics.load(r.control, SUBMITTED);
+    let index = from;
+    while (this.queue.length < AHEAD && index - Atomics.load(r.control, DONE) < SLOTS) {
+      const secret = this.secrets(32);
+      r.slots.set(secret, (index % SLOTS) * SLOT_BYTES);
+      this.queue.push({ index, secret });
+      index++;
+    }
+    if (index === from) return;
+    Atomics.store(r.control, SUBMITTED, index);
+    Atomics.notify(r.control, SUBMITTED);
+  }
+}
+
+/**
+ * `provider` with x25519KeyPair() (no secret given) taking its pairs, in order, from the stream
+ * `secrets`; with `helper`, their public keys are made ahead on the helper thread. A pair for a
+ * given secret, and every other operation, is the provider's own.
+ */
+export function withKeyPairsAhead(provider: CryptoProvider, secrets: RandomSource, helper: boolean): CryptoProvider {
+  const pairs = new PairsAhead(provider, secrets, helper ? ring() : null);
+  return Object.assign(Object.create(Object.getPrototypeOf(provider) as object) as CryptoProvider, provider, {
+    x25519KeyPair: (secretKey?: Uint8Array): KeyPair => (secretKey === undefined ? pairs.take() : provider.x25519KeyPair(secretKey)),
+  });
+}
