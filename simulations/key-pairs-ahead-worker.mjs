@@ -19,7 +19,12 @@ if (process.platform === 'linux') {
 const { buffer, slots, slotBytes, controlBytes } = workerData;
 const SUBMITTED = 0;
 const DONE = 1;
-const control = new Int32Array(buffer, 0, 2);
+const ASLEEP = 2;
+const control = new Int32Array(buffer, 0, 3);
+// While work keeps coming it looks every POLL_MS (being woken would cost the run's thread
+// more); after IDLE_POLLS looks that found nothing, it says so and sleeps until woken.
+const POLL_MS = 1;
+const IDLE_POLLS = 100;
 const ring = new Uint8Array(buffer, controlBytes);
 const x25519Base = createRequire(import.meta.url)('../runtime/crypto/native/build/Release/talos_native.node').x25519Base;
 // The addon reads and writes through these (it wipes its copy of the scalar).
@@ -27,8 +32,18 @@ const scalar = new Uint8Array(32);
 const product = new Uint8Array(32);
 
 let done = Atomics.load(control, DONE);
+let idle = 0;
 for (;;) {
-  Atomics.wait(control, SUBMITTED, done);
+  if (Atomics.load(control, SUBMITTED) === done) {
+    if (idle++ < IDLE_POLLS) {
+      Atomics.wait(control, SUBMITTED, done, POLL_MS);
+      continue;
+    }
+    Atomics.store(control, ASLEEP, 1);
+    Atomics.wait(control, SUBMITTED, done);
+    Atomics.store(control, ASLEEP, 0);
+  }
+  idle = 0;
   const submitted = Atomics.load(control, SUBMITTED);
   for (; done !== submitted; done++) {
     const at = (done % slots) * slotBytes;

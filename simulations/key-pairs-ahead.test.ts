@@ -60,6 +60,15 @@ t.test('without the helper, or after a later run took the ring over, the same pa
   for (const want of expected('c', n)) same(second.x25519KeyPair(), want);
 });
 
+t.test('a helper asleep after idling is woken by the next run', async (t) => {
+  await sleep(500); // well past the helper's 100 polls of 1 ms: it sleeps until told
+  const ahead = withKeyPairsAhead(provider, seededRandom('f'), true);
+  await sleep(100);
+  const before = { ...keyPairsTaken };
+  for (const want of expected('f', AHEAD)) t.same(ahead.x25519KeyPair().publicKey, want.publicKey);
+  t.equal(keyPairsTaken.fromHelper - before.fromHelper, AHEAD, 'every public key from the woken helper');
+});
+
 t.test('a pair for a given secret, and every other operation, is the provider\'s own', async (t) => {
   const ahead = withKeyPairsAhead(provider, seededRandom('d'), true);
   const secret = new Uint8Array(32).fill(7);

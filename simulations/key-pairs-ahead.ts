@@ -21,10 +21,11 @@ export const AHEAD = 16;
 /** Slots in the ring: a slot is written again only once the helper is past it. */
 const SLOTS = 64;
 const SLOT_BYTES = 64; // secret (wiped once used) || public key
-/** Int32 counters at the start of the shared buffer; the slots follow them. */
+/** Int32 counters at the start of the shared buffer (the slots follow them); ASLEEP: see topUp(). */
 const SUBMITTED = 0;
 const DONE = 1;
-const CONTROL_BYTES = 8;
+const ASLEEP = 2;
+const CONTROL_BYTES = 12;
 
 interface Ring {
   control: Int32Array;
@@ -47,7 +48,7 @@ function ring(): Ring | null {
       execArgv: [], // plain JavaScript: none of this process's loaders, a faster start
     });
     worker.unref(); // it waits on the ring forever: never what keeps the process alive
-    const started: Ring = { control: new Int32Array(buffer, 0, 2), slots: new Uint8Array(buffer, CONTROL_BYTES), owner: null };
+    const started: Ring = { control: new Int32Array(buffer, 0, 3), slots: new Uint8Array(buffer, CONTROL_BYTES), owner: null };
     // A helper that died leaves its slots unfinished: the runs compute them, as without one.
     worker.on('error', () => {
       started.owner = null;
@@ -110,7 +111,10 @@ class PairsAhead {
     }
     if (index === from) return;
     Atomics.store(r.control, SUBMITTED, index);
-    Atomics.notify(r.control, SUBMITTED);
+    // While runs go on the helper polls (a wake-up costs this thread ~20 us in a VM); idle, it
+    // sleeps until told. It says so before it sleeps, and sleeps only while nothing is
+    // submitted: one of the two sees the other's store.
+    if (Atomics.load(r.control, ASLEEP) === 1) Atomics.notify(r.control, SUBMITTED);
   }
 }
 
