@@ -20,6 +20,7 @@ const MIN_RUN = 16;
 /** 1 for the characters a run is made of (both base64 alphabets; hex is a subset). */
 const RUN_CHAR = new Uint8Array(128);
 for (const c of 'ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-+/') RUN_CHAR[c.charCodeAt(0)] = 1;
+const CANARY_BYTES = Buffer.from(CANARY_PREFIX, 'latin1');
 const HEX_ONLY = /^[0-9a-fA-F]+$/;
 /** A bitmap over all 2-byte values (65,536 bits). */
 const HEADS16_BYTES = 65536 / 8;
@@ -114,7 +115,7 @@ export class SecretScanner {
     const decoded = this.scratch.subarray(0, n);
     // Plaintext that travels encoded (a frame whose `ct` is not really encrypted) shows its
     // canaries only once decoded.
-    const canary = this.canaries.size > 0 && decoded.includes(CANARY_PREFIX) ? this.findCanary(decoded.toString('latin1')) : null;
+    const canary = this.canaries.size > 0 && decoded.includes(CANARY_BYTES) ? this.findCanary(decoded.toString('latin1')) : null;
     if (canary) return `plaintext canary ${canary} (${encoding}-encoded)`;
     return this.scanBytes(decoded);
   }

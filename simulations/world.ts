@@ -65,7 +65,7 @@ export class World {
     this.network = new SimNetwork(this.scheduler, this.rng.fork('network'), this.trace);
     this.invariants = new InvariantLog(() => this.scheduler.now);
     const name = options.crypto ?? 'node';
-    const provider = memoizeKeyChecks(createCryptoProvider({ name, random: this.rng.randomSource('crypto') }));
+    const provider = memoizeVerdicts(createCryptoProvider({ name, random: this.rng.randomSource('crypto') }));
     // Fresh X25519 pairs from a stream of their own, their public keys made ahead on a helper
     // thread for the node provider (the noble one computes its own: a pure-JavaScript run).
     const crypto = withKeyPairsAhead(provider, this.rng.randomSource('x25519'), name === 'node');
@@ -153,7 +153,7 @@ export class World {
   }
 }
 
-/** Distinct public keys remembered per run at most (a run sees a few hundred). */
+/** Distinct inputs remembered per run at most, per check (a run sees a few hundred keys and signatures). */
 export const KEY_CHECK_MEMO_LIMIT = 100_000;
 
 /**
@@ -169,24 +169,33 @@ function withoutEncryption(base: CryptoProvider): CryptoProvider {
 }
 
 /**
- * The run's provider, with `ed25519IsValidPublicKey` remembered per key: it is a pure function
- * of the key bytes (a point decompression and a subgroup check), asked again for the same few
- * keys at every checkpoint, DID parse and token check. Every other operation, and every
- * verdict, is the provider's own; nothing random is consumed by the check.
+ * The run's provider, with the verdicts of `ed25519IsValidPublicKey` and `ed25519Verify`
+ * remembered per input: both are pure functions of their bytes, asked again for the same keys
+ * at every checkpoint, DID parse and token check, and for the same prekey bundle by every agent
+ * that opens a session (one process here, many in a deployment). Every other operation, and
+ * every first verdict, is the provider's own; nothing random is consumed by either check.
  */
-function memoizeKeyChecks(base: CryptoProvider): CryptoProvider {
-  const seen = new Map<string, boolean>();
-  const check = base.ed25519IsValidPublicKey.bind(base);
-  return Object.assign(Object.create(Object.getPrototypeOf(base) as object) as CryptoProvider, base, {
-    ed25519IsValidPublicKey(publicKey: Uint8Array): boolean {
-      if (!(publicKey instanceof Uint8Array)) return check(publicKey);
-      const k = Buffer.from(publicKey.buffer, publicKey.byteOffset, publicKey.byteLength).toString('latin1');
+export function memoizeVerdicts(base: CryptoProvider): CryptoProvider {
+  const remember = <A extends unknown[]>(check: (...args: A) => boolean, key: (...args: A) => string | undefined) => {
+    const seen = new Map<string, boolean>();
+    return (...args: A): boolean => {
+      const k = key(...args);
+      if (k === undefined) return check(...args);
       let v = seen.get(k);
       if (v === undefined) {
-        v = check(publicKey);
+        v = check(...args);
         if (seen.size < KEY_CHECK_MEMO_LIMIT) seen.set(k, v);
       }
       return v;
-    },
+    };
+  };
+  const latin1 = (b: unknown) => (b instanceof Uint8Array ? Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1') : undefined);
+  return Object.assign(Object.create(Object.getPrototypeOf(base) as object) as CryptoProvider, base, {
+    ed25519IsValidPublicKey: remember(base.ed25519IsValidPublicKey.bind(base), latin1),
+    // Key and signature have fixed lengths when valid; their lengths prefix the key anyway.
+    ed25519Verify: remember(base.ed25519Verify.bind(base), (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => {
+      const [p, m, s] = [latin1(publicKey), latin1(message), latin1(signature)];
+      return p === undefined || m === undefined || s === undefined ? undefined : `${p.length}:${s.length}:${p}${s}${m}`;
+    }),
   });
 }
