@@ -45,12 +45,13 @@ for (;;) {
   }
   idle = 0;
   const submitted = Atomics.load(control, SUBMITTED);
-  for (; done !== submitted; done++) {
-    const at = (done % slots) * slotBytes;
+  // Positions wrap at 2^32 as Int32s (key-pairs-ahead.ts); `slots` is a power of two.
+  for (; done !== submitted; done = (done + 1) | 0) {
+    const at = (done & (slots - 1)) * slotBytes;
     scalar.set(ring.subarray(at, at + 32));
     ring.fill(0, at, at + 32);
     x25519Base(scalar, product);
     ring.set(product, at + 32);
-    Atomics.store(control, DONE, done + 1);
+    Atomics.store(control, DONE, (done + 1) | 0);
   }
 }

@@ -10,7 +10,7 @@ import { TraceWriter } from './trace-writer.ts';
 import { decodeTrace } from '../runtime/inspect/trace.ts';
 import type { RpcResponse } from '../runtime/mcp/jsonrpc.ts';
 import { MAX_RETRY_AFTER_MS, retryWait } from './system/agent.ts';
-import { memoizeVerdicts } from './world.ts';
+import { memoizeVerdicts, VERIFY_MEMO_MESSAGE_BYTES } from './world.ts';
 import { createCryptoProvider } from '../runtime/crypto/index.ts';
 import type { CryptoProvider } from '../runtime/crypto/provider.ts';
 import { seededRandom } from '../runtime/crypto/seeded-random.ts';
@@ -262,6 +262,8 @@ t.test('remembered verdicts are the provider\'s own, asked of it once per input'
     [publicKey, message, forged],
     [publicKey.subarray(0, 31), message, signature],
     [publicKey, new Uint8Array([1]), signature.subarray(0, 63)],
+    // The same bytes as the first case, the boundary between signature and message moved.
+    [publicKey, Buffer.concat([signature.subarray(63), message]), signature.subarray(0, 63)],
   ];
   for (let round = 0; round < 3; round++) {
     for (const [p, m, s] of cases) t.equal(memo.ed25519Verify(p, m, s), base.ed25519Verify(p, m, s));
@@ -269,7 +271,12 @@ t.test('remembered verdicts are the provider\'s own, asked of it once per input'
     t.equal(memo.ed25519IsValidPublicKey(new Uint8Array(32)), base.ed25519IsValidPublicKey(new Uint8Array(32)));
   }
   t.same(asked, { verify: cases.length, key: 2 }, 'each input asked of the provider once');
-  // Not bytes: never remembered, always the provider's answer.
-  t.equal(memo.ed25519Verify('x' as unknown as Uint8Array, message, signature), false);
-  t.equal(asked.verify, cases.length + 1);
+  // Not bytes, or a message past VERIFY_MEMO_MESSAGE_BYTES: never remembered, always the provider's answer.
+  const long = new Uint8Array(VERIFY_MEMO_MESSAGE_BYTES + 1);
+  const longSignature = base.ed25519Sign(seed, long);
+  for (let round = 0; round < 2; round++) {
+    t.equal(memo.ed25519Verify('x' as unknown as Uint8Array, message, signature), false);
+    t.equal(memo.ed25519Verify(publicKey, long, longSignature), true);
+  }
+  t.equal(asked.verify, cases.length + 4);
 });

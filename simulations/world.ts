@@ -155,6 +155,8 @@ export class World {
 
 /** Distinct inputs remembered per run at most, per check (a run sees a few hundred keys and signatures). */
 export const KEY_CHECK_MEMO_LIMIT = 100_000;
+/** Longer signed messages are verified every time, so the memo's size stays bounded (tokens and notes are ~0.5 KiB). */
+export const VERIFY_MEMO_MESSAGE_BYTES = 4096;
 
 /**
  * BROKEN (test-only): ChaCha20-Poly1305 that does not encrypt (the plaintext and a zero tag):
@@ -192,10 +194,11 @@ export function memoizeVerdicts(base: CryptoProvider): CryptoProvider {
   const latin1 = (b: unknown) => (b instanceof Uint8Array ? Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1') : undefined);
   return Object.assign(Object.create(Object.getPrototypeOf(base) as object) as CryptoProvider, base, {
     ed25519IsValidPublicKey: remember(base.ed25519IsValidPublicKey.bind(base), latin1),
-    // Key and signature have fixed lengths when valid; their lengths prefix the key anyway.
+    // Prefixed by the key's and the signature's lengths: no two inputs give the same string.
     ed25519Verify: remember(base.ed25519Verify.bind(base), (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => {
       const [p, m, s] = [latin1(publicKey), latin1(message), latin1(signature)];
-      return p === undefined || m === undefined || s === undefined ? undefined : `${p.length}:${s.length}:${p}${s}${m}`;
+      if (p === undefined || m === undefined || s === undefined || m.length > VERIFY_MEMO_MESSAGE_BYTES) return undefined;
+      return `${p.length}:${s.length}:${p}${s}${m}`;
     }),
   });
 }
