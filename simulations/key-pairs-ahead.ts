@@ -6,9 +6,10 @@ import { nativeX25519 } from '../runtime/crypto/native-x25519.ts';
  * A run's fresh X25519 key pairs (x25519KeyPair() without a secret: every DH ratchet step,
  * handshake ephemeral and prekey) come from a seeded stream of their own, so their secrets can
  * be drawn before they are needed, and a helper thread computes their public keys (a fixed-base
- * multiplication each, a quarter of a ratchet step's cost) while the run goes on. The pairs and
- * their order are the stream's alone: a public key the helper has not finished is computed
- * here, from the same secret, so the helper changes how fast a run goes, never what it does.
+ * multiplication each: one of a DH ratchet step's three X25519 multiplications) while the run
+ * goes on. The pairs and their order are the stream's alone: a public key the helper has not
+ * finished is computed here, from the same secret, so the helper changes how fast a run goes,
+ * never what it does.
  *
  * The helper is one worker thread per thread that runs simulations, shared by its runs one
  * after another through a ring in shared memory: the run draws secrets into it (at most AHEAD
@@ -144,6 +145,7 @@ class PairsAhead {
     if (Atomics.load(r.control, ASLEEP) === 1) Atomics.notify(r.control, SUBMITTED);
   }
 }
+
 /**
  * `provider` with x25519KeyPair() (no secret given) taking its pairs, in order, from the stream
  * `secrets`; with `helper`, their public keys are made ahead on the helper thread. A pair for a

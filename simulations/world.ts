@@ -154,7 +154,7 @@ export class World {
 }
 
 /** Distinct inputs remembered per run at most, per check (a run sees a few hundred keys and signatures). */
-export const KEY_CHECK_MEMO_LIMIT = 100_000;
+export const VERDICT_MEMO_LIMIT = 100_000;
 /** Longer signed messages are verified every time, so the memo's size stays bounded (tokens and notes are ~0.5 KiB). */
 export const VERIFY_MEMO_MESSAGE_BYTES = 4096;
 
@@ -186,7 +186,7 @@ export function memoizeVerdicts(base: CryptoProvider): CryptoProvider {
       let v = seen.get(k);
       if (v === undefined) {
         v = check(...args);
-        if (seen.size < KEY_CHECK_MEMO_LIMIT) seen.set(k, v);
+        if (seen.size < VERDICT_MEMO_LIMIT) seen.set(k, v);
       }
       return v;
     };
