@@ -5,6 +5,7 @@ import { SimNetwork } from './network.ts';
 import { Rng } from './random.ts';
 import { Scheduler } from './scheduler.ts';
 import { KEY_PREFIX_BYTES, SecretScanner } from './secrets-scan.ts';
+import { addon } from '../runtime/crypto/native-addon.ts';
 import { SimDisk } from './storage.ts';
 import { TraceWriter } from './trace-writer.ts';
 import { decodeTrace } from '../runtime/inspect/trace.ts';
@@ -126,9 +127,13 @@ t.test('the scanner agrees with a plain regex-and-Buffer reading of its rules on
   const bytes = (n: number) => Uint8Array.from({ length: n }, () => rng.int(256));
   const keys = Array.from({ length: 8 }, (_, i) => ({ key: bytes(32), label: `k${i}` }));
   const canaries = Array.from({ length: 4 }, () => `cnry-${rng.hex(8)}`);
-  const sc = new SecretScanner();
-  for (const k of keys) sc.key(k.key, k.label);
-  for (const c of canaries) sc.canary(c);
+  t.ok(addon?.mayHoldSecret, 'the native filter is built (npm ci)');
+  // With the native filter first (as runs scan), and the JavaScript reading alone.
+  const scanners = [new SecretScanner(), new SecretScanner({ nativeFilter: false })];
+  for (const sc of scanners) {
+    for (const k of keys) sc.key(k.key, k.label);
+    for (const c of canaries) sc.canary(c);
+  }
   const findCanary = (s: string) => [...s.matchAll(/cnry-[0-9a-f]{16}/g)].map((m) => m[0]).find((c) => canaries.includes(c));
   const inBytes = (d: Buffer, encoding: string) => {
     const c = findCanary(d.toString('latin1'));
@@ -178,16 +183,46 @@ t.test('the scanner agrees with a plain regex-and-Buffer reading of its rules on
   const separators = ['"', ',', ':', ' ', '=', '.', 'é', '\u{1F600}', '\n', '', ''];
   const texts = 6000;
   let found = 0;
-  let disagreements = 0;
+  const disagreements = [0, 0];
   for (let i = 0; i < texts; i++) {
     let text = '';
     for (let j = rng.int(6); j >= 0; j--) text += piece() + (j > 0 || rng.chance(0.5) ? separators[rng.int(separators.length)] : '');
     const want = reference(text);
     if (want) found++;
-    if (sc.scan(text) !== want) disagreements++;
+    scanners.forEach((sc, s) => void (sc.scan(text) !== want && disagreements[s]!++));
   }
-  t.equal(disagreements, 0, `${found} of ${texts} texts hold a secret`);
+  t.same(disagreements, [0, 0], `${found} of ${texts} texts hold a secret`);
   t.ok(found > texts / 10, 'enough texts with secrets to mean something');
+});
+
+t.test('the native filter keeps up with thousands of keys (its table grows) and refuses bad calls', async (t) => {
+  const rng = new Rng(8, 'filter');
+  const bytes = (n: number) => Uint8Array.from({ length: n }, () => rng.int(256));
+  const keys = Array.from({ length: 3000 }, () => bytes(32));
+  const scanners = [new SecretScanner(), new SecretScanner({ nativeFilter: false })];
+  keys.forEach((k, i) => scanners.forEach((sc) => sc.key(k, `k${i}`)));
+  const frame = (body: Uint8Array, encoding: 'base64url' | 'hex') => `{"v":1,"ct":"${Buffer.from(body).toString(encoding)}","n":3}`;
+  for (let i = 0; i < 300; i++) {
+    const k = rng.int(keys.length);
+    const encoding = rng.chance(0.5) ? 'base64url' : 'hex';
+    const leaked = frame(Buffer.concat([bytes(rng.int(9)), keys[k]!.subarray(0, KEY_PREFIX_BYTES), bytes(rng.int(9))]), encoding);
+    const clean = frame(bytes(60 + rng.int(200)), encoding);
+    for (const sc of scanners) {
+      t.equal(sc.scan(leaked), `key bytes (k${k})`);
+      t.equal(sc.scan(clean), null);
+    }
+  }
+  const filter = addon!.mayHoldSecret!;
+  const [heads16, heads32, used] = [new Uint8Array(8192), new Uint8Array(4 * 16), new Uint8Array(16)];
+  for (const bad of [
+    () => filter(42 as unknown as string, heads16, heads32, used, false),
+    () => filter('x', new Uint8Array(10), heads32, used, false),
+    () => filter('x', heads16, new Uint8Array(4 * 15), new Uint8Array(15), false), // not a power of two
+    () => filter('x', heads16, new Uint8Array(8), used, false), // table and flags disagree
+  ]) {
+    t.throws(bad, { name: 'TypeError', code: 'native_bad_call' });
+  }
+  t.equal(filter('{"a":"AAAAAAAAAAAAAAAAAAAAAAAA"}', heads16, heads32, used, false), false, 'no heads registered: no');
 });
 
 t.test('trace writer output is a valid inspector trace', async (t) => {

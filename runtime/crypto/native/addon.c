@@ -1,7 +1,7 @@
 /* The addon's entry: argument reading shared by every call, and the module's exports. */
 #include "native.h"
 
-static int uint8_array(napi_env env, napi_value value, bytes_t *b) {
+int read_uint8_array(napi_env env, napi_value value, bytes_t *b) {
   napi_typedarray_type type;
   napi_value ab;
   size_t offset;
@@ -12,7 +12,7 @@ int read_arrays(napi_env env, napi_callback_info info, size_t n, bytes_t *arrays
   napi_value argv[MAX_ARGS];
   size_t argc = MAX_ARGS;
   int ok = n <= MAX_ARGS && napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc >= n;
-  for (size_t i = 0; ok && i < n; i++) ok = uint8_array(env, argv[i], &arrays[i]);
+  for (size_t i = 0; ok && i < n; i++) ok = read_uint8_array(env, argv[i], &arrays[i]);
   if (!ok) napi_throw_type_error(env, "native_bad_call", "talos_native: arguments must be Uint8Arrays");
   return ok;
 }
@@ -22,7 +22,7 @@ int read_call(napi_env env, napi_callback_info info, size_t counts, call_t *c) {
   size_t argc = MAX_ARGS;
   bytes_t in, out;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2 + counts ||
-      !uint8_array(env, argv[0], &in) || !uint8_array(env, argv[1], &out)) {
+      !read_uint8_array(env, argv[0], &in) || !read_uint8_array(env, argv[1], &out)) {
     napi_throw_type_error(env, "native_bad_call", "talos_native: (input: Uint8Array, output: Uint8Array, ...lengths)");
     return 0;
   }
@@ -45,6 +45,7 @@ static void export_function(napi_env env, napi_value exports, const char *name, 
 NAPI_MODULE_INIT() {
   export_function(env, exports, "hmacEach", talos_hmac_each);
   export_function(env, exports, "hkdf", talos_hkdf);
+  export_function(env, exports, "mayHoldSecret", talos_may_hold_secret);
   if (talos_aead_unavailable() == NULL) {
     export_function(env, exports, "chachaSeal", talos_chacha_seal);
     export_function(env, exports, "chachaOpen", talos_chacha_open);

@@ -1,5 +1,6 @@
 /* The Talos native addon (Node-API): short KDFs (kdf.c), ChaCha20-Poly1305 (aead.c) and X25519
- * (x25519.c) on the OpenSSL inside Node. Every call names its arrays; no pointer outlives a call. */
+ * (x25519.c) on the OpenSSL inside Node, and the simulator's leak filter (secret-filter.c).
+ * Every call names its arrays; no pointer outlives a call. */
 #ifndef TALOS_NATIVE_H
 #define TALOS_NATIVE_H
 #include <node_api.h>
@@ -18,6 +19,9 @@ typedef struct {
   uint8_t *p;
   size_t len;
 } bytes_t;
+
+/* Reads one Uint8Array argument (no exception: false when it is not one). */
+int read_uint8_array(napi_env env, napi_value value, bytes_t *b);
 
 /* Reads n Uint8Array arguments; false with an exception pending when they are not that. */
 int read_arrays(napi_env env, napi_callback_info info, size_t n, bytes_t *arrays);
@@ -38,4 +42,7 @@ napi_value talos_chacha_open(napi_env env, napi_callback_info info);
 const char *talos_x25519_unavailable(void);
 napi_value talos_x25519(napi_env env, napi_callback_info info);
 napi_value talos_x25519_base(napi_env env, napi_callback_info info);
+
+/* The simulator's leak scanner's first look at a text (secret-filter.c). */
+napi_value talos_may_hold_secret(napi_env env, napi_callback_info info);
 #endif
