@@ -223,6 +223,9 @@ t.test('the native filter keeps up with thousands of keys (its table grows) and 
     t.throws(bad, { name: 'TypeError', code: 'native_bad_call' });
   }
   t.equal(filter('{"a":"AAAAAAAAAAAAAAAAAAAAAAAA"}', heads16, heads32, used, false), false, 'no heads registered: no');
+  // A table with no empty slot (the scanner never makes one) ends the probe instead of looping.
+  heads16.fill(0xff);
+  t.equal(filter('{"a":"AAAAAAAAAAAAAAAAAAAAAAAA"}', heads16, heads32.fill(1), used.fill(1), false), false, 'a full table: no');
 });
 
 t.test('trace writer output is a valid inspector trace', async (t) => {

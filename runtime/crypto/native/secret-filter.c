@@ -42,12 +42,13 @@ static inline int base64_digit(uint16_t c) { return c < 128 ? base64_digits[c] :
 /* Same multiplier and probe order as the table's writer (SecretScanner.addHead). */
 static int has_head(const keys_t *k, uint32_t head) {
   uint32_t mask = k->slots - 1;
-  for (uint32_t i = (uint32_t)(head * 2654435761u) & mask;; i = (i + 1) & mask) {
-    if (!k->used[i]) return 0;
+  uint32_t i = (uint32_t)(head * 2654435761u) & mask;
+  for (uint32_t probes = 0; probes < k->slots && k->used[i]; probes++, i = (i + 1) & mask) {
     uint32_t stored;
     memcpy(&stored, k->heads32 + 4 * (size_t)i, 4);
     if (stored == head) return 1;
   }
+  return 0; /* an empty slot, or (a table never this full) every slot probed */
 }
 
 static int decoded_may_hold(const keys_t *k, const uint8_t *b, size_t n) {
