@@ -212,9 +212,38 @@ t.test('the native filter keeps up with thousands of keys (its table grows) and 
       t.equal(sc.scan(clean), null);
     }
   }
+  // The filter answers no for clean texts (the JavaScript reading never runs), maybe for the
+  // rest; around its text limit (8,192 UTF-16 units: that long or longer, always maybe) too.
+  const [filtered, plain] = scanners as [SecretScanner, SecretScanner];
+  const proto = SecretScanner.prototype as unknown as { scanRun: (...a: unknown[]) => unknown };
+  const scanRun = proto.scanRun;
+  let read = 0;
+  proto.scanRun = function (this: unknown, ...a: unknown[]) {
+    read++;
+    return scanRun.apply(this, a);
+  };
+  try {
+    for (let i = 0; i < 50; i++) filtered.scan(frame(bytes(200), 'base64url'));
+    t.equal(read, 0, 'clean frames: never read in JavaScript');
+    plain.scan(frame(bytes(200), 'base64url'));
+    t.ok(read > 0, 'without the filter they are');
+  } finally {
+    proto.scanRun = scanRun;
+  }
+  const key = keys[7]!.subarray(0, KEY_PREFIX_BYTES);
+  for (const units of [8191, 8192, 8193]) {
+    const tail = `"${Buffer.from(key).toString('hex')}"`;
+    const text = 'x'.repeat(units - tail.length) + tail;
+    t.equal(text.length, units);
+    for (const sc of scanners) t.equal(sc.scan(text), 'key bytes (k7)', `a key at the end of ${units} units`);
+  }
   const filter = addon!.mayHoldSecret!;
   const [heads16, heads32, used] = [new Uint8Array(8192), new Uint8Array(4 * 16), new Uint8Array(16)];
+  const call = filter as unknown as (...a: unknown[]) => boolean;
   for (const bad of [
+    () => call('x', heads16, heads32, used),
+    () => call('x', heads16, heads32, used, 'yes'),
+    () => call('x', heads16, new Uint32Array(16), used, false),
     () => filter(42 as unknown as string, heads16, heads32, used, false),
     () => filter('x', new Uint8Array(10), heads32, used, false),
     () => filter('x', heads16, new Uint8Array(4 * 15), new Uint8Array(15), false), // not a power of two

@@ -42,9 +42,12 @@ export class SecretScanner {
   private readonly heads16 = new Uint8Array(HEADS16_BYTES);
   /**
    * The same 4-byte heads as `keys`, in an open-addressing table (multiplicative hash, linear
-   * probing) for the native filter, which cannot read a Map.
+   * probing; a power of two of slots, at most half used) for the native filter, which cannot
+   * read a Map.
    */
   private heads32 = new Uint32Array(HEADS32_SLOTS);
+  /** The table's bytes, as the native filter reads them. */
+  private heads32Bytes = new Uint8Array(this.heads32.buffer);
   private heads32Used = new Uint8Array(HEADS32_SLOTS);
   private heads32Count = 0;
   registered = 0;
@@ -79,12 +82,14 @@ export class SecretScanner {
     if (2 * (this.heads32Count + 1) > this.heads32.length) {
       const old = this.heads32.filter((_, i) => this.heads32Used[i] === 1);
       this.heads32 = new Uint32Array(2 * this.heads32.length);
+      this.heads32Bytes = new Uint8Array(this.heads32.buffer);
       this.heads32Used = new Uint8Array(this.heads32.length);
       this.heads32Count = 0;
       for (const h of old) this.addHead(h);
     }
     const mask = this.heads32.length - 1;
-    let i = Math.imul(head, 0x9e3779b1) & mask; // as secret-filter.c's has_head()
+    // The top log2(slots) bits of the product, as secret-filter.c's has_head().
+    let i = Math.imul(head, 0x9e3779b1) >>> (Math.clz32(this.heads32.length) + 1);
     while (this.heads32Used[i] === 1) i = (i + 1) & mask;
     this.heads32[i] = head;
     this.heads32Used[i] = 1;
@@ -98,7 +103,7 @@ export class SecretScanner {
     if (this.keys.size === 0 && this.canaries.size === 0) return null;
     // Most texts hold nothing: the native filter says so at a fraction of the cost of the
     // reading below, which gives the same verdict (and the label) when it says maybe.
-    if (this.nativeFilter && !this.nativeFilter(text, this.heads16, new Uint8Array(this.heads32.buffer), this.heads32Used, this.canaries.size > 0)) return null;
+    if (this.nativeFilter && !this.nativeFilter(text, this.heads16, this.heads32Bytes, this.heads32Used, this.canaries.size > 0)) return null;
     // Every maximal run of at least MIN_RUN run characters: the runs /[A-Za-z0-9_\-+/]{16,}/g
     // would match, found by a character-table loop (cheaper than the regex, no match objects).
     let start = -1;

@@ -11,7 +11,7 @@
 
 #define MIN_RUN 16
 #define KEY_PREFIX_BYTES 12
-#define MAX_TEXT 8192 /* UTF-16 units; a longer text gets "yes": the scanner reads it */
+#define MAX_TEXT 8192 /* UTF-16 units; a text this long or longer gets "yes": the scanner reads it */
 #define HEADS16_BYTES (65536 / 8)
 
 typedef struct {
@@ -19,6 +19,7 @@ typedef struct {
   const uint8_t *heads32;     /* open-addressing table of the first 4 bytes (u32, native order) */
   const uint8_t *used;        /* 1 where heads32 holds a head */
   uint32_t slots;             /* a power of two */
+  int shift;                  /* 32 - log2(slots): a head's slot is the top bits of its product */
   int canaries;
 } keys_t;
 
@@ -39,10 +40,10 @@ static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
 
 static inline int base64_digit(uint16_t c) { return c < 128 ? base64_digits[c] : -1; }
 
-/* Same multiplier and probe order as the table's writer (SecretScanner.addHead). */
+/* Same multiplier, slot and probe order as the table's writer (SecretScanner.addHead). */
 static int has_head(const keys_t *k, uint32_t head) {
   uint32_t mask = k->slots - 1;
-  uint32_t i = (uint32_t)(head * 2654435761u) & mask;
+  uint32_t i = (uint32_t)((uint64_t)(uint32_t)(head * 2654435761u) >> k->shift);
   for (uint32_t probes = 0; probes < k->slots && k->used[i]; probes++, i = (i + 1) & mask) {
     uint32_t stored;
     memcpy(&stored, k->heads32 + 4 * (size_t)i, 4);
@@ -91,7 +92,7 @@ static int run_may_hold(const keys_t *k, const uint16_t *run, size_t len, uint8_
 napi_value talos_may_hold_secret(napi_env env, napi_callback_info info) {
   napi_value argv[5];
   size_t argc = 5;
-  bytes_t a[3];
+  bytes_t a[3] = {{0}};
   bool canaries = false;
   uint16_t text[MAX_TEXT + 1];
   uint8_t decoded[MAX_TEXT];
@@ -100,11 +101,12 @@ napi_value talos_may_hold_secret(napi_env env, napi_callback_info info) {
            napi_get_value_string_utf16(env, argv[0], (char16_t *)text, MAX_TEXT + 1, &len) == napi_ok &&
            napi_get_value_bool(env, argv[4], &canaries) == napi_ok;
   for (int i = 0; ok && i < 3; i++) ok = read_uint8_array(env, argv[1 + i], &a[i]);
-  keys_t k = {a[0].p, a[1].p, a[2].p, (uint32_t)a[2].len, canaries};
-  if (!ok || a[0].len != HEADS16_BYTES || k.slots == 0 || (k.slots & (k.slots - 1)) != 0 || a[1].len != 4 * (size_t)k.slots) {
+  const size_t slots = a[2].len;
+  if (!ok || a[0].len != HEADS16_BYTES || slots == 0 || slots > UINT32_MAX || (slots & (slots - 1)) != 0 || a[1].len != 4 * slots) {
     napi_throw_type_error(env, "native_bad_call", "talos_native: mayHoldSecret(text, heads16, heads32, used, canaries)");
     return NULL;
   }
+  keys_t k = {a[0].p, a[1].p, a[2].p, (uint32_t)slots, 32 - __builtin_ctz((uint32_t)slots), canaries};
   pthread_once(&tables_once, fill_tables);
   int maybe = len >= MAX_TEXT; /* possibly cut short: the scanner reads it itself */
   for (size_t i = 0, start = 0; !maybe && i <= len; i++) {
