@@ -9,6 +9,8 @@ import { addon } from '../runtime/crypto/native-addon.ts';
  * A run is decoded from its first character: an encoding glued to other run characters (a
  * `sk_` or `0x` prefix, say) decodes out of step and is not seen. Talos writes every binary
  * field as a JSON string of its own, where the run and the encoding start together.
+ * The native addon, when built, applies the same rules first (runtime/crypto/native/
+ * secret-filter.c) and rules out most texts; the reading here gives every verdict it cannot.
  */
 export const KEY_PREFIX_BYTES = 12;
 /**
