@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import type { CryptoProvider, KeyPair, RandomSource } from '../runtime/crypto/provider.ts';
+import { withMethods, type CryptoProvider, type KeyPair, type RandomSource } from '../runtime/crypto/provider.ts';
 import { nativeX25519 } from '../runtime/crypto/native-x25519.ts';
 
 /**
@@ -153,7 +153,7 @@ class PairsAhead {
  */
 export function withKeyPairsAhead(provider: CryptoProvider, secrets: RandomSource, helper: boolean): CryptoProvider {
   const pairs = new PairsAhead(provider, secrets, helper ? ring() : null);
-  return Object.assign(Object.create(Object.getPrototypeOf(provider) as object) as CryptoProvider, provider, {
+  return withMethods(provider, {
     x25519KeyPair: (secretKey?: Uint8Array): KeyPair => (secretKey === undefined ? pairs.take() : provider.x25519KeyPair(secretKey)),
   });
 }

@@ -13,7 +13,7 @@ import type { RpcResponse } from '../runtime/mcp/jsonrpc.ts';
 import { MAX_RETRY_AFTER_MS, retryWait } from './system/agent.ts';
 import { memoizeVerdicts, VERIFY_MEMO_MESSAGE_BYTES } from './world.ts';
 import { createCryptoProvider } from '../runtime/crypto/index.ts';
-import type { CryptoProvider } from '../runtime/crypto/provider.ts';
+import { withMethods, type CryptoProvider } from '../runtime/crypto/provider.ts';
 import { seededRandom } from '../runtime/crypto/seeded-random.ts';
 
 // The simulated Redis passes the same contract as the real limit adapters (on the real clock here).
@@ -311,7 +311,7 @@ t.test('an agent retries a transient refusal with backoff, or later when the gat
 t.test('remembered verdicts are the provider\'s own, asked of it once per input', async (t) => {
   const base = createCryptoProvider({ name: 'node', random: seededRandom('memo') });
   const asked = { verify: 0, key: 0 };
-  const counting = Object.assign(Object.create(Object.getPrototypeOf(base) as object) as CryptoProvider, base, {
+  const counting = withMethods(base, {
     ed25519Verify: (...a: Parameters<CryptoProvider['ed25519Verify']>) => (asked.verify++, base.ed25519Verify(...a)),
     ed25519IsValidPublicKey: (k: Uint8Array) => (asked.key++, base.ed25519IsValidPublicKey(k)),
   });

@@ -1,4 +1,5 @@
 import { createCryptoProvider, type CryptoProvider } from '../runtime/crypto/index.ts';
+import { withMethods } from '../runtime/crypto/provider.ts';
 import type { InspectionEvent } from 'xstate';
 import { createRecorder } from '../runtime/inspect/recorder.ts';
 import { startTga, type TgaActor } from '../actors/tga/index.ts';
@@ -164,7 +165,7 @@ export const VERIFY_MEMO_MESSAGE_BYTES = 4096;
  */
 function withoutEncryption(base: CryptoProvider): CryptoProvider {
   const tag = new Uint8Array(16);
-  return Object.assign(Object.create(Object.getPrototypeOf(base) as object) as CryptoProvider, base, {
+  return withMethods(base, {
     chachaSeal: (_key: Uint8Array, _nonce: Uint8Array, plaintext: Uint8Array) => Buffer.concat([plaintext, tag]),
     chachaOpen: (_key: Uint8Array, _nonce: Uint8Array, sealed: Uint8Array) => sealed.slice(0, sealed.length - tag.length),
   });
@@ -192,7 +193,7 @@ export function memoizeVerdicts(base: CryptoProvider): CryptoProvider {
     };
   };
   const latin1 = (b: unknown) => (b instanceof Uint8Array ? Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1') : undefined);
-  return Object.assign(Object.create(Object.getPrototypeOf(base) as object) as CryptoProvider, base, {
+  return withMethods(base, {
     ed25519IsValidPublicKey: remember(base.ed25519IsValidPublicKey.bind(base), latin1),
     // Prefixed by the key's and the signature's lengths: no two inputs give the same string.
     ed25519Verify: remember(base.ed25519Verify.bind(base), (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => {

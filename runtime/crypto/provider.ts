@@ -74,3 +74,11 @@ export interface ProviderOptions {
   /** Defaults to the operating system's CSPRNG. */
   random?: RandomSource;
 }
+
+/**
+ * `base` with some of its methods replaced (wrappers that measure, remember or stand in): every
+ * other method and property, and its prototype, are base's own.
+ */
+export function withMethods(base: CryptoProvider, replaced: Partial<CryptoProvider>): CryptoProvider {
+  return Object.assign(Object.create(Object.getPrototypeOf(base) as object) as CryptoProvider, base, replaced);
+}
