@@ -1,20 +1,10 @@
 // Helper thread of simulations/key-pairs-ahead.ts: waits on the ring in shared memory, and for
 // every slot the run has submitted computes the public key of the slot's secret with the native
 // addon's fixed-base X25519, writes it after the secret, wipes the secret and counts the slot
-// done, in order. Plain JavaScript with node: built-ins only, so it starts without a loader.
+// done, in order. Plain JavaScript, so it starts without a TypeScript loader.
 import { createRequire } from 'node:module';
-import { setPriority } from 'node:os';
 import { workerData } from 'node:worker_threads';
-
-// Lowest priority (Linux: this thread's nice value), so that working ahead never takes a core
-// from a thread running a simulation; a helper left behind only means the run computes more.
-if (process.platform === 'linux') {
-  try {
-    setPriority(19);
-  } catch {
-    // not allowed here: keep the default priority
-  }
-}
+import '../runtime/crypto/lowest-priority.mjs'; // a helper left behind only means the run computes more
 
 const { buffer, slots, slotBytes, controlBytes } = workerData;
 const SUBMITTED = 0;

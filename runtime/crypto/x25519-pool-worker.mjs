@@ -5,23 +5,12 @@
 // X25519 runs on the native addon (workerData.native), so does the public key here; else a JWK
 // import makes OpenSSL compute it. It makes one pair per credit it receives and posts each
 // batch as one array, so the pool never holds more pairs than the credits it handed out. Plain
-// JavaScript with node: built-ins only, so it starts without a TypeScript loader.
+// JavaScript, so it starts without a TypeScript loader.
 import { createPrivateKey, randomFillSync } from 'node:crypto';
 import { createRequire } from 'node:module';
-import { setPriority } from 'node:os';
 import { workerData } from 'node:worker_threads';
 import { wipingPoolAllocations } from './buffer-pool.mjs';
-
-// Lowest priority, so making keys ahead never takes a core from the thread that uses them (on
-// a busy machine the pool then runs dry and the caller makes its own, as without a pool). Only
-// on Linux, where the nice value belongs to the calling thread; elsewhere it is the process's.
-if (process.platform === 'linux') {
-  try {
-    setPriority(19);
-  } catch {
-    // not allowed here: keep the default priority
-  }
-}
+import './lowest-priority.mjs';
 
 /** @type {import('node:worker_threads').MessagePort} */
 const port = workerData.port;
