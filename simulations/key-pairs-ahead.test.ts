@@ -1,10 +1,10 @@
 import t, { type Test } from 'tap';
-import { execFileSync } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createCryptoProvider } from '../runtime/crypto/index.ts';
 import { nativeX25519 } from '../runtime/crypto/native-x25519.ts';
 import { seededRandom } from '../runtime/crypto/seeded-random.ts';
 import { NATIVE_ENV } from '../runtime/crypto/native-addon.ts';
+import { runScript } from '../runtime/crypto/native-test-helpers.ts';
 import { AHEAD, keyPairsTaken, withKeyPairsAhead } from './key-pairs-ahead.ts';
 
 const provider = createCryptoProvider({ name: 'node', random: seededRandom('unused') });
@@ -96,8 +96,7 @@ function inChild<T>(body: string, env: NodeJS.ProcessEnv = {}): T {
     const provider = createCryptoProvider({ name: 'node', random: seededRandom('unused') });
     const hex = (b) => Buffer.from(b).toString('hex');
     ${body}`;
-  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { ...process.env, ...env }, encoding: 'utf8' });
-  return JSON.parse(out) as T;
+  return JSON.parse(runScript(script, env)) as T;
 }
 
 t.test('the ring\'s counters wrap past 2^31 with the same pairs, made by the helper', async (t) => {

@@ -19,8 +19,12 @@ export function runWithoutAddon<T extends object>(statusFile: string, statusName
     const c = createNodeProvider();
     const code = (f) => { try { return toHexString(f()); } catch (e) { return e.code; } };
     console.log(JSON.stringify({ status, ...(await (async () => { ${body} })()) }));`;
-  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { ...process.env, [NATIVE_ENV]: '0' }, encoding: 'utf8' });
-  return JSON.parse(out) as T & { status: NativeStatus };
+  return JSON.parse(runScript(script, { [NATIVE_ENV]: '0' })) as T & { status: NativeStatus };
+}
+
+/** Runs `script` (an ES module, TypeScript imports allowed) in a child Node with `env` added; returns what it printed. */
+export function runScript(script: string, env: NodeJS.ProcessEnv = {}): string {
+  return execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { env: { ...process.env, ...env }, encoding: 'utf8' });
 }
 
 /**
