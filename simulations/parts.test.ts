@@ -11,10 +11,6 @@ import { TraceWriter } from './trace-writer.ts';
 import { decodeTrace } from '../runtime/inspect/trace.ts';
 import type { RpcResponse } from '../runtime/mcp/jsonrpc.ts';
 import { MAX_RETRY_AFTER_MS, retryWait } from './system/agent.ts';
-import { memoizeVerdicts, VERIFY_MEMO_MESSAGE_BYTES } from './world.ts';
-import { createCryptoProvider } from '../runtime/crypto/index.ts';
-import { withMethods, type CryptoProvider } from '../runtime/crypto/provider.ts';
-import { seededRandom } from '../runtime/crypto/seeded-random.ts';
 
 // The simulated Redis passes the same contract as the real limit adapters (on the real clock here).
 limitsContract(t, 'simulated', async () => {
@@ -306,44 +302,4 @@ t.test('an agent retries a transient refusal with backoff, or later when the gat
   t.equal(retryWait(talos(30), 2), 200, 'an earlier hint does not shorten the backoff');
   t.equal(retryWait(talos(60_000), 0), MAX_RETRY_AFTER_MS, 'a hint is capped like the backoff');
   for (const bad of ['170', -5, Number.NaN, null]) t.equal(retryWait(talos(bad), 0), 50, `a hint of ${String(bad)} is ignored`);
-});
-
-t.test('remembered verdicts are the provider\'s own, asked of it once per input', async (t) => {
-  const base = createCryptoProvider({ name: 'node', random: seededRandom('memo') });
-  const asked = { verify: 0, key: 0 };
-  const counting = withMethods(base, {
-    ed25519Verify: (...a: Parameters<CryptoProvider['ed25519Verify']>) => (asked.verify++, base.ed25519Verify(...a)),
-    ed25519IsValidPublicKey: (k: Uint8Array) => (asked.key++, base.ed25519IsValidPublicKey(k)),
-  });
-  const memo = memoizeVerdicts(counting);
-  const seed = new Uint8Array(32).fill(9);
-  const { publicKey } = base.ed25519KeyPair(seed);
-  const message = new Uint8Array([1, 2, 3]);
-  const signature = base.ed25519Sign(seed, message);
-  const other = new Uint8Array([1, 2, 4]);
-  const forged = signature.slice();
-  forged[0]! ^= 1;
-  const cases: [Uint8Array, Uint8Array, Uint8Array][] = [
-    [publicKey, message, signature],
-    [publicKey, other, signature], // the same signature on another message
-    [publicKey, message, forged],
-    [publicKey.subarray(0, 31), message, signature],
-    [publicKey, new Uint8Array([1]), signature.subarray(0, 63)],
-    // The same bytes as the first case, the boundary between signature and message moved.
-    [publicKey, Buffer.concat([signature.subarray(63), message]), signature.subarray(0, 63)],
-  ];
-  for (let round = 0; round < 3; round++) {
-    for (const [p, m, s] of cases) t.equal(memo.ed25519Verify(p, m, s), base.ed25519Verify(p, m, s));
-    t.equal(memo.ed25519IsValidPublicKey(publicKey), true);
-    t.equal(memo.ed25519IsValidPublicKey(new Uint8Array(32)), base.ed25519IsValidPublicKey(new Uint8Array(32)));
-  }
-  t.same(asked, { verify: cases.length, key: 2 }, 'each input asked of the provider once');
-  // Not bytes, or a message past VERIFY_MEMO_MESSAGE_BYTES: never remembered, always the provider's answer.
-  const long = new Uint8Array(VERIFY_MEMO_MESSAGE_BYTES + 1);
-  const longSignature = base.ed25519Sign(seed, long);
-  for (let round = 0; round < 2; round++) {
-    t.equal(memo.ed25519Verify('x' as unknown as Uint8Array, message, signature), false);
-    t.equal(memo.ed25519Verify(publicKey, long, longSignature), true);
-  }
-  t.equal(asked.verify, cases.length + 4);
 });

@@ -5,6 +5,7 @@ import { createRecorder } from '../runtime/inspect/recorder.ts';
 import { startTga, type TgaActor } from '../actors/tga/index.ts';
 import type { ChildKind } from '../actors/messages.ts';
 import { withKeyPairsAhead } from './key-pairs-ahead.ts';
+import { rememberAnswers } from './provider-memos.ts';
 import { InvariantLog, InvariantViolation, INVARIANTS } from './invariants.ts';
 import { SimNetwork } from './network.ts';
 import { Rng } from './random.ts';
@@ -66,10 +67,11 @@ export class World {
     this.network = new SimNetwork(this.scheduler, this.rng.fork('network'), this.trace);
     this.invariants = new InvariantLog(() => this.scheduler.now);
     const name = options.crypto ?? 'node';
-    const provider = memoizeVerdicts(createCryptoProvider({ name, random: this.rng.randomSource('crypto') }));
+    const provider = createCryptoProvider({ name, random: this.rng.randomSource('crypto') });
     // Fresh X25519 pairs from a stream of their own, their public keys made ahead on a helper
     // thread for the node provider (the noble one computes its own: a pure-JavaScript run).
-    const crypto = withKeyPairsAhead(provider, this.rng.randomSource('x25519'), name === 'node');
+    // Answers one party has computed are given again to the others (provider-memos.ts).
+    const crypto = rememberAnswers(withKeyPairsAhead(provider, this.rng.randomSource('x25519'), name === 'node'));
     this.crypto = this.broken === 'plaintext-frames' ? withoutEncryption(crypto) : crypto;
     this.scheduler.onError = (err) => this.report(err);
     // No plaintext or key bytes on an untrusted link, ever: every packet is scanned as sent.
@@ -154,11 +156,6 @@ export class World {
   }
 }
 
-/** Distinct inputs remembered per run at most, per check (a run sees a few hundred keys and signatures). */
-export const VERDICT_MEMO_LIMIT = 100_000;
-/** Longer signed messages are verified every time, so the memo's size stays bounded (tokens and notes are ~0.5 KiB). */
-export const VERIFY_MEMO_MESSAGE_BYTES = 4096;
-
 /**
  * BROKEN (test-only): ChaCha20-Poly1305 that does not encrypt (the plaintext and a zero tag):
  * session frames then carry their plaintext, base64url-encoded, for the leak scanner to find.
@@ -168,38 +165,5 @@ function withoutEncryption(base: CryptoProvider): CryptoProvider {
   return withMethods(base, {
     chachaSeal: (_key: Uint8Array, _nonce: Uint8Array, plaintext: Uint8Array) => Buffer.concat([plaintext, tag]),
     chachaOpen: (_key: Uint8Array, _nonce: Uint8Array, sealed: Uint8Array) => sealed.slice(0, sealed.length - tag.length),
-  });
-}
-
-/**
- * The run's provider, with the verdicts of `ed25519IsValidPublicKey` and `ed25519Verify`
- * remembered per input: both are pure functions of their bytes, asked again for the same keys
- * at every checkpoint, DID parse and token check, and for the same prekey bundle by every agent
- * that opens a session (one process here, many in a deployment). Every other operation, and
- * every first verdict, is the provider's own; nothing random is consumed by either check.
- */
-export function memoizeVerdicts(base: CryptoProvider): CryptoProvider {
-  const remember = <A extends unknown[]>(check: (...args: A) => boolean, key: (...args: A) => string | undefined) => {
-    const seen = new Map<string, boolean>();
-    return (...args: A): boolean => {
-      const k = key(...args);
-      if (k === undefined) return check(...args);
-      let v = seen.get(k);
-      if (v === undefined) {
-        v = check(...args);
-        if (seen.size < VERDICT_MEMO_LIMIT) seen.set(k, v);
-      }
-      return v;
-    };
-  };
-  const latin1 = (b: unknown) => (b instanceof Uint8Array ? Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('latin1') : undefined);
-  return withMethods(base, {
-    ed25519IsValidPublicKey: remember(base.ed25519IsValidPublicKey.bind(base), latin1),
-    // Prefixed by the key's and the signature's lengths: no two inputs give the same string.
-    ed25519Verify: remember(base.ed25519Verify.bind(base), (publicKey: Uint8Array, message: Uint8Array, signature: Uint8Array) => {
-      const [p, m, s] = [latin1(publicKey), latin1(message), latin1(signature)];
-      if (p === undefined || m === undefined || s === undefined || m.length > VERIFY_MEMO_MESSAGE_BYTES) return undefined;
-      return `${p.length}:${s.length}:${p}${s}${m}`;
-    }),
   });
 }
