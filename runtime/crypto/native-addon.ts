@@ -3,11 +3,11 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 
 /**
- * The native addon (native/*.c, built by `npm ci`): short KDFs, ChaCha20-Poly1305 and X25519 on
- * the OpenSSL inside Node, for the node provider (native-kdf.ts, native-aead.ts,
- * native-x25519.ts), and the simulator's leak filter (simulations/secrets-scan.ts). When it is
- * not built, does not load or is turned off (TALOS_NATIVE=0), their users take their other
- * paths, which give the same results (tests).
+ * The native addon (native/*.c, built by `npm ci`): short KDFs, ChaCha20-Poly1305, X25519 and
+ * Ed25519 signing on the OpenSSL inside Node, for the node provider (native-kdf.ts,
+ * native-aead.ts, native-x25519.ts, native-ed25519.ts), and the simulator's leak filter
+ * (simulations/secrets-scan.ts). When it is not built, does not load or is turned off
+ * (TALOS_NATIVE=0), their users take their other paths, which give the same results (tests).
  *
  * Bytes cross in two buffers of this module instance, named on every call (the addon keeps no
  * pointer between calls): the input is copied in and wiped by the addon, the output copied out
@@ -36,6 +36,11 @@ export interface Addon {
   /** input = scalar, output = its public key. */
   x25519Base?(input: Uint8Array, output: Uint8Array): void;
   x25519Unavailable?: string;
+  /** input = seed (wiped), output = its public key; false when OpenSSL failed. Absent when ed25519Unavailable says why. */
+  ed25519Public?(input: Uint8Array, output: Uint8Array): boolean;
+  /** keys = seed || its public key (the seed wiped), out = the signature (64 bytes); false (out wiped) when OpenSSL failed. */
+  ed25519Sign?(keys: Uint8Array, message: Uint8Array, out: Uint8Array): boolean;
+  ed25519Unavailable?: string;
   /**
    * The simulator's leak filter (native/secret-filter.c): false only when `text` holds no
    * registered secret by simulations/secrets-scan.ts's rules. Absent in builds from before it.

@@ -28,6 +28,7 @@ import { isValidEd25519PublicKey, passesEd25519KeyByteChecks } from './ed25519-p
 import { hchacha20 } from './hchacha20.ts';
 import { LruCache } from './lru.ts';
 import { nativeAead } from './native-aead.ts';
+import { nativeEd25519 } from './native-ed25519.ts';
 import { nativeKdf } from './native-kdf.ts';
 import { nativeX25519 } from './native-x25519.ts';
 import {
@@ -138,15 +139,15 @@ function cacheKey(bytes: Uint8Array): string {
  * lifetime: once the caller drops the array, the entry is collectable with it. The stored copy
  * detects an array changed in place (for example wiped), which then gets a fresh KeyObject.
  */
-class PrivateKeyMemo {
-  readonly #memo = new WeakMap<Uint8Array, { copy: Uint8Array; key: KeyObject }>();
-  readonly #make: (secret: Uint8Array) => KeyObject;
+class PrivateKeyMemo<K = KeyObject> {
+  readonly #memo = new WeakMap<Uint8Array, { copy: Uint8Array; key: K }>();
+  readonly #make: (secret: Uint8Array) => K;
 
-  constructor(make: (secret: Uint8Array) => KeyObject) {
+  constructor(make: (secret: Uint8Array) => K) {
     this.#make = make;
   }
 
-  get(secret: Uint8Array): KeyObject {
+  get(secret: Uint8Array): K {
     const hit = this.#memo.get(secret);
     if (hit !== undefined && sameBytes(hit.copy, secret)) return hit.key;
     const key = this.#make(secret);
@@ -155,7 +156,7 @@ class PrivateKeyMemo {
   }
 
   /** Records a KeyObject already made for `secret` (by the key pair pool). */
-  remember(secret: Uint8Array, key: KeyObject): void {
+  remember(secret: Uint8Array, key: K): void {
     this.#memo.set(secret, { copy: secret.slice(), key });
   }
 }
@@ -197,6 +198,13 @@ export function createNodeProvider(options: ProviderOptions = {}): CryptoProvide
     const jwk = privateKey.export({ format: 'jwk' });
     return new Uint8Array(Buffer.from(jwk.x ?? '', 'base64url'));
   };
+
+  // Ed25519 keys and signatures on OpenSSL's own functions where the addon found them
+  // (native-ed25519.ts), else node:crypto's. Signing needs the seed's public key: it is
+  // remembered per seed array as a KeyObject is.
+  const edPublicKeysOfSeeds = nativeEd25519 && new PrivateKeyMemo(nativeEd25519.publicKey);
+  const edPublicOfSeed = (seed: Uint8Array): Uint8Array =>
+    edPublicKeysOfSeeds ? edPublicKeysOfSeeds.get(checkLength(seed, 32, 'ed25519_bad_seed')) : rawPublic(edPrivateKey(seed));
 
   function edPublicKeyObject(publicKey: Uint8Array): KeyObject | null {
     const id = cacheKey(publicKey);
@@ -326,12 +334,13 @@ export function createNodeProvider(options: ProviderOptions = {}): CryptoProvide
 
     ed25519KeyPair(seed) {
       const secretKey = seed ?? random(32);
-      return { secretKey, publicKey: rawPublic(edPrivateKey(secretKey)) };
+      return { secretKey, publicKey: edPublicOfSeed(secretKey).slice() };
     },
-    ed25519PublicKey: (seed) => rawPublic(edPrivateKey(seed)),
+    ed25519PublicKey: (seed) => edPublicOfSeed(seed).slice(),
     ed25519Sign(seed, message) {
-      const key = edPrivateKey(seed);
-      return plain(nodeSign(null, checkBytes(message, 'message'), key));
+      checkBytes(message, 'message');
+      if (nativeEd25519 !== undefined) return nativeEd25519.sign(seed, edPublicOfSeed(seed), message);
+      return plain(nodeSign(null, message, edPrivateKey(seed)));
     },
     ed25519Verify(publicKey, message, signature) {
       if (!ed25519VerifyShapeOk(publicKey, message, signature)) return false;

@@ -59,5 +59,14 @@ NAPI_MODULE_INIT() {
     napi_create_string_utf8(env, why, NAPI_AUTO_LENGTH, &reason);
     napi_set_named_property(env, exports, "x25519Unavailable", reason);
   }
+  const char *ed_why = talos_ed25519_unavailable();
+  if (ed_why == NULL) {
+    export_function(env, exports, "ed25519Public", talos_ed25519_public);
+    export_function(env, exports, "ed25519Sign", talos_ed25519_sign);
+  } else {
+    napi_value reason;
+    napi_create_string_utf8(env, ed_why, NAPI_AUTO_LENGTH, &reason);
+    napi_set_named_property(env, exports, "ed25519Unavailable", reason);
+  }
   return exports;
 }

@@ -1,4 +1,4 @@
-// Builds the native addon (addon.c, aead.c, kdf.c, x25519.c) with the node-gyp that npm
+// Builds the native addon (native/*.c, listed in binding.gyp) with the node-gyp that npm
 // carries; `npm ci` runs this as the package's install step. Without a C toolchain the build
 // fails, says so, and the node provider keeps its other paths (runtime/crypto/native-addon.ts):
 // never a failed install.
@@ -11,4 +11,4 @@ const why = gyp
     ? undefined
     : 'node-gyp failed'
   : 'npm did not name its node-gyp (run through npm: npm ci / npm rebuild)';
-if (why) console.warn(`talos: the native addon was not built (${why}); HMAC/HKDF use the JavaScript path, ChaCha20-Poly1305 and X25519 node:crypto's`);
+if (why) console.warn(`talos: the native addon was not built (${why}); HMAC/HKDF use the JavaScript path, ChaCha20-Poly1305, X25519 and Ed25519 node:crypto's`);

@@ -1,5 +1,6 @@
-/* The Talos native addon (Node-API): short KDFs (kdf.c), ChaCha20-Poly1305 (aead.c) and X25519
- * (x25519.c) on the OpenSSL inside Node, and the simulator's leak filter (secret-filter.c).
+/* The Talos native addon (Node-API): short KDFs (kdf.c), ChaCha20-Poly1305 (aead.c), X25519
+ * (x25519.c) and Ed25519 keys and signatures (ed25519.c) on the OpenSSL inside Node, and the
+ * simulator's leak filter (secret-filter.c).
  * Every call names its arrays; no pointer outlives a call. */
 #ifndef TALOS_NATIVE_H
 #define TALOS_NATIVE_H
@@ -42,6 +43,11 @@ napi_value talos_chacha_open(napi_env env, napi_callback_info info);
 const char *talos_x25519_unavailable(void);
 napi_value talos_x25519(napi_env env, napi_callback_info info);
 napi_value talos_x25519_base(napi_env env, napi_callback_info info);
+
+/* NULL when OpenSSL's Ed25519 is usable here, else why not (then the two below are not exported). */
+const char *talos_ed25519_unavailable(void);
+napi_value talos_ed25519_public(napi_env env, napi_callback_info info);
+napi_value talos_ed25519_sign(napi_env env, napi_callback_info info);
 
 /* The simulator's leak scanner's first look at a text (secret-filter.c). */
 napi_value talos_may_hold_secret(napi_env env, napi_callback_info info);
