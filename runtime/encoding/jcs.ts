@@ -35,26 +35,47 @@ function serialize(value: unknown, depth: number): string {
       if (value === null) return 'null';
       // `depth` counts the arrays and objects around this one.
       if (depth >= MAX_DEPTH) throw new EncodingError('bad_jcs', 'value nested too deeply');
+      // Built by appending to one string: V8 makes that a rope, cheaper than parts and join().
       if (Array.isArray(value)) {
         // Index every slot: map() would skip holes and emit "[1,,3]", which is not JSON.
-        const items: string[] = [];
-        for (let i = 0; i < value.length; i++) items.push(serialize(value[i], depth + 1));
-        return `[${items.join(',')}]`;
+        let out = '[';
+        for (let i = 0; i < value.length; i++) out += (i === 0 ? '' : ',') + serialize(value[i], depth + 1);
+        return out + ']';
       }
       const proto = Object.getPrototypeOf(value);
       if (proto !== Object.prototype && proto !== null) {
         throw new EncodingError('bad_jcs', 'only plain objects can be canonicalized');
       }
-      const keys = Object.keys(value).sort();
-      const parts: string[] = [];
-      for (const k of keys) {
+      const keys = Object.keys(value);
+      if (!inOrder(keys)) keys.sort();
+      let out = '{';
+      for (let i = 0; i < keys.length; i++) {
+        const k = keys[i]!;
         const v = (value as Record<string, unknown>)[k];
         if (v === undefined) throw new EncodingError('bad_jcs', `field ${JSON.stringify(k)} is undefined`);
-        parts.push(`${JSON.stringify(k)}:${serialize(v, depth + 1)}`);
+        out += (i === 0 ? '' : ',') + quotedKey(k) + ':' + serialize(v, depth + 1);
       }
-      return `{${parts.join(',')}}`;
+      return out + '}';
     }
     default:
       throw new EncodingError('bad_jcs', `a ${typeof value} cannot be canonicalized`);
   }
+}
+
+/** Whether the keys are already in sort() order (UTF-16 code units): objects built for signing usually are. */
+function inOrder(keys: string[]): boolean {
+  for (let i = 1; i < keys.length; i++) if (keys[i - 1]! > keys[i]!) return false;
+  return true;
+}
+
+/** Quoted keys, remembered: the same few field names recur in every event, token and checkpoint. */
+const QUOTED_KEYS_MAX = 4096;
+const quotedKeys = new Map<string, string>();
+function quotedKey(k: string): string {
+  let q = quotedKeys.get(k);
+  if (q === undefined) {
+    q = JSON.stringify(k);
+    if (quotedKeys.size < QUOTED_KEYS_MAX) quotedKeys.set(k, q);
+  }
+  return q;
 }
