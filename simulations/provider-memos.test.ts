@@ -2,7 +2,7 @@ import t from 'tap';
 import { createCryptoProvider } from '../runtime/crypto/index.ts';
 import { withMethods, type CryptoProvider } from '../runtime/crypto/provider.ts';
 import { seededRandom } from '../runtime/crypto/seeded-random.ts';
-import { rememberAnswers, VERIFY_MEMO_MESSAGE_BYTES } from './provider-memos.ts';
+import { answersGivenAgain, rememberAnswers, UNANSWERED_HALVES_LIMIT, VERIFY_MEMO_MESSAGE_BYTES } from './provider-memos.ts';
 import { runScenario } from './runner.ts';
 
 /** A provider that counts what is asked of it, and the memo layer over it. */
@@ -110,12 +110,58 @@ t.test('an X25519 shared secret computed by one side is given to the other', asy
   const lowOrder = new Uint8Array(32);
   for (let i = 0; i < 2; i++) t.throws(() => memo.x25519(alice.secretKey, lowOrder), { code: 'x25519_low_order' });
   t.equal(asked.dh, 5);
+
+  // A secret wiped in place is no longer the pair's: computed, with the wiped bytes.
+  const erin = memo.x25519KeyPair();
+  memo.x25519(bob.secretKey, erin.publicKey);
+  erin.secretKey.fill(0);
+  asked.dh = 0;
+  t.same(memo.x25519(erin.secretKey, bob.publicKey), base.x25519(new Uint8Array(32), bob.publicKey));
+  t.equal(asked.dh, 1);
+});
+
+t.test('unanswered halves are bounded: the oldest is forgotten first', async (t) => {
+  const { asked, memo } = counted('halves');
+  const hub = memo.x25519KeyPair();
+  const peers = Array.from({ length: UNANSWERED_HALVES_LIMIT + 1 }, () => memo.x25519KeyPair());
+  for (const p of peers) memo.x25519(hub.secretKey, p.publicKey);
+  asked.dh = 0;
+  memo.x25519(peers.at(-1)!.secretKey, hub.publicKey);
+  t.equal(asked.dh, 0, 'the newest half is given');
+  memo.x25519(peers[0]!.secretKey, hub.publicKey);
+  t.equal(asked.dh, 1, 'the oldest was forgotten: computed');
+});
+
+t.test('a detached array gets the provider\'s own answer, not an exception of the layer', async (t) => {
+  const { base, memo } = counted('detached');
+  const detached = () => {
+    const a = new Uint8Array(64);
+    structuredClone(a.buffer, { transfer: [a.buffer] });
+    return a;
+  };
+  const seed = new Uint8Array(32).fill(2);
+  const { publicKey } = memo.ed25519KeyPair(seed);
+  const message = new Uint8Array([5]);
+  t.equal(memo.ed25519Verify(publicKey, message, detached()), base.ed25519Verify(publicKey, message, detached()));
+  t.equal(memo.ed25519IsValidPublicKey(detached()), base.ed25519IsValidPublicKey(detached()));
+  const pair = memo.x25519KeyPair();
+  const code = (f: () => unknown) => {
+    try {
+      f();
+      return 'no error';
+    } catch (err) {
+      return (err as { code?: string }).code;
+    }
+  };
+  t.equal(code(() => memo.x25519(pair.secretKey, detached())), code(() => base.x25519(pair.secretKey, detached())));
 });
 
 t.test('a run\'s trace is the same with or without the remembered answers', async (t) => {
   const plain = createCryptoProvider({ name: 'node' });
   for (const name of ['load-spike', 'key-compromise']) {
+    const before = answersGivenAgain.sharedSecrets;
     const remembered = await runScenario(name, 5);
+    t.ok(answersGivenAgain.sharedSecrets > before, 'the run\'s provider gave shared secrets again');
     let computed = 0;
     const everyTime = await runScenario(name, 5, {
       observe: (world) => {
