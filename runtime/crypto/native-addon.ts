@@ -36,10 +36,10 @@ export interface Addon {
   /** input = scalar, output = its public key. */
   x25519Base?(input: Uint8Array, output: Uint8Array): void;
   x25519Unavailable?: string;
-  /** input = seed (wiped), output = its public key; false when OpenSSL failed. Absent when ed25519Unavailable says why. */
-  ed25519Public?(input: Uint8Array, output: Uint8Array): boolean;
-  /** keys = seed || its public key (the seed wiped), out = the signature (64 bytes); false (out wiped) when OpenSSL failed. */
-  ed25519Sign?(keys: Uint8Array, message: Uint8Array, out: Uint8Array): boolean;
+  /** input = seed (wiped), output = its public key. Absent when ed25519Unavailable says why. */
+  ed25519Public?(input: Uint8Array, output: Uint8Array): void;
+  /** keys = seed || its public key (the seed wiped, also when the call is refused), out = the signature (64 bytes). */
+  ed25519Sign?(keys: Uint8Array, message: Uint8Array, out: Uint8Array): void;
   ed25519Unavailable?: string;
   /**
    * The simulator's leak filter (native/secret-filter.c): false only when `text` holds no

@@ -24,8 +24,10 @@ t.test('the path is in use where this Node exports OpenSSL 3.0/3.1\'s Ed25519 (n
     return;
   }
   const version = process.versions.openssl;
-  if (!/^3\.[01]\./.test(version)) {
-    t.same(nativeEd25519Status, { active: false, reason: addon?.ed25519Unavailable }, `OpenSSL ${version}: node:crypto's path`);
+  const why = addon?.ed25519Unavailable;
+  if (!/^3\.[01]\./.test(version) || why?.startsWith('this Node does not export')) {
+    // Another OpenSSL, or a Node on a shared libcrypto: node:crypto's path is the design there.
+    t.same(nativeEd25519Status, { active: false, reason: why }, `OpenSSL ${version}: node:crypto's path`);
     return;
   }
   t.same(nativeEd25519Status, { active: true }, nativeEd25519Status.reason ?? 'active');
@@ -71,8 +73,12 @@ t.test('bad calls to the addon throw, and leave no seed behind', { skip }, async
   t.throws(() => addon!.ed25519Sign!(keys, new Uint8Array(1), new Uint8Array(64)), { name: 'RangeError', code: 'native_bad_call' });
   t.equal(toHexString(keys.subarray(0, 32)), '00'.repeat(32), 'the seed wiped');
   t.throws(() => addon!.ed25519Sign!(new Uint8Array(64), new Uint8Array(1), new Uint8Array(63)), { name: 'RangeError' });
-  t.throws(() => addon!.ed25519Sign!(new Uint8Array(64), 'text' as unknown as Uint8Array, new Uint8Array(64)), { name: 'TypeError', code: 'native_bad_call' });
-  t.throws(() => addon!.ed25519Public!(new Uint8Array(31), new Uint8Array(32)), { name: 'RangeError', code: 'native_bad_call' });
+  const typed = new Uint8Array(64).fill(1);
+  t.throws(() => addon!.ed25519Sign!(typed, 'text' as unknown as Uint8Array, new Uint8Array(64)), { name: 'TypeError', code: 'native_bad_call' });
+  t.equal(toHexString(typed.subarray(0, 32)), '00'.repeat(32), 'the seed wiped when an argument is not an array');
+  const short = new Uint8Array(31).fill(1);
+  t.throws(() => addon!.ed25519Public!(short, new Uint8Array(32)), { name: 'RangeError', code: 'native_bad_call' });
+  t.equal(toHexString(short), '00'.repeat(31), 'a short seed wiped');
 });
 
 t.test('TALOS_NATIVE=0: the node provider takes node:crypto\'s path, with the RFC 8032 answers', async (t) => {

@@ -16,44 +16,36 @@ export interface NativeEd25519 {
 const KEY = 32;
 const SIG = 64;
 
+type Ed25519Addon = Required<Pick<Addon, 'ed25519Public' | 'ed25519Sign'>>;
+const found = (a: Addon): a is Addon & Ed25519Addon => a.ed25519Public !== undefined && a.ed25519Sign !== undefined;
+
 /** Whether the native path is in use, and if not, why. */
 export const nativeEd25519Status: NativeStatus =
-  addon === undefined ? addonStatus : addon.ed25519Sign ? { active: true } : { active: false, reason: addon.ed25519Unavailable ?? 'not exported' };
-
-type Ed25519Addon = Required<Pick<Addon, 'ed25519Public' | 'ed25519Sign'>>;
+  addon === undefined ? addonStatus : found(addon) ? { active: true } : { active: false, reason: addon.ed25519Unavailable ?? 'not exported' };
 
 function create(native: Ed25519Addon): NativeEd25519 {
-  const check = (ok: boolean, what: string) => {
-    if (!ok) throw new Error(`talos_native: OpenSSL's Ed25519 ${what} failed`);
-  };
   return {
     publicKey(seed) {
       put(seed, 0);
-      let ok = false;
       try {
-        ok = native.ed25519Public(input, output);
+        native.ed25519Public(input, output);
       } catch (err) {
         failed(err, KEY);
       }
-      const publicKey = take(0, KEY);
-      check(ok, 'public key');
-      return publicKey;
+      return take(0, KEY);
     },
     sign(seed, publicKey, message) {
       put(publicKey, put(seed, 0));
-      let ok = false;
       try {
-        ok = native.ed25519Sign(input.subarray(0, 2 * KEY), message, output);
+        native.ed25519Sign(input.subarray(0, 2 * KEY), message, output);
       } catch (err) {
         failed(err, 2 * KEY);
       }
       input.fill(0, KEY, 2 * KEY); // the public half: not a secret, but the buffer is left clean
-      const signature = take(0, SIG);
-      check(ok, 'signature');
-      return signature;
+      return take(0, SIG);
     },
   };
 }
 
 /** The native path, or undefined when it is not in use (nativeEd25519Status says why). */
-export const nativeEd25519: NativeEd25519 | undefined = addon?.ed25519Public && addon.ed25519Sign ? create(addon as Ed25519Addon) : undefined;
+export const nativeEd25519: NativeEd25519 | undefined = addon !== undefined && found(addon) ? create(addon) : undefined;

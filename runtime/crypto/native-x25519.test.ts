@@ -106,3 +106,13 @@ t.test('TALOS_NATIVE=0: the node provider takes node:crypto\'s path, with the sa
   wanted.push('x25519_bad_secret', 'x25519_bad_public', '8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a');
   t.same(r.answers, wanted, `${wanted.length - 3} Wycheproof cases, two bad lengths and RFC 7748 6.1's public key`);
 });
+
+t.test('bad calls to the addon throw, and leave no scalar behind', { skip }, async (t) => {
+  const short = new Uint8Array(40).fill(1);
+  t.throws(() => addon!.x25519!(short, new Uint8Array(32)), { name: 'RangeError', code: 'native_bad_call' });
+  t.equal(toHexString(short.subarray(0, 32)), '00'.repeat(32), 'the scalar wiped');
+  const scalar = new Uint8Array(31).fill(1);
+  t.throws(() => addon!.x25519Base!(scalar, new Uint8Array(32)), { name: 'RangeError', code: 'native_bad_call' });
+  t.equal(toHexString(scalar), '00'.repeat(31), 'a short scalar wiped');
+  t.throws(() => addon!.x25519!(new Uint8Array(64), 'u' as unknown as Uint8Array), { name: 'TypeError', code: 'native_bad_call' });
+});

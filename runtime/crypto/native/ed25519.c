@@ -19,6 +19,7 @@
 #include "native.h"
 #include <openssl/crypto.h>
 #include <openssl/err.h>
+#include <stdio.h>
 #include <string.h>
 #include <dlfcn.h>
 #include <pthread.h>
@@ -56,6 +57,14 @@ static int answers_rfc8032(void) {
   return sign(out, message, 1, wanted_public, seed, NULL, NULL) == 1 && memcmp(out, wanted_sig, SIG) == 0;
 }
 
+/* OpenSSL failed (never expected): its error queue emptied (node:crypto reads it), an exception thrown. */
+static void fail(napi_env env, const char *what) {
+  ERR_clear_error();
+  char message[64];
+  snprintf(message, sizeof message, "talos_native: OpenSSL's Ed25519 %s failed", what);
+  napi_throw_error(env, "native_failed", message);
+}
+
 static const char *unavailable;
 static pthread_once_t lookup_once = PTHREAD_ONCE_INIT;
 
@@ -68,7 +77,10 @@ static void look_up(void) {
   public_from_seed = (public_fn)dlsym(RTLD_DEFAULT, "ossl_ed25519_public_from_private");
   sign = (sign_fn)dlsym(RTLD_DEFAULT, "ossl_ed25519_sign");
   if (public_from_seed == NULL || sign == NULL) unavailable = "this Node does not export OpenSSL's Ed25519 functions";
-  else if (!answers_rfc8032()) unavailable = "OpenSSL's Ed25519 functions did not give the RFC 8032 answers";
+  else if (!answers_rfc8032()) {
+    ERR_clear_error();
+    unavailable = "OpenSSL's Ed25519 functions did not give the RFC 8032 answers";
+  }
 }
 
 const char *talos_ed25519_unavailable(void) {
@@ -76,11 +88,12 @@ const char *talos_ed25519_unavailable(void) {
   return unavailable;
 }
 
-/* ed25519Public(input, output) -> boolean: input = seed (32 bytes, wiped), output = its public key. */
+/* ed25519Public(input, output): input = seed (32 bytes, wiped), output = its public key. */
 napi_value talos_ed25519_public(napi_env env, napi_callback_info info) {
   call_t c;
   if (!read_call(env, info, 0, &c)) return NULL;
   if (c.in_len < KEY || c.out_len < KEY) {
+    OPENSSL_cleanse(c.in, c.in_len < KEY ? c.in_len : KEY);
     napi_throw_range_error(env, "native_bad_call", "talos_native: ed25519Public needs 32 bytes in, 32 out");
     return NULL;
   }
@@ -88,30 +101,30 @@ napi_value talos_ed25519_public(napi_env env, napi_callback_info info) {
   const int ok = public_from_seed(NULL, public_key, c.in, NULL) == 1;
   OPENSSL_cleanse(c.in, KEY);
   if (ok) memcpy(c.out, public_key, KEY);
-  else ERR_clear_error(); /* node:crypto reads the queue */
-  napi_value result;
-  napi_get_boolean(env, ok, &result);
-  return result;
+  else fail(env, "public key");
+  return NULL;
 }
 
-/* ed25519Sign(keys, message, out) -> boolean: keys = seed || its public key (64 bytes, the seed
- * wiped), out = the signature (64 bytes; wiped when OpenSSL failed). */
+/* ed25519Sign(keys, message, out): keys = seed || its public key (64 bytes, the seed wiped, also
+ * when the call is refused), out = the signature (64 bytes). The public key must be the seed's
+ * own: a signature made with another one gives the seed away (the double public key attack);
+ * node.ts passes the one it derived from the seed. */
 napi_value talos_ed25519_sign(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  size_t argc = 1;
+  bytes_t keys = {NULL, 0};
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc >= 1) read_uint8_array(env, argv[0], &keys);
   bytes_t a[3];
-  if (!read_arrays(env, info, 3, a)) return NULL;
-  if (a[0].len < 2 * KEY || a[2].len < SIG) {
-    if (a[0].len >= KEY) OPENSSL_cleanse(a[0].p, KEY);
-    napi_throw_range_error(env, "native_bad_call", "talos_native: ed25519Sign needs 64 bytes of keys, 64 out");
+  const int read = read_arrays(env, info, 3, a);
+  if (!read || a[0].len < 2 * KEY || a[2].len < SIG) {
+    if (keys.p != NULL) OPENSSL_cleanse(keys.p, keys.len < KEY ? keys.len : KEY);
+    if (read) napi_throw_range_error(env, "native_bad_call", "talos_native: ed25519Sign needs 64 bytes of keys, 64 out");
     return NULL;
   }
   uint8_t signature[SIG];
-  /* An empty message may have no storage at all (NULL), which OpenSSL is never handed. */
-  const uint8_t none[1] = {0};
-  const int ok = sign(signature, a[1].len > 0 ? a[1].p : none, a[1].len, a[0].p + KEY, a[0].p, NULL, NULL) == 1;
+  const int ok = sign(signature, a[1].p, a[1].len, a[0].p + KEY, a[0].p, NULL, NULL) == 1;
   OPENSSL_cleanse(a[0].p, KEY);
   if (ok) memcpy(a[2].p, signature, SIG);
-  else OPENSSL_cleanse(a[2].p, SIG), ERR_clear_error();
-  napi_value result;
-  napi_get_boolean(env, ok, &result);
-  return result;
+  else fail(env, "signature");
+  return NULL;
 }

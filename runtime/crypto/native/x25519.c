@@ -73,6 +73,7 @@ napi_value talos_x25519(napi_env env, napi_callback_info info) {
   call_t c;
   if (!read_call(env, info, 0, &c)) return NULL;
   if (c.in_len < 2 * KEY || c.out_len < KEY) {
+    OPENSSL_cleanse(c.in, c.in_len < KEY ? c.in_len : KEY);
     napi_throw_range_error(env, "native_bad_call", "talos_native: x25519 needs 64 bytes in, 32 out");
     return NULL;
   }
@@ -92,6 +93,7 @@ napi_value talos_x25519_base(napi_env env, napi_callback_info info) {
   call_t c;
   if (!read_call(env, info, 0, &c)) return NULL;
   if (c.in_len < KEY || c.out_len < KEY) {
+    OPENSSL_cleanse(c.in, c.in_len < KEY ? c.in_len : KEY);
     napi_throw_range_error(env, "native_bad_call", "talos_native: x25519Base needs 32 bytes in, 32 out");
     return NULL;
   }
