@@ -42,6 +42,27 @@ static void export_function(napi_env env, napi_value exports, const char *name, 
   napi_set_named_property(env, exports, name, f);
 }
 
+/* Two functions that need OpenSSL internals: exported when `why` is NULL, else `why` under `reason_name`. */
+static void export_or_explain(napi_env env, napi_value exports, const char *why, const char *reason_name, const char *name1, napi_callback fn1,
+                              const char *name2, napi_callback fn2) {
+  if (why == NULL) {
+    export_function(env, exports, name1, fn1);
+    export_function(env, exports, name2, fn2);
+    return;
+  }
+  napi_value reason;
+  napi_create_string_utf8(env, why, NAPI_AUTO_LENGTH, &reason);
+  napi_set_named_property(env, exports, reason_name, reason);
+}
+
+void bytes_from_hex(uint8_t *out, const char *hex, size_t n) {
+  for (size_t i = 0; i < 2 * n; i++) {
+    const char h = hex[i];
+    const uint8_t nibble = (uint8_t)(h <= '9' ? h - '0' : h - 'a' + 10);
+    out[i / 2] = (uint8_t)(i % 2 ? out[i / 2] | nibble : nibble << 4);
+  }
+}
+
 NAPI_MODULE_INIT() {
   export_function(env, exports, "hmacEach", talos_hmac_each);
   export_function(env, exports, "hkdf", talos_hkdf);
@@ -50,23 +71,8 @@ NAPI_MODULE_INIT() {
     export_function(env, exports, "chachaSeal", talos_chacha_seal);
     export_function(env, exports, "chachaOpen", talos_chacha_open);
   }
-  const char *why = talos_x25519_unavailable();
-  if (why == NULL) {
-    export_function(env, exports, "x25519", talos_x25519);
-    export_function(env, exports, "x25519Base", talos_x25519_base);
-  } else {
-    napi_value reason;
-    napi_create_string_utf8(env, why, NAPI_AUTO_LENGTH, &reason);
-    napi_set_named_property(env, exports, "x25519Unavailable", reason);
-  }
-  const char *ed_why = talos_ed25519_unavailable();
-  if (ed_why == NULL) {
-    export_function(env, exports, "ed25519Public", talos_ed25519_public);
-    export_function(env, exports, "ed25519Sign", talos_ed25519_sign);
-  } else {
-    napi_value reason;
-    napi_create_string_utf8(env, ed_why, NAPI_AUTO_LENGTH, &reason);
-    napi_set_named_property(env, exports, "ed25519Unavailable", reason);
-  }
+  export_or_explain(env, exports, talos_x25519_unavailable(), "x25519Unavailable", "x25519", talos_x25519, "x25519Base", talos_x25519_base);
+  export_or_explain(env, exports, talos_ed25519_unavailable(), "ed25519Unavailable", "ed25519Public", talos_ed25519_public, "ed25519Sign",
+                    talos_ed25519_sign);
   return exports;
 }

@@ -35,21 +35,13 @@ typedef int (*sign_fn)(uint8_t out[SIG], const uint8_t *message, size_t message_
 static public_fn public_from_seed;
 static sign_fn sign;
 
-static void from_hex(uint8_t *out, const char *hex, size_t n) {
-  for (size_t i = 0; i < 2 * n; i++) {
-    const char h = hex[i];
-    const uint8_t nibble = (uint8_t)(h <= '9' ? h - '0' : h - 'a' + 10);
-    out[i / 2] = (uint8_t)(i % 2 ? out[i / 2] | nibble : nibble << 4);
-  }
-}
-
 /* RFC 8032 section 7.1, TEST 2: the public key, and the signature of the one-byte message 0x72. */
 static int answers_rfc8032(void) {
   uint8_t seed[KEY], wanted_public[KEY], wanted_sig[SIG], out[SIG];
   const uint8_t message[1] = {0x72};
-  from_hex(seed, "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb", KEY);
-  from_hex(wanted_public, "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c", KEY);
-  from_hex(wanted_sig,
+  bytes_from_hex(seed, "4ccd089b28ff96da9db6c346ec114e0f5b8a319f35aba624da8cf6ed4fb8a6fb", KEY);
+  bytes_from_hex(wanted_public, "3d4017c3e843895a92b70aa74d1b7ebc9c982ccf2ec4968cc0cd55f12af4660c", KEY);
+  bytes_from_hex(wanted_sig,
            "92a009a9f0d4cab8720e820b5f642540a2b27b5416503f8fb3762223ebdb69da"
            "085ac1e43e15996e458f3613d0f11d8c387b2eaeb4302aeeb00d291612bb0c00",
            SIG);

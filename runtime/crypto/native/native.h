@@ -31,6 +31,9 @@ int read_arrays(napi_env env, napi_callback_info info, size_t n, bytes_t *arrays
  * pending when the arguments are not that. */
 int read_call(napi_env env, napi_callback_info info, size_t counts, call_t *c);
 
+/* out = the n bytes that 2n lower-case hex digits spell (for the addon's built-in test vectors). */
+void bytes_from_hex(uint8_t *out, const char *hex, size_t n);
+
 napi_value talos_hmac_each(napi_env env, napi_callback_info info);
 napi_value talos_hkdf(napi_env env, napi_callback_info info);
 

@@ -30,21 +30,13 @@ typedef void (*x25519_base_fn)(uint8_t out[KEY], const uint8_t scalar[KEY]);
 static x25519_fn shared_secret;
 static x25519_base_fn public_key;
 
-static void from_hex(uint8_t out[KEY], const char *hex) {
-  for (size_t i = 0; i < 2 * KEY; i++) {
-    const char h = hex[i];
-    const uint8_t nibble = (uint8_t)(h <= '9' ? h - '0' : h - 'a' + 10);
-    out[i / 2] = (uint8_t)(i % 2 ? out[i / 2] | nibble : nibble << 4);
-  }
-}
-
 /* RFC 7748 section 6.1: Alice's public key, and the secret she shares with Bob. */
 static int answers_rfc7748(void) {
   uint8_t alice[KEY], bob_public[KEY], alice_public[KEY], shared[KEY], out[KEY];
-  from_hex(alice, "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a");
-  from_hex(bob_public, "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f");
-  from_hex(alice_public, "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a");
-  from_hex(shared, "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742");
+  bytes_from_hex(alice, "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a", KEY);
+  bytes_from_hex(bob_public, "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f", KEY);
+  bytes_from_hex(alice_public, "8520f0098930a754748b7ddcb43ef75a0dbf3a0d26381af4eba4a98eaa9b4e6a", KEY);
+  bytes_from_hex(shared, "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742", KEY);
   public_key(out, alice);
   if (memcmp(out, alice_public, KEY) != 0) return 0;
   return shared_secret(out, alice, bob_public) == 1 && memcmp(out, shared, KEY) == 0;
