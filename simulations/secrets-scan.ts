@@ -68,11 +68,11 @@ export class SecretScanner {
 
   key(bytes: Uint8Array, label: string): void {
     if (bytes.length < KEY_PREFIX_BYTES) return;
-    const prefix = bytes.slice(0, KEY_PREFIX_BYTES);
-    const head = u32(prefix, 0);
+    // About half the calls name a key already known (a state registered again as it is saved): no copy for those.
+    const head = u32(bytes, 0);
     const list = this.keys.get(head) ?? [];
-    if (list.some((e) => equalPrefix(e.prefix, prefix, 0))) return;
-    list.push({ prefix, label });
+    for (const e of list) if (equalPrefix(e.prefix, bytes, 0)) return;
+    list.push({ prefix: bytes.slice(0, KEY_PREFIX_BYTES), label });
     const h16 = head >>> 16;
     this.heads16[h16 >>> 3]! |= 1 << (h16 & 7);
     if (list.length === 1) this.addHead(head);

@@ -35,8 +35,8 @@ import { UPSTREAM, type ForwardRequest, type ForwardResponse } from './upstream.
  * Per request: decrypt and COMMIT the session state with the call record (one flushed write)
  * before the application sees the request; then the real GatewayPipeline (authorize with
  * `sub` = the session's DID, rate limit, budget, audit append acknowledged once durable, and
- * only then forward). Replies are cached with the call, so a retransmitted frame gets the same
- * answer; calls committed but unanswered at a crash are run again after the restart.
+ * only then forward). Replies are committed beside the call, so a retransmitted frame gets the
+ * same answer; calls committed but unanswered at a crash are run again after the restart.
  */
 export const GATEWAY = 'gateway';
 export const AUDIT_RETRY_MS = 30;
@@ -55,14 +55,13 @@ export interface GatewayConfig {
   credentialRef: { purpose: string; id: string };
 }
 
+/** A call as committed with the frame that carried it; its sealed reply is committed apart (`reply:<id>`) once there is one. */
 interface CallState {
   peer: string;
   /** Network address the request came from (where replies go). */
   addr: string;
   rpc: RpcRequest;
   msgHash: string;
-  status: 'new' | 'done';
-  reply?: string;
 }
 
 export class SimGateway implements SimNode {
@@ -140,6 +139,11 @@ export class SimGateway implements SimNode {
     return v === undefined ? undefined : (JSON.parse(v) as CallState);
   }
 
+  /** The sealed reply to a call, once committed. */
+  private reply(callId: string): string | undefined {
+    return this.disk.get(`reply:${callId}`);
+  }
+
   private async receive(packet: Packet): Promise<void> {
     if (packet.type === 'audit.ack') return this.onAuditAck(packet);
     if (packet.type === 'mcp.result') return this.onUpstreamResult(packet);
@@ -154,8 +158,8 @@ export class SimGateway implements SimNode {
     const msgHash = toB64u(crypto.sha256(utf8(packet.payload)));
     const knownCall = this.disk.get(`env:${msgHash}`);
     if (knownCall !== undefined) {
-      const c = this.call(knownCall);
-      if (c?.reply) this.world.network.send(this.name, c.addr, 'session.frame', c.reply);
+      const reply = this.reply(knownCall);
+      if (reply !== undefined) this.world.network.send(this.name, this.call(knownCall)!.addr, 'session.frame', reply);
       return;
     }
     const now = this.world.clock(this.name);
@@ -199,7 +203,7 @@ export class SimGateway implements SimNode {
     writes[`sess:${env.from}`] = encodeSession(session);
     writes[`env:${msgHash}`] = id;
     const start = !existing;
-    const fresh: CallState | undefined = start ? { peer: env.from, addr: packet.from, rpc: req, msgHash, status: 'new' } : undefined;
+    const fresh: CallState | undefined = start ? { peer: env.from, addr: packet.from, rpc: req, msgHash } : undefined;
     if (fresh) writes[`call:${id}`] = JSON.stringify(fresh);
     // One transaction: the new ratchet state, the frame's hash and the call record.
     this.disk.commit(writes);
@@ -208,8 +212,9 @@ export class SimGateway implements SimNode {
     this.truth.deliver(this.name, id);
     // The record just committed is handed over as is: reading it back would parse what we just wrote.
     if (fresh) this.world.spawn(this.process(id, this.epoch, fresh));
-    else if (existing?.status === 'done' && existing.reply) {
-      this.world.network.send(this.name, existing.addr, 'session.frame', existing.reply);
+    else {
+      const reply = this.reply(id);
+      if (reply !== undefined) this.world.network.send(this.name, existing!.addr, 'session.frame', reply);
     }
   }
 
@@ -222,7 +227,7 @@ export class SimGateway implements SimNode {
    */
   private async process(callId: string, epoch: number, committed?: CallState): Promise<void> {
     const c = committed ?? this.call(callId);
-    if (!c || c.status !== 'new') return;
+    if (!c || this.reply(callId) !== undefined) return;
     const world = this.world;
     let decision: ForwardRequest['decision'] | undefined;
     const authorizer: Authorizer = {
@@ -276,7 +281,7 @@ export class SimGateway implements SimNode {
     });
     const response = await pipeline.handle({ did: c.peer, msgHash: c.msgHash }, c.rpc);
     if (epoch !== this.epoch) return;
-    // Same epoch: no crash since `c` was read, and only finish() rewrites a call record.
+    // Same epoch: no crash since `c` was read, and only finish() commits a reply.
     this.finish(callId, c, response);
   }
 
@@ -337,8 +342,7 @@ export class SimGateway implements SimNode {
     if (!session) return;
     const sealed = sealMessage(this.world.crypto, session, utf8(JSON.stringify(response)));
     const frame = encodeEnvelope(sealed.envelope);
-    const next: CallState = { ...c, status: 'done', reply: frame };
-    this.disk.commit({ [`sess:${c.peer}`]: encodeSession(sealed.session), [`call:${callId}`]: JSON.stringify(next) });
+    this.disk.commit({ [`sess:${c.peer}`]: encodeSession(sealed.session), [`reply:${callId}`]: frame });
     this.sessions.set(c.peer, sealed.session);
     this.world.scanner.key(sealed.session.ratchet.rk, 'gateway root key');
     if (sealed.session.ratchet.cks) this.world.scanner.key(sealed.session.ratchet.cks, 'gateway sending chain key');
@@ -359,8 +363,8 @@ export class SimGateway implements SimNode {
     this.boot();
     for (const k of this.disk.keys('sess:')) this.sessions.set(k.slice(5), decodeSession(this.disk.getDurable(k)!));
     for (const k of this.disk.keys('call:')) {
-      const c = JSON.parse(this.disk.getDurable(k)!) as CallState;
-      if (c.status === 'new') this.world.spawn(this.process(k.slice(5), this.epoch));
+      const callId = k.slice(5);
+      if (this.disk.getDurable(`reply:${callId}`) === undefined) this.world.spawn(this.process(callId, this.epoch));
     }
   }
 }
