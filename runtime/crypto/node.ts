@@ -132,12 +132,13 @@ function cacheKey(bytes: Uint8Array): string {
 }
 
 /**
- * Private KeyObjects remembered per caller-owned secret array. Importing a raw private key costs
- * OpenSSL a scalar multiplication (it derives the public key), as much as the operation itself;
- * an agent signs with one identity seed, and a responder runs X25519 with one prekey secret,
- * many times. A WeakMap keyed by the array object holds no secret beyond that array's own
- * lifetime: once the caller drops the array, the entry is collectable with it. The stored copy
- * detects an array changed in place (for example wiped), which then gets a fresh KeyObject.
+ * Private KeyObjects (or, on the native Ed25519 path, public keys) remembered per caller-owned
+ * secret array. Importing a raw private key costs OpenSSL a scalar multiplication (it derives
+ * the public key), as much as the operation itself; an agent signs with one identity seed, and
+ * a responder runs X25519 with one prekey secret, many times. A WeakMap keyed by the array
+ * object holds no secret beyond that array's own lifetime: once the caller drops the array, the
+ * entry is collectable with it. The stored copy detects an array changed in place (for example
+ * wiped), which then gets a fresh entry.
  */
 class PrivateKeyMemo<K = KeyObject> {
   readonly #memo = new WeakMap<Uint8Array, { copy: Uint8Array; key: K }>();
@@ -155,7 +156,7 @@ class PrivateKeyMemo<K = KeyObject> {
     return key;
   }
 
-  /** Records a KeyObject already made for `secret` (by the key pair pool). */
+  /** Records an entry already made for `secret` (a KeyObject by the key pair pool). */
   remember(secret: Uint8Array, key: K): void {
     this.#memo.set(secret, { copy: secret.slice(), key });
   }
