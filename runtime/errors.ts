@@ -11,6 +11,11 @@ export class TalosError extends Error {
   }
 }
 
+/** An error as one line, its name and message (anything thrown that is not an Error, as text). */
+export function describeError(err: unknown): string {
+  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
+}
+
 /** Bad bytes or text at a decoding boundary (base64url, base58, JSON, hex). */
 export class EncodingError extends TalosError {}
 /** A primitive refused its input (bad key, failed tag, low-order point). */

@@ -1,4 +1,4 @@
-import { InvariantViolation, INVARIANTS } from './invariants.ts';
+import { INVARIANTS } from './invariants.ts';
 import { SCENARIOS, scenarioByName, type Scenario } from './scenarios/index.ts';
 import { traceHash } from './trace-writer.ts';
 import { loadEndsAt } from './system/compose.ts';
@@ -77,14 +77,7 @@ export async function runScenario(scenario: Scenario | string, seed: number, opt
       await plan.final?.();
     }
   } catch (err) {
-    if (!(err instanceof InvariantViolation)) {
-      const msg = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-      try {
-        inv.fail('crash', `unexpected error: ${msg}`);
-      } catch {
-        /* recorded */
-      }
-    }
+    world.report(err);
   } finally {
     world.stopSupervisor();
     world.scheduler.uninstallFakeTimers();

@@ -1,5 +1,5 @@
 import { Worker } from 'node:worker_threads';
-import { TalosError } from '../runtime/errors.ts';
+import { describeError, TalosError } from '../runtime/errors.ts';
 import type { RunVariant, SweepPlan, SweepTask, SweptRun } from './runner.ts';
 
 /**
@@ -27,13 +27,8 @@ export interface SweepWorkerData {
   options: RunVariant;
 }
 
-/** An error as one line: its name and message. */
-export function describe(err: unknown): string {
-  return err instanceof Error ? `${err.name}: ${err.message}` : String(err);
-}
-
 export function runThrew(task: SweepTask, err: unknown): SweepError {
-  return new SweepError('sim_run_threw', `the run of ${task.scenario} seed ${task.seed} threw ${describe(err)}`, { cause: err });
+  return new SweepError('sim_run_threw', `the run of ${task.scenario} seed ${task.seed} threw ${describeError(err)}`, { cause: err });
 }
 
 /**
@@ -86,8 +81,8 @@ export async function runOnThreads(plan: SweepPlan, options: SweepWorkerData['op
           }
           feed();
         });
-        worker.on('error', (err) => crashed(`died (${describe(err)})`));
-        worker.on('messageerror', (err) => crashed(`sent a message that could not be read (${describe(err)})`));
+        worker.on('error', (err) => crashed(`died (${describeError(err)})`));
+        worker.on('messageerror', (err) => crashed(`sent a message that could not be read (${describeError(err)})`));
         worker.on('exit', (code) => crashed(`exited with code ${code}`));
         feed();
       }

@@ -3,7 +3,7 @@ import { parentPort, workerData } from 'node:worker_threads';
 import '../workers/typescript-loader.mjs';
 
 const { runScenario, sweptRun } = await import('./runner.ts');
-const { describe } = await import('./sweep-threads.ts');
+const { describeError } = await import('../runtime/errors.ts');
 
 // One task at a time: the next one is posted only after this reply (fake timers are per thread).
 parentPort.on('message', async ({ scenario, seed }) => {
@@ -11,7 +11,7 @@ parentPort.on('message', async ({ scenario, seed }) => {
   try {
     reply = { run: sweptRun(await runScenario(scenario, seed, workerData.options)) };
   } catch (err) {
-    reply = { threw: describe(err) };
+    reply = { threw: describeError(err) };
   }
   parentPort.postMessage(reply);
 });

@@ -2,6 +2,7 @@ import { createCryptoProvider, type CryptoProvider } from '../runtime/crypto/ind
 import { withMethods } from '../runtime/crypto/provider.ts';
 import type { InspectionEvent } from 'xstate';
 import { createRecorder } from '../runtime/inspect/recorder.ts';
+import { describeError } from '../runtime/errors.ts';
 import { startTga, type TgaActor } from '../actors/tga/index.ts';
 import type { ChildKind } from '../actors/messages.ts';
 import { withKeyPairsAhead } from './key-pairs-ahead.ts';
@@ -147,9 +148,8 @@ export class World {
   /** An error escaped a handler: a violation (already recorded) or a crash of the simulation. */
   report(err: unknown): void {
     if (err instanceof InvariantViolation) return;
-    const msg = err instanceof Error ? `${err.name}: ${err.message}` : String(err);
     try {
-      this.invariants.fail('crash', `unexpected error: ${msg}`);
+      this.invariants.fail('crash', `unexpected error: ${describeError(err)}`);
     } catch {
       /* recorded */
     }
