@@ -114,5 +114,7 @@ t.test('bad calls to the addon throw, and leave no scalar behind', { skip }, asy
   const scalar = new Uint8Array(31).fill(1);
   t.throws(() => addon!.x25519Base!(scalar, new Uint8Array(32)), { name: 'RangeError', code: 'native_bad_call' });
   t.equal(toHexString(scalar), '00'.repeat(31), 'a short scalar wiped');
-  t.throws(() => addon!.x25519!(new Uint8Array(64), 'u' as unknown as Uint8Array), { name: 'TypeError', code: 'native_bad_call' });
+  const typed = new Uint8Array(64).fill(1);
+  t.throws(() => addon!.x25519!(typed, 'u' as unknown as Uint8Array), { name: 'TypeError', code: 'native_bad_call' });
+  t.equal(toHexString(typed.subarray(0, 32)), '00'.repeat(32), 'the scalar wiped when an argument is not an array');
 });

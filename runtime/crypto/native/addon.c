@@ -1,5 +1,6 @@
 /* The addon's entry: argument reading shared by every call, and the module's exports. */
 #include "native.h"
+#include <openssl/crypto.h>
 
 int read_uint8_array(napi_env env, napi_value value, bytes_t *b) {
   napi_typedarray_type type;
@@ -34,6 +35,23 @@ int read_call(napi_env env, napi_callback_info info, size_t counts, call_t *c) {
     }
   }
   return 1;
+}
+
+void wipe_key_argument(napi_env env, napi_callback_info info) {
+  napi_value argv[1];
+  size_t argc = 1;
+  bytes_t key;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc >= 1 && read_uint8_array(env, argv[0], &key)) {
+    OPENSSL_cleanse(key.p, key.len < KEY_BYTES ? key.len : KEY_BYTES);
+  }
+}
+
+int read_key_call(napi_env env, napi_callback_info info, size_t in_min, size_t out_min, const char *refusal, call_t *c) {
+  const int read = read_call(env, info, 0, c);
+  if (read && c->in_len >= in_min && c->out_len >= out_min) return 1;
+  wipe_key_argument(env, info);
+  if (read) napi_throw_range_error(env, "native_bad_call", refusal);
+  return 0;
 }
 
 static void export_function(napi_env env, napi_value exports, const char *name, napi_callback fn) {

@@ -24,7 +24,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 
-#define KEY 32
+#define KEY KEY_BYTES
 #define SIG 64
 
 /* OpenSSL 3.0 and 3.1: (..., OSSL_LIB_CTX *libctx, const char *propq); NULLs pick the defaults. */
@@ -83,12 +83,7 @@ const char *talos_ed25519_unavailable(void) {
 /* ed25519Public(input, output): input = seed (32 bytes, wiped), output = its public key. */
 napi_value talos_ed25519_public(napi_env env, napi_callback_info info) {
   call_t c;
-  if (!read_call(env, info, 0, &c)) return NULL;
-  if (c.in_len < KEY || c.out_len < KEY) {
-    OPENSSL_cleanse(c.in, c.in_len < KEY ? c.in_len : KEY);
-    napi_throw_range_error(env, "native_bad_call", "talos_native: ed25519Public needs 32 bytes in, 32 out");
-    return NULL;
-  }
+  if (!read_key_call(env, info, KEY, KEY, "talos_native: ed25519Public needs 32 bytes in, 32 out", &c)) return NULL;
   uint8_t public_key[KEY];
   const int ok = public_from_seed(NULL, public_key, c.in, NULL) == 1;
   OPENSSL_cleanse(c.in, KEY);
@@ -102,14 +97,10 @@ napi_value talos_ed25519_public(napi_env env, napi_callback_info info) {
  * own: a signature made with another one gives the seed away (the double public key attack);
  * node.ts passes the one it derived from the seed. */
 napi_value talos_ed25519_sign(napi_env env, napi_callback_info info) {
-  napi_value argv[1];
-  size_t argc = 1;
-  bytes_t keys = {NULL, 0};
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) == napi_ok && argc >= 1) read_uint8_array(env, argv[0], &keys);
   bytes_t a[3];
   const int read = read_arrays(env, info, 3, a);
   if (!read || a[0].len < 2 * KEY || a[2].len < SIG) {
-    if (keys.p != NULL) OPENSSL_cleanse(keys.p, keys.len < KEY ? keys.len : KEY);
+    wipe_key_argument(env, info);
     if (read) napi_throw_range_error(env, "native_bad_call", "talos_native: ed25519Sign needs 64 bytes of keys, 64 out");
     return NULL;
   }

@@ -31,6 +31,17 @@ int read_arrays(napi_env env, napi_callback_info info, size_t n, bytes_t *arrays
  * pending when the arguments are not that. */
 int read_call(napi_env env, napi_callback_info info, size_t counts, call_t *c);
 
+/* Bytes of the secret key (an X25519 scalar, an Ed25519 seed) at the start of a key call's first argument. */
+#define KEY_BYTES 32
+
+/* Wipes the key at the start of the first argument, when that is a Uint8Array: a refused call
+ * leaves no key behind. */
+void wipe_key_argument(napi_env env, napi_callback_info info);
+
+/* read_call (no lengths) for a call whose input starts with a key: at least in_min bytes in and
+ * out_min out, else the key is wiped and a RangeError (`refusal`) or TypeError is pending. */
+int read_key_call(napi_env env, napi_callback_info info, size_t in_min, size_t out_min, const char *refusal, call_t *c);
+
 /* out = the n bytes that 2n lower-case hex digits spell (for the addon's built-in test vectors). */
 void bytes_from_hex(uint8_t *out, const char *hex, size_t n);
 

@@ -22,7 +22,7 @@
 #include <dlfcn.h>
 #include <pthread.h>
 
-#define KEY 32
+#define KEY KEY_BYTES
 
 typedef int (*x25519_fn)(uint8_t out[KEY], const uint8_t scalar[KEY], const uint8_t u[KEY]);
 typedef void (*x25519_base_fn)(uint8_t out[KEY], const uint8_t scalar[KEY]);
@@ -63,12 +63,7 @@ const char *talos_x25519_unavailable(void) {
  * result is made on the stack and copied out after the wipe, so output may be input. */
 napi_value talos_x25519(napi_env env, napi_callback_info info) {
   call_t c;
-  if (!read_call(env, info, 0, &c)) return NULL;
-  if (c.in_len < 2 * KEY || c.out_len < KEY) {
-    OPENSSL_cleanse(c.in, c.in_len < KEY ? c.in_len : KEY);
-    napi_throw_range_error(env, "native_bad_call", "talos_native: x25519 needs 64 bytes in, 32 out");
-    return NULL;
-  }
+  if (!read_key_call(env, info, 2 * KEY, KEY, "talos_native: x25519 needs 64 bytes in, 32 out", &c)) return NULL;
   uint8_t shared[KEY];
   const int nonzero = shared_secret(shared, c.in, c.in + KEY);
   OPENSSL_cleanse(c.in, 2 * KEY);
@@ -83,12 +78,7 @@ napi_value talos_x25519(napi_env env, napi_callback_info info) {
  * wiped; output may be input. */
 napi_value talos_x25519_base(napi_env env, napi_callback_info info) {
   call_t c;
-  if (!read_call(env, info, 0, &c)) return NULL;
-  if (c.in_len < KEY || c.out_len < KEY) {
-    OPENSSL_cleanse(c.in, c.in_len < KEY ? c.in_len : KEY);
-    napi_throw_range_error(env, "native_bad_call", "talos_native: x25519Base needs 32 bytes in, 32 out");
-    return NULL;
-  }
+  if (!read_key_call(env, info, KEY, KEY, "talos_native: x25519Base needs 32 bytes in, 32 out", &c)) return NULL;
   uint8_t public_value[KEY];
   public_key(public_value, c.in);
   OPENSSL_cleanse(c.in, KEY);
