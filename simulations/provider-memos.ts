@@ -1,4 +1,5 @@
 import { withMethods, type CryptoProvider, type KeyPair } from '../runtime/crypto/provider.ts';
+import { bytesEqual } from '../runtime/encoding/bytes.ts';
 
 /** Distinct inputs remembered per run at most, per table (a run sees a few hundred keys and signatures). */
 export const VERDICT_MEMO_LIMIT = 100_000;
@@ -36,7 +37,7 @@ class PublicKeysOfSecrets {
     if (!(secret instanceof Uint8Array)) return undefined;
     const entry = this.#memo.get(secret);
     if (entry === undefined) return undefined;
-    if (entry.copy.length === secret.length && entry.copy.every((b, i) => b === secret[i])) return entry.publicKey;
+    if (bytesEqual(entry.copy, secret)) return entry.publicKey;
     entry.copy.fill(0);
     this.#memo.delete(secret);
     return undefined;

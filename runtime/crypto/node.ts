@@ -13,7 +13,7 @@ import {
 } from 'node:crypto';
 import { CryptoError } from '../errors.ts';
 import { toB64u } from '../encoding/base64url.ts';
-import { asBuffer } from '../encoding/bytes.ts';
+import { asBuffer, bytesEqual } from '../encoding/bytes.ts';
 import type { CryptoProvider, ProviderOptions, RandomSource } from './provider.ts';
 import {
   checkBytes,
@@ -150,7 +150,7 @@ class PrivateKeyMemo<K = KeyObject> {
 
   get(secret: Uint8Array): K {
     const hit = this.#memo.get(secret);
-    if (hit !== undefined && sameBytes(hit.copy, secret)) return hit.key;
+    if (hit !== undefined && bytesEqual(hit.copy, secret)) return hit.key;
     const key = this.#make(secret);
     this.#memo.set(secret, { copy: secret.slice(), key });
     return key;
@@ -160,13 +160,6 @@ class PrivateKeyMemo<K = KeyObject> {
   remember(secret: Uint8Array, key: K): void {
     this.#memo.set(secret, { copy: secret.slice(), key });
   }
-}
-
-function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  let diff = 0;
-  for (let i = 0; i < a.length; i++) diff |= a[i]! ^ b[i]!;
-  return diff === 0;
 }
 
 export function createNodeProvider(options: ProviderOptions = {}): CryptoProvider {
