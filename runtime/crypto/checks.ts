@@ -21,6 +21,29 @@ export function checkBytes(bytes: unknown, what: string): Uint8Array {
   return bytes;
 }
 
+/**
+ * Longest AEAD plaintext, and longest AAD: OpenSSL (which the node provider calls) counts bytes
+ * in an int, so plaintext plus tag must fit in 2^31 - 1. Both providers refuse the same inputs.
+ */
+export const AEAD_MAX_PLAINTEXT_BYTES = 2 ** 31 - 1 - 16;
+
+/** The inputs of an AEAD seal or open; `data` is the plaintext or the sealed text (tag included). */
+export function checkAeadInputs(
+  key: Uint8Array,
+  nonce: Uint8Array,
+  nonceLength: number,
+  data: Uint8Array,
+  aad: Uint8Array | undefined,
+  sealed: boolean,
+): void {
+  checkLength(key, 32, 'aead_bad_key');
+  checkLength(nonce, nonceLength, 'aead_bad_nonce');
+  const dataTooLong = checkBytes(data, 'AEAD input').length > AEAD_MAX_PLAINTEXT_BYTES + (sealed ? 16 : 0);
+  if (dataTooLong || (aad !== undefined && checkBytes(aad, 'AAD').length > AEAD_MAX_PLAINTEXT_BYTES)) {
+    throw new CryptoError('aead_too_long', `AEAD plaintext and AAD must each be at most ${AEAD_MAX_PLAINTEXT_BYTES} bytes`);
+  }
+}
+
 /** Largest single randomBytes request: far above any key or nonce, small enough to refuse mistakes. */
 export const MAX_RANDOM_BYTES = 1 << 20;
 

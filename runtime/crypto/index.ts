@@ -16,7 +16,7 @@ export { createNobleProvider } from './noble.ts';
 export { createNodeProvider, PUBLIC_KEY_CACHE_SIZE } from './node.ts';
 export { seededRandom } from './seeded-random.ts';
 export { isValidEd25519PublicKey } from './ed25519-points.ts';
-export { HKDF_SHA256_MAX_LENGTH, MAX_RANDOM_BYTES } from './checks.ts';
+export { AEAD_MAX_PLAINTEXT_BYTES, HKDF_SHA256_MAX_LENGTH, MAX_RANDOM_BYTES } from './checks.ts';
 
 export const PROVIDER_NAMES: readonly ProviderName[] = ['noble', 'node'];
 /** The environment variable that picks the provider when the caller names none. */

@@ -8,6 +8,7 @@ import { randomBytes as osRandomBytes } from 'node:crypto';
 import { CryptoError } from '../errors.ts';
 import type { CryptoProvider, ProviderOptions, RandomSource } from './provider.ts';
 import {
+  checkAeadInputs,
   checkBytes,
   checkHkdfLength,
   checkLength,
@@ -28,10 +29,7 @@ export function createNobleProvider(options: ProviderOptions = {}): CryptoProvid
     (cipher: typeof chacha20poly1305, nonceLength: number) =>
     (open: boolean) =>
     (key: Uint8Array, nonce: Uint8Array, data: Uint8Array, aad?: Uint8Array): Uint8Array => {
-      checkLength(key, 32, 'aead_bad_key');
-      checkLength(nonce, nonceLength, 'aead_bad_nonce');
-      checkBytes(data, 'AEAD input');
-      if (aad !== undefined) checkBytes(aad, 'AAD');
+      checkAeadInputs(key, nonce, nonceLength, data, aad, open);
       const c = cipher(key, nonce, aad);
       if (!open) return c.encrypt(data);
       if (data.length < 16) throw new CryptoError('aead_auth_failed', 'ciphertext shorter than its tag');

@@ -16,6 +16,7 @@ import { toB64u } from '../encoding/base64url.ts';
 import { asBuffer, bytesEqual } from '../encoding/bytes.ts';
 import type { CryptoProvider, ProviderOptions, RandomSource } from './provider.ts';
 import {
+  checkAeadInputs,
   checkBytes,
   checkHkdfLength,
   checkLength,
@@ -281,13 +282,6 @@ export function createNodeProvider(options: ProviderOptions = {}): CryptoProvide
     }
   }
 
-  const checkAead = (key: Uint8Array, nonce: Uint8Array, nonceLength: number, data: Uint8Array, aad?: Uint8Array) => {
-    checkLength(key, 32, 'aead_bad_key');
-    checkLength(nonce, nonceLength, 'aead_bad_nonce');
-    checkBytes(data, 'AEAD input');
-    if (aad !== undefined) checkBytes(aad, 'AAD');
-  };
-
   // XChaCha20-Poly1305 = ChaCha20-Poly1305 under HChaCha20(key, nonce[0..16]) with the 12-byte
   // nonce 0x00000000 || nonce[16..24] (draft-irtf-cfrg-xchacha section 2.3). The subkey is a
   // secret like the key: wiped once used, whether or not the AEAD succeeded.
@@ -370,19 +364,19 @@ export function createNodeProvider(options: ProviderOptions = {}): CryptoProvide
     },
 
     chachaSeal(key, nonce, plaintext, aad) {
-      checkAead(key, nonce, 12, plaintext, aad);
+      checkAeadInputs(key, nonce, 12, plaintext, aad, false);
       return seal(key, nonce, plaintext, aad);
     },
     chachaOpen(key, nonce, sealed, aad) {
-      checkAead(key, nonce, 12, sealed, aad);
+      checkAeadInputs(key, nonce, 12, sealed, aad, true);
       return open(key, nonce, sealed, aad);
     },
     xchachaSeal(key, nonce, plaintext, aad) {
-      checkAead(key, nonce, 24, plaintext, aad);
+      checkAeadInputs(key, nonce, 24, plaintext, aad, false);
       return underSubkey(key, nonce, (subkey, nonce12) => seal(subkey, nonce12, plaintext, aad));
     },
     xchachaOpen(key, nonce, sealed, aad) {
-      checkAead(key, nonce, 24, sealed, aad);
+      checkAeadInputs(key, nonce, 24, sealed, aad, true);
       return underSubkey(key, nonce, (subkey, nonce12) => open(subkey, nonce12, sealed, aad));
     },
 

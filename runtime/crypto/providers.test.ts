@@ -1,6 +1,6 @@
 import t from 'tap';
 import { CryptoError } from '../errors.ts';
-import { createCryptoProvider, providers, PROVIDER_ENV, seededRandom } from './index.ts';
+import { AEAD_MAX_PLAINTEXT_BYTES, createCryptoProvider, providers, PROVIDER_ENV, seededRandom } from './index.ts';
 import { hchacha20 } from './hchacha20.ts';
 import { LruCache } from './lru.ts';
 import type { CryptoProvider } from './provider.ts';
@@ -132,6 +132,31 @@ t.test('input refusals: the same stable CryptoError code in both providers, no s
       t.notOk(SECRET_MARKERS.some((m) => text.includes(m)), `${crypto.name}: ${what} message carries no input bytes`);
     }
   }
+});
+
+t.test('AEAD inputs past OpenSSL\'s int lengths: aead_too_long from both providers; the longest plaintext seals', async (t) => {
+  // One 2 GiB array (untouched pages cost no memory), viewed at each length around the limits.
+  const big = new Uint8Array(2 ** 31);
+  const plaintextTooLong = big.subarray(0, AEAD_MAX_PLAINTEXT_BYTES + 1);
+  const sealedTooLong = big.subarray(0, AEAD_MAX_PLAINTEXT_BYTES + 17);
+  const n12 = new Uint8Array(12);
+  const n24 = new Uint8Array(24);
+  for (const crypto of providers()) {
+    const calls: [string, () => unknown][] = [
+      ['chachaSeal plaintext', () => crypto.chachaSeal(ok32, n12, plaintextTooLong)],
+      ['chachaSeal AAD', () => crypto.chachaSeal(ok32, n12, ok32, plaintextTooLong)],
+      ['chachaOpen sealed', () => crypto.chachaOpen(ok32, n12, sealedTooLong)],
+      ['chachaOpen AAD', () => crypto.chachaOpen(ok32, n12, new Uint8Array(40), plaintextTooLong)],
+      ['xchachaSeal plaintext', () => crypto.xchachaSeal(ok32, n24, plaintextTooLong)],
+      ['xchachaOpen sealed', () => crypto.xchachaOpen(ok32, n24, sealedTooLong)],
+    ];
+    for (const [what, call] of calls) t.throws(call, { code: 'aead_too_long' }, `${crypto.name}: ${what} one byte too long`);
+  }
+  // At the limit itself OpenSSL's cipher (the node provider) must still take it: the limit is not
+  // looser than OpenSSL's ints. (Sealing only: opening 2 GiB again would double the test's time.)
+  const node = createCryptoProvider({ name: 'node' });
+  const sealed = node.chachaSeal(ok32, n12, big.subarray(0, AEAD_MAX_PLAINTEXT_BYTES));
+  t.equal(sealed.length, AEAD_MAX_PLAINTEXT_BYTES + 16, 'node: the longest plaintext seals');
 });
 
 t.test('verification of malformed keys and signatures returns false, never throws', async (t) => {
