@@ -7,8 +7,9 @@ import { Scheduler } from './scheduler.ts';
 import { KEY_PREFIX_BYTES, SecretScanner } from './secrets-scan.ts';
 import { addon } from '../runtime/crypto/native-addon.ts';
 import { SimDisk } from './storage.ts';
-import { TraceWriter } from './trace-writer.ts';
-import { decodeTrace } from '../runtime/inspect/trace.ts';
+import { MAX_TRACE_EVENTS, TraceWriter, TRUNCATED_FAULT } from './trace-writer.ts';
+import { decodeTrace, encodeTrace } from '../runtime/inspect/trace.ts';
+import { runScenario } from './runner.ts';
 import type { RpcResponse } from '../runtime/mcp/jsonrpc.ts';
 import { MAX_RETRY_AFTER_MS, retryWait } from './system/agent.ts';
 
@@ -262,6 +263,45 @@ t.test('trace writer output is a valid inspector trace', async (t) => {
   t.equal(header.source, 'sim:test');
   t.equal(header.seed, 1);
   t.same(events.map((e) => e.kind), ['actor', 'state', 'fault']);
+});
+
+t.test('a trace cut at its cap says so, and keeps what is written after finish()', async (t) => {
+  let now = 0;
+  const trace = new TraceWriter(TraceWriter.header('test', 1), () => now, 3);
+  for (let i = 0; i < 5; i++) trace.fault('tick', undefined, String(now++));
+  trace.finish();
+  trace.fault('violation', 'some-invariant', 'why');
+  t.equal(trace.droppedEvents, 2);
+  const { events } = decodeTrace(trace.encode());
+  t.same(
+    events.map((e) => [e.seq, e.kind === 'fault' ? e.fault : e.kind]),
+    [[0, 'tick'], [1, 'tick'], [2, 'tick'], [3, 'violation'], [4, TRUNCATED_FAULT]],
+    'the first 3 events, the verdict, then the note, numbered without gaps',
+  );
+  t.match(events[4], { t: 5, detail: "2 events not recorded: the trace keeps the run's first 3" });
+
+  // Under the cap the trace is exactly the events written, as before the cap existed.
+  const whole = new TraceWriter(TraceWriter.header('test', 1), () => 0, 3);
+  whole.fault('tick');
+  whole.finish();
+  whole.fault('violation', 'x');
+  t.equal(whole.encode(), encodeTrace(whole.header, whole.events));
+  t.equal(decodeTrace(whole.encode()).events.length, 2);
+});
+
+t.test('a run that fills its trace still ends it with the violation and the truncation note', async (t) => {
+  // replay-tamper with this broken variant fails at seed 2 (teeth.test.ts); fill the trace first.
+  const r = await runScenario('replay-tamper', 2, {
+    __broken: 'non-transactional-decrypt',
+    observe: (world) => {
+      for (let i = 0; i < MAX_TRACE_EVENTS; i++) world.trace.fault('filler');
+    },
+  });
+  t.equal(r.ok, false);
+  const { events } = decodeTrace(r.trace);
+  t.equal(events.length, MAX_TRACE_EVENTS + 2);
+  t.match(events[MAX_TRACE_EVENTS], { kind: 'fault', fault: 'violation', target: r.violation!.invariant });
+  t.match(events[MAX_TRACE_EVENTS + 1], { kind: 'fault', fault: TRUNCATED_FAULT, seq: MAX_TRACE_EVENTS + 1 });
 });
 
 t.test('the simulated AuditStore commits after its flush delay and a crash loses the rest', async (t) => {

@@ -85,6 +85,7 @@ export async function runScenario(scenario: Scenario | string, seed: number, opt
   const calls = truth ? truth.calls.size : 0;
   const settled = truth ? calls - truth.unsettled().length : 0;
   const v = inv.violation;
+  world.trace.finish(); // the verdict below is kept even when the run filled the trace
   if (v) world.trace.fault('violation', v.invariant, v.detail);
   const trace = world.trace.encode();
   return {

@@ -11,17 +11,24 @@ import type { Recorder } from '../runtime/inspect/recorder.ts';
  */
 export const MAX_TRACE_EVENTS = 200_000;
 
+/** The fault event that ends a trace cut at its cap: without it a truncated trace looks complete. */
+export const TRUNCATED_FAULT = 'trace-truncated';
+
 type Body = TraceEvent extends infer E ? (E extends TraceEvent ? Omit<E, 'seq' | 't'> : never) : never;
 
 export class TraceWriter {
   readonly events: TraceEvent[] = [];
   private seq = 0;
   private dropped = 0;
+  /** Set by finish(): what is written after the run (its verdict) is kept past the cap. */
+  private finished = false;
   private readonly actorNames = new Map<string, string>();
 
   constructor(
     readonly header: TraceHeader,
     private readonly now: () => number,
+    /** Events kept while the run goes on (tests set a small one). */
+    private readonly maxEvents = MAX_TRACE_EVENTS,
   ) {}
 
   static header(scenario: string, seed: number): TraceHeader {
@@ -29,7 +36,7 @@ export class TraceWriter {
   }
 
   emit(body: Body): void {
-    if (this.events.length >= MAX_TRACE_EVENTS) {
+    if (this.events.length >= this.maxEvents && !this.finished) {
       this.dropped++;
       return;
     }
@@ -66,12 +73,24 @@ export class TraceWriter {
     });
   }
 
+  /**
+   * The run is over: the events written from now on (the runner's `violation` fault) are kept
+   * even past the cap, so a long failing run still says why it failed.
+   */
+  finish(): void {
+    this.finished = true;
+  }
+
   get droppedEvents(): number {
     return this.dropped;
   }
 
+  /** The trace file; one cut at the cap ends with a fault event saying how many events it lost. */
   encode(): string {
-    return encodeTrace(this.header, this.events);
+    if (this.dropped === 0) return encodeTrace(this.header, this.events);
+    const detail = `${this.dropped} events not recorded: the trace keeps the run's first ${this.maxEvents}`;
+    const note = { seq: this.seq, t: this.now(), kind: 'fault', fault: TRUNCATED_FAULT, detail } as const;
+    return encodeTrace(this.header, [...this.events, note]);
   }
 }
 
