@@ -7,6 +7,8 @@ import type { TraceWriter } from './trace-writer.ts';
  * (a fixed base plus exponential jitter), and probabilities of dropping, duplicating and
  * reordering (an extra, long delay) a message. Partitions cut links in both directions until
  * healed; a message is lost when, at delivery time, its link is cut or its receiver is down.
+ * Every loss is a `drop` fault in the trace (a random drop's detail is `<type> from <sender>`,
+ * a loss at delivery adds its cause).
  * Payloads are strings: exactly the bytes that would be on the wire.
  */
 export interface LinkConfig {
@@ -152,12 +154,19 @@ export class SimNetwork {
   }
 
   private async deliver(packet: Packet): Promise<void> {
-    if (this.down.has(packet.to) || this.isCut(packet.from, packet.to)) return;
+    // A loss is traced like a random drop, with its cause: the trace shows where frames vanished.
+    if (this.down.has(packet.to)) return this.lost(packet, 'receiver down');
+    if (this.isCut(packet.from, packet.to)) return this.lost(packet, 'partitioned');
     const receiver = this.receivers.get(packet.to);
-    if (!receiver) return;
+    if (!receiver) return this.lost(packet, 'no receiver');
     this.delivered++;
     this.trace.message(packet.from, packet.to, packet.type);
     await receiver(packet);
+  }
+
+  /** Off the delivery path: the detail string is built only for a packet that is lost. */
+  private lost(packet: Packet, cause: string): void {
+    this.trace.fault('drop', packet.to, `${packet.type} from ${packet.from}: ${cause}`);
   }
 }
 

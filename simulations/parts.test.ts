@@ -79,6 +79,24 @@ t.test('latency, partitions, heal and down nodes', async (t) => {
   t.same(got, ['two@110'], 'a partition also loses what was in flight');
 });
 
+t.test('a packet lost to a partition, a down receiver or no receiver is a drop fault in the trace', async (t) => {
+  const { s, n, got, trace } = net();
+  n.partition(['a'], ['b']);
+  n.send('a', 'b', 'm', 'cut');
+  await s.run(50);
+  n.heal();
+  n.setDown('b', true);
+  n.send('a', 'b', 'm', 'down');
+  await s.run(100);
+  n.setDown('b', false);
+  n.send('a', 'c', 'm', 'nobody there');
+  n.send('a', 'b', 'm', 'arrives');
+  await s.run(200);
+  t.equal(got.length, 1);
+  const drops = decodeTrace(trace.encode()).events.flatMap((e) => (e.kind === 'fault' && e.fault === 'drop' ? [`${e.target}: ${e.detail}`] : []));
+  t.same(drops, ['b: m from a: partitioned', 'b: m from a: receiver down', 'c: m from a: no receiver']);
+});
+
 t.test('drop, duplicate and reorder happen at their configured rates, deterministically', async (t) => {
   const run = async (seed: number) => {
     const { s, n, got } = net(seed);
