@@ -13,6 +13,7 @@ export const INVARIANTS = {
   forwardSecrecy: 'forward-secrecy',
   limitsHold: 'limits-hold',
   limitsIsolated: 'limits-isolated',
+  limitsFailClosed: 'limits-fail-closed',
   secretsReadable: 'secrets-readable',
 } as const;
 

@@ -20,6 +20,8 @@ const cases: { broken: BrokenVariant; scenario: string; invariant: string }[] = 
   { broken: 'non-transactional-decrypt', scenario: 'replay-tamper', invariant: 'progress-after-heal' },
   { broken: 'plaintext-frames', scenario: 'partition', invariant: 'no-secrets-leak' },
   { broken: 'shared-limits', scenario: 'load-spike', invariant: 'limits-isolated' },
+  { broken: 'resend-after-restart', scenario: 'gateway-crash', invariant: 'delivered-once' },
+  { broken: 'limits-fail-open', scenario: 'redis-outage', invariant: 'limits-fail-closed' },
 ];
 
 function capture(cwd: string) {

@@ -19,8 +19,23 @@ import { TraceWriter } from './trace-writer.ts';
  * safety step from the simulated composition, and the sweep must find it. Passed in the run
  * options of one run; never a global switch, never read by production code.
  */
-export type BrokenVariant = 'forward-before-audit' | 'non-transactional-decrypt' | 'skip-sub-check' | 'plaintext-frames' | 'shared-limits';
-export const BROKEN_VARIANTS: readonly BrokenVariant[] = ['forward-before-audit', 'non-transactional-decrypt', 'skip-sub-check', 'plaintext-frames', 'shared-limits'];
+export type BrokenVariant =
+  | 'forward-before-audit'
+  | 'non-transactional-decrypt'
+  | 'skip-sub-check'
+  | 'plaintext-frames'
+  | 'shared-limits'
+  | 'resend-after-restart'
+  | 'limits-fail-open';
+export const BROKEN_VARIANTS: readonly BrokenVariant[] = [
+  'forward-before-audit',
+  'non-transactional-decrypt',
+  'skip-sub-check',
+  'plaintext-frames',
+  'shared-limits',
+  'resend-after-restart',
+  'limits-fail-open',
+];
 
 export interface WorldOptions {
   scenario: string;

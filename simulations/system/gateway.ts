@@ -9,7 +9,7 @@ import { GatewayPipeline, type AuditSink, type Authorizer, type ToolRouter } fro
 import { toB64u } from '../../runtime/encoding/base64url.ts';
 import { bytesEqual, fromUtf8, utf8 } from '../../runtime/encoding/bytes.ts';
 import { TalosError } from '../../runtime/errors.ts';
-import type { BudgetLedger, RateLimiter, RateRule } from '../../runtime/limits/types.ts';
+import type { RateRule } from '../../runtime/limits/types.ts';
 import type { SecretVault } from '../../runtime/secrets/vault.ts';
 import { decodeEnvelope, encodeEnvelope, type Envelope } from '../../runtime/session/envelope.ts';
 import type { LocalIdentity } from '../../runtime/session/handshake.ts';
@@ -18,8 +18,10 @@ import { decodeHeader } from '../../runtime/session/ratchet.ts';
 import { acceptSession, openMessage, sealMessage, type Session } from '../../runtime/session/session.ts';
 import { decodeSession, encodeSession } from '../../runtime/session/state-codec.ts';
 import type { KeyPair } from '../../runtime/crypto/provider.ts';
+import { INVARIANTS } from '../invariants.ts';
 import type { Packet } from '../network.ts';
 import type { SimRedis } from '../limits.ts';
+import { failOpenLimits, sharedLimits, watchedLimits, type LimitPorts } from './limit-ports.ts';
 import { SimDisk } from '../storage.ts';
 import type { SimNode, World } from '../world.ts';
 import { AUDITOR } from './auditor.ts';
@@ -36,7 +38,10 @@ import { UPSTREAM, type ForwardRequest, type ForwardResponse } from './upstream.
  * before the application sees the request; then the real GatewayPipeline (authorize with
  * `sub` = the session's DID, rate limit, budget, audit append acknowledged once durable, and
  * only then forward). Replies are committed beside the call, so a retransmitted frame gets the
- * same answer; calls committed but unanswered at a crash are run again after the restart.
+ * same answer; calls committed but unanswered at a crash are run again after the restart, up to
+ * the upstream: one that may already have reached it (marked `fwd:<id>` before it was sent) is
+ * never sent twice, since the upstream is an application that would run it twice. It is
+ * answered upstream_unavailable instead (the agent may try again, as a new attempt).
  */
 export const GATEWAY = 'gateway';
 export const AUDIT_RETRY_MS = 30;
@@ -242,10 +247,12 @@ export class SimGateway implements SimNode {
         return r;
       },
     };
+    const limits = watchedLimits(this.limitPorts(), this.redis);
     const audit: AuditSink = {
       append: (event) => {
         if (event.kind === 'request' && event.decision === 'allow' && event.tool !== undefined) {
           this.truth.allowedCalls.push({ agent: c.peer, tool: event.tool, at: world.scheduler.now });
+          world.invariants.check(INVARIANTS.limitsFailClosed, limits.granted(), () => `call ${callId} was allowed without a grant of its rate limit and budget from a reachable store`);
         }
         const key = `${event.kind}:${event.msg_hash}:${event.decision ?? ''}:${event.reason ?? ''}`;
         const durable = this.audit(key, event, epoch);
@@ -273,7 +280,8 @@ export class SimGateway implements SimNode {
     const pipeline = new GatewayPipeline({
       authorizer,
       audit,
-      ...(world.broken === 'shared-limits' ? sharedLimits(this.redis) : { rate: this.redis.rate, budget: this.redis.budget }),
+      rate: limits.rate,
+      budget: limits.budget,
       limits: { rate: this.config.rateRule, budget: { perAgent: this.config.budgetLimit, windowSeconds: 3600 }, defaultCost: CALL_COST, tools: {} },
       router,
       gatewayDid: this.identity.did,
@@ -283,6 +291,14 @@ export class SimGateway implements SimNode {
     if (epoch !== this.epoch) return;
     // Same epoch: no crash since `c` was read, and only finish() commits a reply.
     this.finish(callId, c, response);
+  }
+
+  /** The rate and budget ports on the simulated Redis (or a broken pair, test-only). */
+  private limitPorts(): LimitPorts {
+    const ports = { rate: this.redis.rate, budget: this.redis.budget };
+    if (this.world.broken === 'shared-limits') return sharedLimits(ports);
+    if (this.world.broken === 'limits-fail-open') return failOpenLimits(ports);
+    return ports;
   }
 
   /** Appends to the audit log, retrying until the auditor acknowledges a durable write. */
@@ -310,8 +326,14 @@ export class SimGateway implements SimNode {
   }
 
   private async forward(callId: string, msgHash: string, tool: string, args: Record<string, unknown>, decision: ForwardRequest['decision']): Promise<ForwardResponse | null> {
+    // BROKEN (test-only): a call sent before a crash is sent again after the restart.
+    if (this.disk.get(`fwd:${callId}`) !== undefined && this.world.broken !== 'resend-after-restart') {
+      throw new Error('the gateway restarted after sending this call to the upstream, which may have run it: it is not sent twice');
+    }
     const secret = await this.vault.get(this.config.credentialRef);
     const req: ForwardRequest = { callId, msgHash, tool, args, credential: secret ? fromUtf8(secret) : '', decision };
+    // Durable before the call leaves: a restart must know it may have reached the upstream.
+    this.disk.commit({ [`fwd:${callId}`]: '1' });
     try {
       return await this.breaker.fire(req);
     } catch (err) {
@@ -342,7 +364,7 @@ export class SimGateway implements SimNode {
     if (!session) return;
     const sealed = sealMessage(this.world.crypto, session, utf8(JSON.stringify(response)));
     const frame = encodeEnvelope(sealed.envelope);
-    this.disk.commit({ [`sess:${c.peer}`]: encodeSession(sealed.session), [`reply:${callId}`]: frame });
+    this.disk.commit({ [`sess:${c.peer}`]: encodeSession(sealed.session), [`reply:${callId}`]: frame, [`fwd:${callId}`]: null });
     this.sessions.set(c.peer, sealed.session);
     this.world.scanner.key(sealed.session.ratchet.rk, 'gateway root key');
     if (sealed.session.ratchet.cks) this.world.scanner.key(sealed.session.ratchet.cks, 'gateway sending chain key');
@@ -401,25 +423,4 @@ function consumeKeyAnyway(world: World, s: Session, env: Envelope, now: number):
   }
   ck = kdfCk(world.crypto, ck).ck;
   return { ...s, ratchet: { ...r, ckr: ck, nr: h.n + 1, skipped } };
-}
-
-/**
- * BROKEN (test-only): every agent draws on one rate bucket per tool and one budget, as if the
- * limits were keyed without the agent: a noisy agent spends a quiet one's allowance.
- */
-function sharedLimits(redis: SimRedis): { rate: RateLimiter; budget: BudgetLedger } {
-  const everyone = 'everyone';
-  const { rate, budget } = redis;
-  return {
-    rate: { kind: rate.kind, take: (_agent, tool, rule, cost) => rate.take(everyone, tool, rule, cost), close: () => rate.close() },
-    budget: {
-      kind: budget.kind,
-      close: () => budget.close(),
-      reserve: (_agent, amount, limit) => budget.reserve(everyone, amount, limit),
-      settle: (_agent, reserved, actual, window) => budget.settle(everyone, reserved, actual, window),
-      remaining: (_agent, limit) => budget.remaining(everyone, limit),
-      reset: () => budget.reset(everyone),
-      claimWindow: (windowStart) => budget.claimWindow(windowStart),
-    },
-  };
 }

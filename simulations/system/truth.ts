@@ -60,7 +60,7 @@ export class Truth {
     if (reason !== undefined) c.reason = reason;
   }
 
-  /** An application (gateway or agent) received message `msgId`: it must be the first time. */
+  /** An application (gateway, agent or upstream) received message `msgId`: it must be the first time. */
   deliver(receiver: string, msgId: string): void {
     let seen = this.delivered.get(receiver);
     if (!seen) this.delivered.set(receiver, (seen = new Set()));

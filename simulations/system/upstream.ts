@@ -7,9 +7,9 @@ import type { Truth } from './truth.ts';
 /**
  * The simulated upstream MCP server. Every forwarded call is where the two central invariants
  * are checked, at the moment the call arrives: the allow decision must already be durable in
- * the audit log, and the independent oracle must agree the call may be made. It executes each
- * call id at most once (a retried forward gets the same result) and, when flapping, fails or
- * stays silent.
+ * the audit log, and the independent oracle must agree the call may be made. Like a real MCP
+ * server it runs whatever arrives, so a call id arriving twice is a second delivery to an
+ * application (the delivered-once invariant); when flapping, it fails or stays silent.
  */
 export const UPSTREAM = 'upstream';
 
@@ -39,7 +39,6 @@ export class SimUpstream implements SimNode {
   up = true;
   epoch = 0;
   health: UpstreamHealth = 'healthy';
-  private readonly done = new Map<string, string>();
   executed = 0;
   /** The credential the upstream expects (rotations of the KEK must never change it). */
   expectedCredential = '';
@@ -55,6 +54,7 @@ export class SimUpstream implements SimNode {
   private receive(p: Packet): void {
     const req = JSON.parse(p.payload) as ForwardRequest;
     const inv = this.world.invariants;
+    this.truth.deliver(this.name, req.callId);
     inv.check(INVARIANTS.auditBeforeForward, this.auditor.durablyAllowed(req.msgHash), () => `call ${req.callId} reached the upstream without a durable allow entry (msg_hash ${req.msgHash})`);
     const why = this.truth.oracleRefuses({ ...req.decision, tool: req.tool, args: req.args });
     inv.check(INVARIANTS.oracleAgrees, why === null, () => `call ${req.callId} was allowed but the oracle refuses it: ${why}`);
@@ -63,13 +63,8 @@ export class SimUpstream implements SimNode {
     let res: ForwardResponse;
     if (this.health === 'failing') res = { callId: req.callId, ok: false, error: 'upstream_error' };
     else {
-      let result = this.done.get(req.callId);
-      if (result === undefined) {
-        result = `result-${this.executed++}`;
-        this.done.set(req.callId, result);
-        this.truth.forwards++;
-      }
-      res = { callId: req.callId, ok: true, result };
+      res = { callId: req.callId, ok: true, result: `result-${this.executed++}` };
+      this.truth.forwards++;
     }
     this.world.network.send(this.name, p.from, 'mcp.result', JSON.stringify(res));
   }
