@@ -134,6 +134,26 @@ t.test('the scanner finds canaries and key bytes in any common encoding', async 
   t.equal(sc.scan(`{"ct":"${Buffer.from('{"note":"cnry-ffffffffffffffff"}').toString('base64url')}"}`), null, 'an unregistered canary, encoded');
 });
 
+t.test('every secret of a ratchet state is known to the scanner, on both sides', async (t) => {
+  // Seed 3 of partition loses frames both ways, so both sides hold skipped message keys.
+  const labels = new Set<string>();
+  const r = await runScenario('partition', 3, {
+    observe: (world) => {
+      const key = world.scanner.key.bind(world.scanner);
+      world.scanner.key = (bytes, label) => {
+        labels.add(label.replace(/^agent-\d+/, 'agent'));
+        key(bytes, label);
+      };
+    },
+  });
+  t.ok(r.ok, r.violation?.detail ?? 'passes');
+  for (const owner of ['agent', 'gateway']) {
+    for (const what of ['root key', 'sending chain key', 'receiving chain key', 'ratchet secret', 'skipped message key']) {
+      t.ok(labels.has(`${owner} ${what}`), `${owner} ${what}`);
+    }
+  }
+});
+
 t.test('the scanner agrees with a plain regex-and-Buffer reading of its rules on random texts', async (t) => {
   // The reference states the scanner's documented rules the obvious way (regexes, Node's
   // decoders), with the same decoding choices: it pins the fast paths (character table, head

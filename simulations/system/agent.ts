@@ -10,6 +10,7 @@ import type { Packet } from '../network.ts';
 import type { Rng } from '../random.ts';
 import type { SimNode, World } from '../world.ts';
 import type { Truth } from './truth.ts';
+import { noteRatchetKeys } from './ratchet-keys.ts';
 
 /**
  * A simulated agent: the real X3DH handshake and Double Ratchet (runtime/session), the real
@@ -133,10 +134,7 @@ export class SimAgent implements SimNode {
   private noteKeys(beforeDhs: Uint8Array): void {
     const r = this.session!.ratchet;
     if (r.dhsPublic !== beforeDhs) this.ratchetSteps.push(this.world.scheduler.now);
-    this.world.scanner.key(r.rk, `${this.name} root key`);
-    if (r.cks) this.world.scanner.key(r.cks, `${this.name} sending chain key`);
-    if (r.ckr) this.world.scanner.key(r.ckr, `${this.name} receiving chain key`);
-    this.world.scanner.key(r.dhsSecret, `${this.name} ratchet secret`);
+    noteRatchetKeys(this.world.scanner, this.name, r);
   }
 
   private transmit(p: Pending, attempt: number): void {

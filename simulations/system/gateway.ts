@@ -25,6 +25,7 @@ import { failOpenLimits, sharedLimits, watchedLimits, type LimitPorts } from './
 import { SimDisk } from '../storage.ts';
 import type { SimNode, World } from '../world.ts';
 import { AUDITOR } from './auditor.ts';
+import { noteRatchetKeys } from './ratchet-keys.ts';
 import type { Truth } from './truth.ts';
 import { UPSTREAM, type ForwardRequest, type ForwardResponse } from './upstream.ts';
 
@@ -200,8 +201,7 @@ export class SimGateway implements SimNode {
       }
       return;
     }
-    this.world.scanner.key(session.ratchet.rk, 'gateway root key');
-    this.world.scanner.key(session.ratchet.dhsSecret, 'gateway ratchet secret');
+    noteRatchetKeys(this.world.scanner, this.name, session.ratchet);
     const req = JSON.parse(fromUtf8(plaintext)) as RpcRequest;
     const id = String(req.id);
     const existing = this.call(id);
@@ -366,8 +366,7 @@ export class SimGateway implements SimNode {
     const frame = encodeEnvelope(sealed.envelope);
     this.disk.commit({ [`sess:${c.peer}`]: encodeSession(sealed.session), [`reply:${callId}`]: frame, [`fwd:${callId}`]: null });
     this.sessions.set(c.peer, sealed.session);
-    this.world.scanner.key(sealed.session.ratchet.rk, 'gateway root key');
-    if (sealed.session.ratchet.cks) this.world.scanner.key(sealed.session.ratchet.cks, 'gateway sending chain key');
+    noteRatchetKeys(this.world.scanner, this.name, sealed.session.ratchet);
     this.world.network.send(this.name, c.addr, 'session.frame', frame);
   }
 
