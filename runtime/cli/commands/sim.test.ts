@@ -1,11 +1,11 @@
 import t from 'tap';
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeTrace } from '../../inspect/trace.ts';
 import type { CliContext } from '../command.ts';
 import { runCli } from '../main.ts';
-import { simCommands } from './sim.ts';
+import { defaultTracePath, simCommands } from './sim.ts';
 
 function capture(cwd: string) {
   const out: string[] = [];
@@ -52,10 +52,42 @@ t.test('sim sweep --jobs 2 runs the seeds on two threads and reports as one thre
   const argv = ['sim', 'sweep', 'replay-tamper', '--seeds', '4', '--broken', 'non-transactional-decrypt'];
   const io = capture(dir);
   t.equal(await runCli([...argv, '--jobs', '2'], io.ctx, simCommands), 1);
-  t.match(io.out(), /^4 runs on 2 threads, 2 failed; .* s simulated in .* s \(\d+x real time\)\n  replay: talos sim run replay-tamper --seed 2 --broken non-transactional-decrypt\n  replay: talos sim run replay-tamper --seed 4 /);
+  const file = (seed: number) => join(dir, 'sim-traces', `replay-tamper-seed-${seed}-broken-non-transactional-decrypt.jsonl`);
+  t.equal(
+    io.out().replace(/^.*\n/, ''),
+    `  replay: talos sim run replay-tamper --seed 2 --broken non-transactional-decrypt\n  trace: ${file(2)}\n` +
+      `  replay: talos sim run replay-tamper --seed 4 --broken non-transactional-decrypt\n  trace: ${file(4)}\n`,
+    'each failure: its replay command and its trace file',
+  );
+  t.match(io.out(), /^4 runs on 2 threads, 2 failed; .* s simulated in .* s \(\d+x real time\)\n/);
   t.equal((io.err().match(/^FAIL replay-tamper seed \d/gm) ?? []).join(), 'FAIL replay-tamper seed 2,FAIL replay-tamper seed 4', 'failures printed in seed order');
-  const trace = readFileSync(join(dir, 'sim-traces', 'replay-tamper-seed-4.jsonl'), 'utf8');
+  t.match(io.err(), `\n  replay: talos sim run replay-tamper --seed 4 --broken non-transactional-decrypt\n  trace: ${file(4)}\n`, 'the FAIL lines name the trace');
+  const trace = readFileSync(file(4), 'utf8');
   t.equal(decodeTrace(trace).header.seed, 4, 'the trace of a failure found on a thread is written');
+});
+
+t.test('sim sweep --json gives each failure its trace file', async (t) => {
+  const io = capture(dir);
+  io.ctx.json = true;
+  t.equal(await runCli(['sim', 'sweep', 'replay-tamper', '--seeds', '1', '--from', '2', '--broken', 'non-transactional-decrypt', '--jobs', '1'], io.ctx, simCommands), 1);
+  const r = JSON.parse(io.out()) as { failures: { seed: number; trace: string }[] };
+  t.same(r.failures.map((f) => f.trace), [join(dir, 'sim-traces', 'replay-tamper-seed-2-broken-non-transactional-decrypt.jsonl')]);
+  t.equal(decodeTrace(readFileSync(r.failures[0]!.trace, 'utf8')).header.seed, 2);
+  t.equal(io.err(), '', 'no FAIL lines in --json mode');
+});
+
+t.test('sim run names its default trace by variant: a plain run does not overwrite a broken one', async (t) => {
+  const d = mkdtempSync(join(tmpdir(), 'talos-sim-cli-'));
+  const traces = join(d, 'sim-traces');
+  t.equal(await runCli(['sim', 'run', 'replay-tamper', '--seed', '2', '--broken', 'non-transactional-decrypt'], capture(d).ctx, simCommands), 1);
+  t.equal(await runCli(['sim', 'run', 'replay-tamper', '--seed', '2', '--crypto', 'noble'], capture(d).ctx, simCommands), 0);
+  t.equal(await runCli(['sim', 'run', 'replay-tamper', '--seed', '2'], capture(d).ctx, simCommands), 0);
+  const broken = readFileSync(join(traces, 'replay-tamper-seed-2-broken-non-transactional-decrypt.jsonl'), 'utf8');
+  t.ok(decodeTrace(broken).events.some((e) => e.kind === 'fault' && e.fault === 'violation'), "the broken run's failure is still there");
+  t.ok(existsSync(join(traces, 'replay-tamper-seed-2-noble.jsonl')));
+  t.ok(existsSync(join(traces, 'replay-tamper-seed-2.jsonl')), 'a plain run keeps its name');
+  t.equal(defaultTracePath('partition', 3, { crypto: 'node' }), 'sim-traces/partition-seed-3.jsonl', 'node is the default provider');
+  t.equal(defaultTracePath('partition', 3, { __broken: 'skip-sub-check', crypto: 'noble' }), 'sim-traces/partition-seed-3-broken-skip-sub-check-noble.jsonl');
 });
 
 t.test('usage errors exit 2', async (t) => {

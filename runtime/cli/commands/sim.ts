@@ -3,14 +3,15 @@ import { availableParallelism } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { optionalString, output, UsageError, type CliCommand, type CliContext, type OptionValues } from '../command.ts';
 import { progressBar } from '../progress.ts';
-import { runScenario, sweep, type RunResult } from '../../../simulations/runner.ts';
+import { runScenario, sweep, type RunResult, type RunVariant } from '../../../simulations/runner.ts';
 import { SCENARIOS, scenarioByName } from '../../../simulations/scenarios/index.ts';
 import { BROKEN_VARIANTS, type BrokenVariant } from '../../../simulations/world.ts';
 
 /**
  * `talos sim`: the deterministic chaos simulator. `run` replays one scenario from one seed and
  * writes its trace (open it with `talos inspect --trace FILE`); `sweep` runs many seeds and
- * prints, for every failure, the exact command that replays it; `list` names the scenarios.
+ * prints, for every failure, the exact command that replays it and the trace file it wrote;
+ * `list` names the scenarios.
  */
 export const TRACE_DIR = 'sim-traces';
 /** Seeds one sweep may ask for (per scenario). */
@@ -62,8 +63,28 @@ function scenarioArg(positionals: string[]): string {
   return name;
 }
 
-function writeTrace(ctx: CliContext, r: RunResult, out?: string): string {
-  const file = resolve(ctx.cwd, out ?? `${TRACE_DIR}/${r.scenario}-seed-${r.seed}.jsonl`);
+function variantOptions(options: OptionValues): RunVariant {
+  const broken = brokenOption(options);
+  const crypto = cryptoOption(options);
+  return { ...(broken ? { __broken: broken } : {}), ...(crypto ? { crypto } : {}) };
+}
+
+/**
+ * Where a run's trace goes by default. A variant is in the name, so a plain run of a seed does
+ * not overwrite the trace of its broken run; `--crypto node` is the default provider, no suffix.
+ */
+export function defaultTracePath(scenario: string, seed: number, variant: RunVariant = {}): string {
+  const broken = variant.__broken ? `-broken-${variant.__broken}` : '';
+  const crypto = variant.crypto === 'noble' ? '-noble' : '';
+  return `${TRACE_DIR}/${scenario}-seed-${seed}${broken}${crypto}.jsonl`;
+}
+
+function traceFile(ctx: CliContext, r: RunResult, variant: RunVariant, out?: string): string {
+  return resolve(ctx.cwd, out ?? defaultTracePath(r.scenario, r.seed, variant));
+}
+
+function writeTrace(ctx: CliContext, r: RunResult, variant: RunVariant, out?: string): string {
+  const file = traceFile(ctx, r, variant, out);
   mkdirSync(dirname(file), { recursive: true });
   writeFileSync(file, r.trace);
   return file;
@@ -112,16 +133,15 @@ export const simCommands: CliCommand[] = [
     examples: ['talos sim run gateway-crash --seed 7', 'talos sim run partition --seed 42 --out /tmp/p.jsonl && talos inspect --trace /tmp/p.jsonl'],
     options: [
       { name: 'seed', type: 'string', description: 'the seed (a non-negative integer)' },
-      { name: 'out', type: 'string', description: `trace file (default ${TRACE_DIR}/<scenario>-seed-<N>.jsonl)` },
+      { name: 'out', type: 'string', description: `trace file (default ${TRACE_DIR}/<scenario>-seed-<N>.jsonl, with -broken-<variant> and -noble before .jsonl for those options)` },
       ...SHARED_OPTIONS,
     ],
     async run({ options, positionals }, ctx) {
       const name = scenarioArg(positionals);
       const seed = seedOption(options, 'seed');
-      const broken = brokenOption(options);
-      const crypto = cryptoOption(options);
-      const r = await runScenario(scenarioByName(name), seed, { ...(broken ? { __broken: broken } : {}), ...(crypto ? { crypto } : {}) });
-      const file = writeTrace(ctx, r, optionalString(options, 'out'));
+      const variant = variantOptions(options);
+      const r = await runScenario(scenarioByName(name), seed, variant);
+      const file = writeTrace(ctx, r, variant, optionalString(options, 'out'));
       output(ctx, { ...summary(r), trace: file }, () =>
         [
           `${r.ok ? 'PASS' : 'FAIL'} ${r.scenario} seed ${r.seed}: ${r.settled}/${r.calls} calls answered, ${r.simMs} ms simulated in ${Math.round(r.wallMs)} ms`,
@@ -135,7 +155,7 @@ export const simCommands: CliCommand[] = [
   },
   {
     name: 'sim sweep',
-    summary: 'run a scenario (or all) over many seeds; prints the replay command of every failure',
+    summary: 'run a scenario (or all) over many seeds; prints the replay command and trace file of every failure',
     usage: 'talos sim sweep <scenario|all> --seeds K [--from N] [--first-failure] [--jobs N]',
     positionals: ['scenario'],
     examples: ['talos sim sweep all --seeds 100', 'talos sim sweep swarm --seeds 1000 --from 5000', 'talos sim sweep all --seeds 1000 --jobs 8'],
@@ -151,8 +171,7 @@ export const simCommands: CliCommand[] = [
       const seeds = seedOption(options, 'seeds', 100);
       if (seeds < 1 || seeds > MAX_SWEEP_SEEDS) throw new UsageError(`--seeds must be 1..${MAX_SWEEP_SEEDS}`);
       const from = seedOption(options, 'from', 1);
-      const broken = brokenOption(options);
-      const crypto = cryptoOption(options);
+      const variant = variantOptions(options);
       const total = (target === 'all' ? SCENARIOS.length : 1) * seeds;
       // More threads than runs would only start idle threads.
       const jobs = Math.min(jobsOption(options, total), total);
@@ -162,27 +181,28 @@ export const simCommands: CliCommand[] = [
         firstSeed: from,
         stopOnFailure: options['first-failure'] === true,
         jobs,
-        ...(broken ? { __broken: broken } : {}),
-        ...(crypto ? { crypto } : {}),
+        ...variant,
         // Runs come back in sequential order whatever --jobs: the FAIL lines are the final failures.
         onRun: (done, _total, run) => {
           bar.update(done);
-          if (!run.ok && !ctx.json) {
-            ctx.stderr(`${ctx.interactive ? '\n' : ''}FAIL ${run.scenario} seed ${run.seed}: ${run.violation!.invariant}: ${run.violation!.detail}\n  replay: ${run.command}\n`);
+          if (run.ok) return;
+          // Written as it is reported, so the path printed is already there to open.
+          const file = writeTrace(ctx, run, variant);
+          if (!ctx.json) {
+            ctx.stderr(`${ctx.interactive ? '\n' : ''}FAIL ${run.scenario} seed ${run.seed}: ${run.violation!.invariant}: ${run.violation!.detail}\n  replay: ${run.command}\n  trace: ${file}\n`);
           }
         },
       });
       bar.finish();
       const failures = r.failures;
-      for (const f of failures) writeTrace(ctx, f);
       const speed = r.wallMs > 0 ? r.simMs / r.wallMs : 0;
       output(
         ctx,
-        { runs: r.runs, jobs, failures: failures.map(summary), simulatedMs: r.simMs, wallMs: Math.round(r.wallMs), speedup: Number(speed.toFixed(1)) },
+        { runs: r.runs, jobs, failures: failures.map((f) => ({ ...summary(f), trace: traceFile(ctx, f, variant) })), simulatedMs: r.simMs, wallMs: Math.round(r.wallMs), speedup: Number(speed.toFixed(1)) },
         () =>
           [
             `${r.runs} runs on ${jobs} ${jobs === 1 ? 'thread' : 'threads'}, ${failures.length} failed; ${(r.simMs / 1000).toFixed(1)} s simulated in ${(r.wallMs / 1000).toFixed(1)} s (${speed.toFixed(0)}x real time)`,
-            ...failures.map((f) => `  replay: ${f.command}`),
+            ...failures.flatMap((f) => [`  replay: ${f.command}`, `  trace: ${traceFile(ctx, f, variant)}`]),
           ].join('\n'),
       );
       return failures.length === 0 ? 0 : 1;
