@@ -90,6 +90,15 @@ t.test('sim run names its default trace by variant: a plain run does not overwri
   t.equal(defaultTracePath('partition', 3, { __broken: 'skip-sub-check', crypto: 'noble' }), 'sim-traces/partition-seed-3-broken-skip-sub-check-noble.jsonl');
 });
 
+t.test('sim sweep may end at the largest seed sim run accepts, not past it', async (t) => {
+  const io = capture(dir);
+  io.ctx.json = true;
+  const last = Number.MAX_SAFE_INTEGER;
+  t.equal(await runCli(['sim', 'sweep', 'partition', '--seeds', '2', '--from', String(last - 1), '--jobs', '1'], io.ctx, simCommands), 0);
+  t.equal((JSON.parse(io.out()) as { runs: number }).runs, 2);
+  t.equal(await runCli(['sim', 'run', 'partition', '--seed', String(last), '--out', 'last.jsonl'], capture(dir).ctx, simCommands), 0, 'its last seed replays');
+});
+
 t.test('usage errors exit 2', async (t) => {
   for (const argv of [
     ['sim', 'run', 'partition'],
@@ -101,6 +110,8 @@ t.test('usage errors exit 2', async (t) => {
     ['sim', 'sweep', 'all', '--jobs', '257'],
     ['sim', 'sweep', 'all', '--jobs', '1.5'],
     ['sim', 'sweep', 'all', '--jobs', 'many'],
+    ['sim', 'sweep', 'partition', '--seeds', '2', '--from', String(Number.MAX_SAFE_INTEGER)],
+    ['sim', 'sweep', 'partition', '--seeds', '1000000', '--from', String(Number.MAX_SAFE_INTEGER - 999_998)],
   ]) {
     const io = capture(dir);
     t.equal(await runCli(argv, io.ctx, simCommands), 2, argv.join(' '));

@@ -171,6 +171,8 @@ export const simCommands: CliCommand[] = [
       const seeds = seedOption(options, 'seeds', 100);
       if (seeds < 1 || seeds > MAX_SWEEP_SEEDS) throw new UsageError(`--seeds must be 1..${MAX_SWEEP_SEEDS}`);
       const from = seedOption(options, 'from', 1);
+      // Every seed swept must be one `sim run --seed` accepts, or its replay command would be refused.
+      if (from > Number.MAX_SAFE_INTEGER - (seeds - 1)) throw new UsageError(`--from ${from} with --seeds ${seeds} goes past seed ${Number.MAX_SAFE_INTEGER}, the largest sim run accepts`);
       const variant = variantOptions(options);
       const total = (target === 'all' ? SCENARIOS.length : 1) * seeds;
       // More threads than runs would only start idle threads.
