@@ -3,6 +3,8 @@ import { decodeToken } from '../runtime/capability/token.ts';
 import { GatewayPipeline } from '../runtime/mcp/pipeline.ts';
 import { INVARIANTS } from './invariants.ts';
 import { runScenario } from './runner.ts';
+import { Truth, type Decision } from './system/truth.ts';
+import type { World } from './world.ts';
 
 /**
  * The policy oracle judges an allow decision on the simulator's own records (who sent the
@@ -63,4 +65,17 @@ t.test('a pipeline that checks the token against its own subject is caught (swar
     },
   );
   t.same(violations, [INVARIANTS.oracleAgrees]);
+});
+
+t.test('a revocation counts against the decisions taken after it, not those before it in the same millisecond', async (t) => {
+  const truth = new Truth({} as World); // the oracle reads no world
+  truth.tokens.set('tok', { id: 'tok', sub: 'did:a', tools: ['search'], pathPrefix: 'p', nbfMs: 0, expMs: 10_000 });
+  truth.issue({ callId: 'a:c1', agent: 'a', agentDid: 'did:a', tokenId: 'tok', tool: 'search', args: {}, issuedAt: 0 });
+  const judge = (d: Decision) => truth.oracleRefuses({ ...d, tool: 'search', args: {} });
+  const before = truth.decisionFor('a:c1#1', 5000);
+  truth.revoked('tok');
+  const after = truth.decisionFor('a:c1#2', 5000);
+  t.equal(judge(before), null, 'decided first, at the same clock reading: stands');
+  t.equal(judge(after), 'revoked', 'decided after it learned the revocation: refused');
+  t.equal(judge({ ...before, order: Infinity }), 'revoked', 'judged as of the end of the run');
 });

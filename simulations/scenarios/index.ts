@@ -129,7 +129,7 @@ const redisOutage: Scenario = {
         // must go through. A refusal that outlives the outage (a ledger left stuck) is no progress.
         for (const c of sys.truth.calls.values()) {
           if (c.issuedAt < world.healedAt) continue;
-          const policy = sys.truth.oracleRefuses({ tokenId: c.tokenId, sessionDid: c.agentDid, tool: c.tool, args: c.args, nowMs: world.clock(GATEWAY) });
+          const policy = sys.truth.oracleRefuses({ tokenId: c.tokenId, sessionDid: c.agentDid, tool: c.tool, args: c.args, nowMs: world.clock(GATEWAY), order: Infinity });
           world.invariants.check(INVARIANTS.progressAfterHeal, policy !== null || c.outcome === 'ok', () => `call ${c.callId}, issued at ${c.issuedAt} ms after Redis came back, was refused`);
         }
       },
@@ -258,8 +258,23 @@ const tokenRevoked: Scenario = {
   async setup(world) {
     const sys = await buildSystem(world, base({ agents: 3, insiders: 1, callMeanMs: CALL_MEAN_MS / 2 }));
     world.network.configure(GATEWAY, UPSTREAM, { baseMs: 20, jitterMeanMs: 30 });
+    // Revoked the moment one of the victim's calls reaches the (slow) upstream after a random
+    // time, so a call on the token is in flight in every seed: its answer comes back after the
+    // revocation, and the victim's next calls meet it at the gateway.
     const victim = sys.tokens.get('agent-0')!;
-    world.plan(world.rng.fork('plan/revoke').range(200, 900) * S, 'revoke token', () => sys.revoke(victim.id));
+    const armAt = world.rng.fork('plan/revoke').range(200, 900) * S;
+    let revoked = false;
+    const revoke = (why: string) => {
+      if (revoked) return;
+      revoked = true;
+      void sys.revoke(victim.id, why);
+    };
+    world.network.tap((p) => {
+      if (revoked || p.type !== 'mcp.call' || world.scheduler.now < armAt || !p.payload.includes('"callId":"agent-0:')) return;
+      revoke(`call ${(JSON.parse(p.payload) as { callId: string }).callId} of the token's agent is at the upstream`);
+    });
+    // Should the victim make no call after armAt, the token is revoked at the end of the load.
+    world.plan(LOAD_MS, 'revoke token (no call in flight)', () => revoke('no call of the token was in flight'));
     return { sys };
   },
 };
@@ -270,7 +285,9 @@ const clockSkew: Scenario = {
   async setup(world) {
     const r = world.rng.fork('plan/skew');
     for (const n of [GATEWAY, AUDITOR, 'redis', 'issuer', 'agent-0', 'agent-1', 'agent-2']) world.skew.set(n, r.range(-3000, 3000));
-    const sys = await buildSystem(world, base({ tokenTtlMs: r.range(500, 4000) * S }));
+    // Tokens expire within the load in every seed, and their nbf is their issuance: a gateway
+    // clock behind the issuer's (half the seeds) refuses them as not yet valid at first.
+    const sys = await buildSystem(world, base({ tokenTtlMs: r.range(500, 900) * S, nbfLeewayMs: 0 }));
     world.plan(r.range(200, 900) * S, 'gateway clock jumps', () => {
       const jump = r.range(-2000, 2000);
       world.skew.set(GATEWAY, (world.skew.get(GATEWAY) ?? 0) + jump);

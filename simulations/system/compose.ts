@@ -33,6 +33,8 @@ export interface SystemOptions {
   budgetLimit?: number;
   /** Lifetime of the agents' tokens (ms); default: longer than any run. */
   tokenTtlMs?: number;
+  /** How long before issuance the tokens' `nbf` lies (ms, whole seconds; default 60 s, more than any skew). */
+  nbfLeewayMs?: number;
   /**
    * Quiet agents besides the others (named quiet-<i>, after them): each makes `calls` calls,
    * the first within `gapMs` of `startMs`, then `gapMs` to 2 * `gapMs` apart.
@@ -70,8 +72,8 @@ export interface SimSystem {
   revocations: MemoryRevocationSource;
   issuer: Identity;
   tokens: Map<string, Token>;
-  /** The issuer revokes a token; the gateway learns it at once (its source delivers it). */
-  revoke(tokenId: string): Promise<void>;
+  /** The issuer revokes a token; the gateway learns it at once (its source delivers it). `why` goes into the trace. */
+  revoke(tokenId: string, why?: string): Promise<void>;
   /** Starts the workload: each agent calls at random until `loadUntil`. */
   startLoad(): void;
   options: SystemOptions;
@@ -111,7 +113,7 @@ export async function buildSystem(world: World, options: SystemOptions): Promise
   world.network.configure(GATEWAY, UPSTREAM, { trusted: true });
   world.network.configure(GATEWAY, AUDITOR, { baseMs: 1, jitterMeanMs: 1 });
 
-  const nbfSec = Math.floor(world.clock('issuer') / 1000) - 60;
+  const nbfSec = Math.floor((world.clock('issuer') - (options.nbfLeewayMs ?? 60_000)) / 1000);
   const ttl = options.tokenTtlMs ?? 24 * 3600 * 1000;
   const expSec = Math.floor((world.clock('issuer') + ttl) / 1000);
   const agents: SimAgent[] = [];
@@ -140,10 +142,10 @@ export async function buildSystem(world: World, options: SystemOptions): Promise
   const insiders = options.insiders ?? 0;
   const sys: SimSystem = {
     world, truth, gateway, auditor, upstream, agents, redis, vault, revocations, issuer, tokens, options,
-    async revoke(tokenId) {
+    async revoke(tokenId, why) {
       const r = mintRevocation(crypto, issuer.sig.secretKey, tokenId, world.clock('issuer'));
-      truth.revokedAt.set(tokenId, world.clock(GATEWAY));
-      world.trace.fault('revocation', GATEWAY, `token ${tokenId}`);
+      truth.revoked(tokenId);
+      world.trace.fault('revocation', GATEWAY, why === undefined ? `token ${tokenId}` : `token ${tokenId}: ${why}`);
       await revocations.publish(r);
     },
     startLoad() {

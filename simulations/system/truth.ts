@@ -34,12 +34,27 @@ export interface CallRecord {
   reason?: string;
 }
 
+/** An allow decision as the oracle judges it (Truth.decisionFor). */
+export interface Decision {
+  tokenId: string | undefined;
+  sessionDid: string;
+  /** The gateway's clock as the simulator reads it. */
+  nowMs: number;
+  /** Its place among decisions and revocations (a decision judged at the end: Infinity). */
+  order: number;
+}
+
 export class Truth {
   readonly tokens = new Map<string, PolicyToken>();
   /** Compact (wire) form of each minted token -> its id: what an agent presents, as the simulator knows it. */
   readonly tokenIds = new Map<string, string>();
-  /** token id -> gateway clock (ms) at which the gateway learned the revocation. */
-  readonly revokedAt = new Map<string, number>();
+  /**
+   * token id -> when the gateway learned the revocation, as a place in the order of
+   * revocations and decisions: a clock reading cannot order a decision and a revocation in
+   * the same millisecond, and the decision taken first stands.
+   */
+  private readonly revokedAt = new Map<string, number>();
+  private order = 0;
   readonly calls = new Map<string, CallRecord>();
   private readonly delivered = new Map<string, Set<string>>();
   readonly allowedCalls: { agent: string; tool: string; at: number }[] = [];
@@ -75,13 +90,18 @@ export class Truth {
    * simulator reads it. Never the inputs the pipeline handed to the checker: a pipeline bug in
    * those (a stale clock, the wrong session) would be shared by an oracle that trusted them.
    */
-  decisionFor(requestId: string, gatewayNowMs: number): { tokenId: string | undefined; sessionDid: string; nowMs: number } {
+  /** The gateway has learned that `tokenId` is revoked (everything decided from now on must refuse it). */
+  revoked(tokenId: string): void {
+    this.revokedAt.set(tokenId, this.order++);
+  }
+
+  decisionFor(requestId: string, gatewayNowMs: number): Decision {
     const c = this.calls.get(callIdOfAttempt(requestId));
-    return { tokenId: c?.tokenId, sessionDid: c?.agentDid ?? '(no such call)', nowMs: gatewayNowMs };
+    return { tokenId: c?.tokenId, sessionDid: c?.agentDid ?? '(no such call)', nowMs: gatewayNowMs, order: this.order++ };
   }
 
   /** The oracle's verdict on an allow decision; refusing reasons are returned as text. */
-  oracleRefuses(d: { tokenId: string | undefined; sessionDid: string; tool: string; args: Record<string, unknown>; nowMs: number }): string | null {
+  oracleRefuses(d: Decision & { tool: string; args: Record<string, unknown> }): string | null {
     const tok = d.tokenId === undefined ? undefined : this.tokens.get(d.tokenId);
     if (!tok) return 'unknown token';
     if (tok.sub !== d.sessionDid) return `token subject ${tok.sub} is not the session's ${d.sessionDid}`;
@@ -93,7 +113,7 @@ export class Truth {
     if (d.nowMs < tok.nbfMs) return 'not yet valid';
     if (d.nowMs >= tok.expMs) return 'expired';
     const rev = this.revokedAt.get(tok.id);
-    if (rev !== undefined && rev <= d.nowMs) return 'revoked';
+    if (rev !== undefined && rev < d.order) return 'revoked';
     return null;
   }
 

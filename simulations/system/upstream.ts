@@ -2,7 +2,7 @@ import { INVARIANTS } from '../invariants.ts';
 import type { Packet } from '../network.ts';
 import type { SimNode, World } from '../world.ts';
 import type { SimAuditor } from './auditor.ts';
-import type { Truth } from './truth.ts';
+import type { Decision, Truth } from './truth.ts';
 
 /**
  * The simulated upstream MCP server. Every forwarded call is where the two central invariants
@@ -21,7 +21,7 @@ export interface ForwardRequest {
   /** The credential the gateway attached (read from its secret vault). */
   credential: string;
   /** What the gateway decided on, for the oracle. */
-  decision: { tokenId: string | undefined; sessionDid: string; nowMs: number };
+  decision: Decision;
 }
 
 export interface ForwardResponse {
