@@ -5,7 +5,6 @@ import { fromB64u, toB64u } from '../../runtime/encoding/base64url.ts';
 import { generateKek } from '../../runtime/secrets/keyring.ts';
 import { TalosError } from '../../runtime/errors.ts';
 import { INVARIANTS } from '../invariants.ts';
-import type { Packet } from '../network.ts';
 import { buildSystem, QUIET_PREFIX, type SimSystem, type SystemOptions } from '../system/compose.ts';
 import { AUDITOR } from '../system/auditor.ts';
 import { CALL_COST, GATEWAY } from '../system/gateway.ts';
@@ -157,11 +156,9 @@ const keyCompromise: Scenario = {
     const sys = await buildSystem(world, base({ agents: 2, callMeanMs: CALL_MEAN_MS / 2 }));
     const victim = sys.agents[0]!;
     const firstSeen = new Map<string, number>();
-    const captured: Packet[] = [];
     world.network.tap((p) => {
       if (p.type !== 'session.frame' || (p.from !== victim.name && p.to !== victim.name)) return;
       if (!firstSeen.has(p.payload)) firstSeen.set(p.payload, p.sentAt);
-      captured.push(p);
     });
     const attackerCrypto = createCryptoProvider({ name: world.options.crypto ?? 'node', random: world.rng.randomSource('attacker') });
     const stealAt = world.rng.fork('plan/steal').range(300, 800) * S;
@@ -212,7 +209,6 @@ const keyCompromise: Scenario = {
         const recoveredAt = steps[1]!;
         const late = followed.filter((f) => f.sealedAt > recoveredAt);
         world.invariants.check(INVARIANTS.forwardSecrecy, late.length === 0, () => `attacker still reads frames sealed after recovery at ${recoveredAt}ms`);
-        void captured;
       },
     };
   },
