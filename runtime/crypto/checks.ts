@@ -38,9 +38,12 @@ export function checkAeadInputs(
 ): void {
   checkLength(key, 32, 'aead_bad_key');
   checkLength(nonce, nonceLength, 'aead_bad_nonce');
-  const dataTooLong = checkBytes(data, 'AEAD input').length > AEAD_MAX_PLAINTEXT_BYTES + (sealed ? 16 : 0);
-  if (dataTooLong || (aad !== undefined && checkBytes(aad, 'AAD').length > AEAD_MAX_PLAINTEXT_BYTES)) {
-    throw new CryptoError('aead_too_long', `AEAD plaintext and AAD must each be at most ${AEAD_MAX_PLAINTEXT_BYTES} bytes`);
+  const dataMax = AEAD_MAX_PLAINTEXT_BYTES + (sealed ? 16 : 0);
+  if (checkBytes(data, 'AEAD input').length > dataMax) {
+    throw new CryptoError('aead_too_long', `${sealed ? 'a sealed AEAD value' : 'an AEAD plaintext'} must be at most ${dataMax} bytes`);
+  }
+  if (aad !== undefined && checkBytes(aad, 'AAD').length > AEAD_MAX_PLAINTEXT_BYTES) {
+    throw new CryptoError('aead_too_long', `AEAD AAD must be at most ${AEAD_MAX_PLAINTEXT_BYTES} bytes`);
   }
 }
 

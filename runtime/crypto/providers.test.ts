@@ -2,6 +2,7 @@ import t from 'tap';
 import { CryptoError } from '../errors.ts';
 import { AEAD_MAX_PLAINTEXT_BYTES, createCryptoProvider, providers, PROVIDER_ENV, seededRandom } from './index.ts';
 import { hchacha20 } from './hchacha20.ts';
+import { checkAeadInputs } from './checks.ts';
 import { LruCache } from './lru.ts';
 import type { CryptoProvider } from './provider.ts';
 import { hex, toHexString } from './vector-files.ts';
@@ -135,7 +136,8 @@ t.test('input refusals: the same stable CryptoError code in both providers, no s
 });
 
 t.test('AEAD inputs past OpenSSL\'s int lengths: aead_too_long from both providers; the longest plaintext seals', async (t) => {
-  // One 2 GiB array (untouched pages cost no memory), viewed at each length around the limits.
+  // One 2 GiB array, viewed at each length around the limits (its pages, never written, cost no
+  // memory; the one seal at the limit below writes a 2 GiB output).
   const big = new Uint8Array(2 ** 31);
   const plaintextTooLong = big.subarray(0, AEAD_MAX_PLAINTEXT_BYTES + 1);
   const sealedTooLong = big.subarray(0, AEAD_MAX_PLAINTEXT_BYTES + 17);
@@ -152,6 +154,11 @@ t.test('AEAD inputs past OpenSSL\'s int lengths: aead_too_long from both provide
     ];
     for (const [what, call] of calls) t.throws(call, { code: 'aead_too_long' }, `${crypto.name}: ${what} one byte too long`);
   }
+  // A sealed value may be a tag longer than a plaintext: at exactly that length it passes the
+  // check (opening 2 GiB to prove it end to end would take seconds per provider).
+  const sealedAtLimit = big.subarray(0, AEAD_MAX_PLAINTEXT_BYTES + 16);
+  t.doesNotThrow(() => checkAeadInputs(ok32, n12, 12, sealedAtLimit, undefined, true), 'a sealed value of the longest plaintext plus its tag');
+  t.throws(() => checkAeadInputs(ok32, n12, 12, sealedAtLimit, undefined, false), { code: 'aead_too_long' }, 'the same length as a plaintext');
   // At the limit itself OpenSSL's cipher (the node provider) must still take it: the limit is not
   // looser than OpenSSL's ints. (Sealing only: opening 2 GiB again would double the test's time.)
   const node = createCryptoProvider({ name: 'node' });

@@ -15,7 +15,13 @@ t.test('the skew shows: tokens expire mid-run in most seeds, and a gateway clock
       ...base,
       async setup(world) {
         const plan = await base.setup(world);
-        return { ...plan, final: () => { for (const c of plan.sys.truth.calls.values()) outcomes.add(c.reason ?? c.outcome ?? ''); } };
+        return {
+          ...plan,
+          async final() {
+            await plan.final?.();
+            for (const c of plan.sys.truth.calls.values()) outcomes.add(c.reason ?? c.outcome ?? '');
+          },
+        };
       },
     };
     t.ok((await runScenario(recording, seed)).ok, `seed ${seed} passes`);

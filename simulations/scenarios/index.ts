@@ -254,9 +254,9 @@ const tokenRevoked: Scenario = {
   async setup(world) {
     const sys = await buildSystem(world, base({ agents: 3, insiders: 1, callMeanMs: CALL_MEAN_MS / 2 }));
     world.network.configure(GATEWAY, UPSTREAM, { baseMs: 20, jitterMeanMs: 30 });
-    // Revoked the moment one of the victim's calls reaches the (slow) upstream after a random
-    // time, so a call on the token is in flight in every seed: its answer comes back after the
-    // revocation, and the victim's next calls meet it at the gateway.
+    // Revoked the moment the gateway sends one of the victim's calls to the (slow) upstream,
+    // after a random time, so a call on the token is in flight in every seed: its answer comes
+    // back after the revocation, and the victim's next calls meet it at the gateway.
     const victim = sys.tokens.get('agent-0')!;
     const armAt = world.rng.fork('plan/revoke').range(200, 900) * S;
     let revoked = false;
@@ -267,7 +267,7 @@ const tokenRevoked: Scenario = {
     };
     world.network.tap((p) => {
       if (revoked || p.type !== 'mcp.call' || world.scheduler.now < armAt || !p.payload.includes('"callId":"agent-0:')) return;
-      revoke(`call ${(JSON.parse(p.payload) as { callId: string }).callId} of the token's agent is at the upstream`);
+      revoke(`call ${(JSON.parse(p.payload) as { callId: string }).callId} of the token's agent is on its way to the upstream`);
     });
     // Should the victim make no call after armAt, the token is revoked at the end of the load.
     world.plan(LOAD_MS, 'revoke token (no call in flight)', () => revoke('no call of the token was in flight'));
@@ -281,8 +281,9 @@ const clockSkew: Scenario = {
   async setup(world) {
     const r = world.rng.fork('plan/skew');
     for (const n of [GATEWAY, AUDITOR, 'redis', 'issuer', 'agent-0', 'agent-1', 'agent-2']) world.skew.set(n, r.range(-3000, 3000));
-    // Tokens expire within the load in every seed, and their nbf is their issuance: a gateway
-    // clock behind the issuer's (half the seeds) refuses them as not yet valid at first.
+    // Tokens expire within the load in most seeds (a gateway clock far behind the issuer's may
+    // not reach their exp), and their nbf is their issuance: a gateway clock behind the
+    // issuer's refuses them as not yet valid at first.
     const sys = await buildSystem(world, base({ tokenTtlMs: r.range(500, 900) * S, nbfLeewayMs: 0 }));
     world.plan(r.range(200, 900) * S, 'gateway clock jumps', () => {
       const jump = r.range(-2000, 2000);

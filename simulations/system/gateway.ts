@@ -252,6 +252,7 @@ export class SimGateway implements SimNode {
       append: (event) => {
         if (event.kind === 'request' && event.decision === 'allow' && event.tool !== undefined) {
           this.truth.allowedCalls.push({ agent: c.peer, tool: event.tool, at: world.scheduler.now });
+          // Every tool call here costs CALL_COST against a budget, so both limits must have said yes.
           world.invariants.check(INVARIANTS.limitsFailClosed, limits.granted(), () => `call ${callId} was allowed without a grant of its rate limit and budget from a reachable store`);
         }
         const key = `${event.kind}:${event.msg_hash}:${event.decision ?? ''}:${event.reason ?? ''}`;
@@ -332,8 +333,6 @@ export class SimGateway implements SimNode {
     }
     const secret = await this.vault.get(this.config.credentialRef);
     const req: ForwardRequest = { callId, msgHash, tool, args, credential: secret ? fromUtf8(secret) : '', decision };
-    // Durable before the call leaves: a restart must know it may have reached the upstream.
-    this.disk.commit({ [`fwd:${callId}`]: '1' });
     try {
       return await this.breaker.fire(req);
     } catch (err) {
@@ -347,6 +346,9 @@ export class SimGateway implements SimNode {
   private callUpstream(req: ForwardRequest): Promise<ForwardResponse> {
     return new Promise((resolve, reject) => {
       this.upstreamWaiters.set(req.callId, (r) => (r.ok ? resolve(r) : reject(new Error(r.error ?? 'upstream_error'))));
+      // Durable before the call leaves (and only for a call that leaves: the breaker may refuse
+      // it first): a restart must know it may have reached the upstream.
+      this.disk.commit({ [`fwd:${req.callId}`]: '1' });
       this.world.network.send(this.name, UPSTREAM, 'mcp.call', JSON.stringify(req));
     });
   }

@@ -85,16 +85,19 @@ export class Truth {
   }
 
   /**
+   * The gateway has learned that `tokenId` is revoked: everything decided from now on must
+   * refuse it. A second revocation of the same token changes nothing.
+   */
+  revoked(tokenId: string): void {
+    if (!this.revokedAt.has(tokenId)) this.revokedAt.set(tokenId, this.order++);
+  }
+
+  /**
    * What the oracle judges an allow decision on, from the simulator's own records: who really
    * sent the request (an attempt at a call, agent.ts), the token they really presented, and the gateway's clock as the
    * simulator reads it. Never the inputs the pipeline handed to the checker: a pipeline bug in
    * those (a stale clock, the wrong session) would be shared by an oracle that trusted them.
    */
-  /** The gateway has learned that `tokenId` is revoked (everything decided from now on must refuse it). */
-  revoked(tokenId: string): void {
-    this.revokedAt.set(tokenId, this.order++);
-  }
-
   decisionFor(requestId: string, gatewayNowMs: number): Decision {
     const c = this.calls.get(callIdOfAttempt(requestId));
     return { tokenId: c?.tokenId, sessionDid: c?.agentDid ?? '(no such call)', nowMs: gatewayNowMs, order: this.order++ };
