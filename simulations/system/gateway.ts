@@ -21,10 +21,10 @@ import type { KeyPair } from '../../runtime/crypto/provider.ts';
 import { INVARIANTS } from '../invariants.ts';
 import type { Packet } from '../network.ts';
 import type { SimRedis } from '../limits.ts';
-import { failOpenLimits, sharedLimits, watchedLimits, type LimitPorts } from './limit-ports.ts';
 import { SimDisk } from '../storage.ts';
 import type { SimNode, World } from '../world.ts';
 import { AUDITOR } from './auditor.ts';
+import { failOpenLimits, sharedLimits, watchedLimits, type LimitPorts } from './limit-ports.ts';
 import { noteRatchetKeys } from './ratchet-keys.ts';
 import type { Truth } from './truth.ts';
 import { UPSTREAM, type ForwardRequest, type ForwardResponse } from './upstream.ts';
@@ -327,7 +327,8 @@ export class SimGateway implements SimNode {
   }
 
   private async forward(callId: string, msgHash: string, tool: string, args: Record<string, unknown>, decision: ForwardRequest['decision']): Promise<ForwardResponse | null> {
-    // BROKEN (test-only): a call sent before a crash is sent again after the restart.
+    // Sent in an earlier life, it may have run: never sent twice. (BROKEN, test-only:
+    // resend-after-restart sends it again.)
     if (this.disk.get(`fwd:${callId}`) !== undefined && this.world.broken !== 'resend-after-restart') {
       throw new Error('the gateway restarted after sending this call to the upstream, which may have run it: it is not sent twice');
     }
