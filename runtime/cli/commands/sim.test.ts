@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { decodeTrace } from '../../inspect/trace.ts';
 import type { CliContext } from '../command.ts';
 import { runCli } from '../main.ts';
-import { defaultTracePath, simCommands } from './sim.ts';
+import { defaultTracePath, MAX_SWEEP_JOBS, MIN_RUNS_PER_THREAD, simCommands, SWEEP_THREAD_BYTES, sweepJobs } from './sim.ts';
+import { UsageError } from '../command.ts';
 
 function capture(cwd: string) {
   const out: string[] = [];
@@ -117,3 +118,17 @@ t.test('usage errors exit 2', async (t) => {
     t.equal(await runCli(argv, io.ctx, simCommands), 2, argv.join(' '));
   }
 });
+
+t.test('--jobs: no more threads than the free memory holds, whether asked for or by default', async (t) => {
+  const runs = 100 * MIN_RUNS_PER_THREAD;
+  const free = 10.5 * SWEEP_THREAD_BYTES; // room for 10 threads
+  t.equal(sweepJobs('10', runs, free, 64), 10, 'as many as fit');
+  t.throws(() => sweepJobs('11', runs, free, 64), { name: 'UsageError', message: /--jobs 11 needs about 2\.1 GB \(192 MB a thread\) and 2\.0 GB is free: at most 10 here/ }, 'one more is refused, with the arithmetic');
+  t.equal(sweepJobs(undefined, runs, free, 64), 10, 'the default stays within memory on a machine with more cores');
+  t.equal(sweepJobs(undefined, runs, 0, 64), 1, 'and falls back to one thread without any');
+  t.equal(sweepJobs('1', runs, 0, 64), 1, 'one thread is always allowed');
+  t.equal(sweepJobs(undefined, runs, 1e15, 4), 4, 'with memory to spare: one per core');
+  t.equal(sweepJobs(undefined, MIN_RUNS_PER_THREAD, 1e15, 4), 1, 'and one per MIN_RUNS_PER_THREAD runs');
+  t.throws(() => sweepJobs(String(MAX_SWEEP_JOBS + 1), runs, 1e15, 4), UsageError, 'never past MAX_SWEEP_JOBS');
+});
+

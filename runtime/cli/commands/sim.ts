@@ -1,5 +1,5 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
-import { availableParallelism } from 'node:os';
+import { availableParallelism, freemem } from 'node:os';
 import { dirname, resolve } from 'node:path';
 import { optionalString, output, UsageError, type CliCommand, type CliContext, type OptionValues } from '../command.ts';
 import { progressBar } from '../progress.ts';
@@ -16,8 +16,13 @@ import { BROKEN_VARIANTS, type BrokenVariant } from '../../../simulations/world.
 export const TRACE_DIR = 'sim-traces';
 /** Seeds one sweep may ask for (per scenario). */
 export const MAX_SWEEP_SEEDS = 1_000_000;
-/** Worker threads one sweep may ask for. */
+/** Worker threads one sweep may ask for (fewer when the free memory would not hold them). */
 export const MAX_SWEEP_JOBS = 256;
+/**
+ * Memory a sweep thread is counted at: each holds a whole runtime with its TypeScript loaded
+ * (130-150 MB measured, with 4 and 8 threads sweeping partition), with a margin.
+ */
+export const SWEEP_THREAD_BYTES = 192 * 1024 * 1024;
 /**
  * Runs a worker thread must get before the default gives it one: a thread spends 1-3 s loading
  * TypeScript before its first run (40-60 runs' worth, measured on 2-core hosts), so smaller
@@ -35,11 +40,21 @@ function seedOption(options: OptionValues, name: string, fallback?: number): num
   return Number(raw);
 }
 
-function jobsOption(options: OptionValues, runs: number): number {
-  const raw = optionalString(options, 'jobs');
-  if (raw === undefined) return Math.max(1, Math.min(availableParallelism(), MAX_SWEEP_JOBS, Math.floor(runs / MIN_RUNS_PER_THREAD)));
+/**
+ * The sweep's thread count from `--jobs` (raw; undefined: the default) for `runs` runs, given
+ * the machine's free memory: a count whose threads would not fit is refused, not tried (the
+ * process would be killed for it, far into the sweep).
+ */
+export function sweepJobs(raw: string | undefined, runs: number, freeBytes: number, cores: number = availableParallelism()): number {
+  const fit = Math.max(1, Math.floor(freeBytes / SWEEP_THREAD_BYTES));
+  if (raw === undefined) return Math.max(1, Math.min(cores, MAX_SWEEP_JOBS, fit, Math.floor(runs / MIN_RUNS_PER_THREAD)));
   if (!/^[1-9][0-9]*$/.test(raw) || Number(raw) > MAX_SWEEP_JOBS) throw new UsageError(`--jobs must be 1..${MAX_SWEEP_JOBS}`);
-  return Number(raw);
+  const jobs = Number(raw);
+  if (jobs > fit) {
+    const gb = (bytes: number) => (bytes / 2 ** 30).toFixed(1);
+    throw new UsageError(`--jobs ${jobs} needs about ${gb(jobs * SWEEP_THREAD_BYTES)} GB (${SWEEP_THREAD_BYTES / 2 ** 20} MB a thread) and ${gb(freeBytes)} GB is free: at most ${fit} here`);
+  }
+  return jobs;
 }
 
 function brokenOption(options: OptionValues): BrokenVariant | undefined {
@@ -163,7 +178,7 @@ export const simCommands: CliCommand[] = [
       { name: 'seeds', type: 'string', description: 'seeds per scenario', default: '100' },
       { name: 'from', type: 'string', description: 'first seed', default: '1' },
       { name: 'first-failure', type: 'boolean', description: "stop each scenario's sweep at its first failure" },
-      { name: 'jobs', type: 'string', description: `worker threads, 1..${MAX_SWEEP_JOBS} (default: the machine's parallelism, at most one per ${MIN_RUNS_PER_THREAD} runs); results do not depend on it` },
+      { name: 'jobs', type: 'string', description: `worker threads, 1..${MAX_SWEEP_JOBS}, as many as the free memory holds at ${SWEEP_THREAD_BYTES / 2 ** 20} MB each (default: the machine's parallelism, at most one per ${MIN_RUNS_PER_THREAD} runs); results do not depend on it` },
       ...SHARED_OPTIONS,
     ],
     async run({ options, positionals }, ctx) {
@@ -176,7 +191,7 @@ export const simCommands: CliCommand[] = [
       const variant = variantOptions(options);
       const total = (target === 'all' ? SCENARIOS.length : 1) * seeds;
       // More threads than runs would only start idle threads.
-      const jobs = Math.min(jobsOption(options, total), total);
+      const jobs = Math.min(sweepJobs(optionalString(options, 'jobs'), total, freemem()), total);
       const bar = progressBar(ctx, 'sim sweep', total);
       const r = await sweep(target === 'all' ? 'all' : [target], {
         seeds,
