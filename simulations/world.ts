@@ -19,15 +19,7 @@ import { TraceWriter } from './trace-writer.ts';
  * safety step from the simulated composition, and the sweep must find it. Passed in the run
  * options of one run; never a global switch, never read by production code.
  */
-export type BrokenVariant =
-  | 'forward-before-audit'
-  | 'non-transactional-decrypt'
-  | 'skip-sub-check'
-  | 'plaintext-frames'
-  | 'shared-limits'
-  | 'resend-after-restart'
-  | 'limits-fail-open';
-export const BROKEN_VARIANTS: readonly BrokenVariant[] = [
+export const BROKEN_VARIANTS = [
   'forward-before-audit',
   'non-transactional-decrypt',
   'skip-sub-check',
@@ -35,7 +27,8 @@ export const BROKEN_VARIANTS: readonly BrokenVariant[] = [
   'shared-limits',
   'resend-after-restart',
   'limits-fail-open',
-];
+] as const;
+export type BrokenVariant = (typeof BROKEN_VARIANTS)[number];
 
 export interface WorldOptions {
   scenario: string;
